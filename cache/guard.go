@@ -1,0 +1,54 @@
+package cache
+
+import (
+	"math/rand/v2"
+	"runtime"
+	"sync/atomic"
+)
+
+// closeGuard lets many goroutines use a resource while one goroutine waits to
+// close it. It is an RWMutex whose read side is spread over padded slots, so
+// readers on different cores do not contend on one cache line: on the Get hit
+// path a sync.RWMutex cost the store about two thirds of ristretto's
+// throughput in BenchmarkStoreGet on two cores.
+//
+// Readers increment a slot and then check closing; close sets closing and then
+// waits for every slot to drain. Go's atomics are sequentially consistent, so
+// either the reader sees closing (and backs out) or close sees the reader's
+// increment (and waits for it).
+type closeGuard struct {
+	closing atomic.Bool
+	slots   [guardSlots]paddedCounter
+}
+
+const guardSlots = 16
+
+type paddedCounter struct {
+	n atomic.Int64
+	_ [56]byte
+}
+
+// enter registers a reader; ok is false once close has started.
+func (g *closeGuard) enter() (slot uint32, ok bool) {
+	slot = rand.Uint32() % guardSlots
+	g.slots[slot].n.Add(1)
+	if g.closing.Load() {
+		g.slots[slot].n.Add(-1)
+		return 0, false
+	}
+	return slot, true
+}
+
+func (g *closeGuard) exit(slot uint32) { g.slots[slot].n.Add(-1) }
+
+// close refuses new readers and waits for the current ones to exit. Readers
+// hold the guard for the length of one store call (microseconds), so yielding
+// in a loop is enough.
+func (g *closeGuard) close() {
+	g.closing.Store(true)
+	for i := range g.slots {
+		for g.slots[i].n.Load() != 0 {
+			runtime.Gosched()
+		}
+	}
+}
