@@ -1,0 +1,370 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/distcache/distcache/cluster"
+	"github.com/distcache/distcache/cluster/transport"
+	"github.com/distcache/distcache/discovery"
+	"github.com/distcache/distcache/keyspace"
+)
+
+// Engine lifecycle states.
+const (
+	stateNew int32 = iota
+	stateStarting
+	stateRunning
+	stateStopping
+	stateStopped
+)
+
+// Engine is one node of a distcache cluster. Create it with New, then Start
+// it; every method is safe for concurrent use. See the package doc for the
+// read and write paths.
+type Engine struct {
+	cfg Config // validated copy; never written after New
+	log *slog.Logger
+
+	state atomic.Int32
+	// keyspaces is the current immutable keyspace snapshot.
+	keyspaces atomic.Pointer[ksTable]
+	// ksMu serialises keyspace changes (UpdateKeySpace, DeleteKeySpace).
+	ksMu sync.Mutex
+
+	cl  *cluster.Cluster
+	obs *observer
+
+	// base is cancelled by Stop: background loops and in-flight loads end.
+	base   context.Context
+	cancel context.CancelFunc
+	// spawnMu guards stopping against wg.Add after Stop began waiting.
+	spawnMu  sync.Mutex
+	stopping bool
+	wg       sync.WaitGroup
+
+	stopOnce sync.Once
+	stopErr  error
+	stopped  chan struct{}
+}
+
+// New validates cfg (every invalid field is reported, each naming the field
+// and keyspace, wrapped in ErrInvalidConfig) and returns an engine that is
+// not started yet. It binds no port; Start does.
+func New(cfg *Config) (*Engine, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	e := &Engine{cfg: *cfg, stopped: make(chan struct{})}
+	e.cfg.KeySpaces = append([]keyspace.KeySpace(nil), cfg.KeySpaces...)
+	e.log = cfg.Logger
+	if e.log == nil {
+		e.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	obs, err := newObserver(cfg.MeterProvider, cfg.TracerProvider)
+	if err != nil {
+		return nil, fmt.Errorf("%w: observability: %w", ErrInvalidConfig, err)
+	}
+	e.obs = obs
+	table := ksTable{}
+	for _, ks := range e.cfg.KeySpaces {
+		s, _ := e.cfg.settingsFor(ks) // validated above
+		st, err := newKSState(ks, s, e.log)
+		if err != nil {
+			table.close()
+			return nil, fmt.Errorf("%w: keyspace %q: %w", ErrInvalidConfig, ks.Name(), err)
+		}
+		table[ks.Name()] = st
+	}
+	e.keyspaces.Store(&table)
+	e.base, e.cancel = context.WithCancel(context.Background())
+	return e, nil
+}
+
+func (t ksTable) close() {
+	for _, st := range t {
+		st.store.Close()
+	}
+}
+
+// Start binds the node's port, starts the discovery provider, and joins the
+// discovered peers until the cluster has MinimumPeersQuorum members or
+// BootstrapTimeout passes (ErrClusterQuorum). With the default quorum of 1 a
+// node starts alone at once even while its seeds are not up, and later nodes
+// join it. After Start, the provider is polled every DiscoveryInterval and
+// newly found peers are joined, so that late nodes and healed partitions
+// merge. A failed Start releases everything; the engine is then stopped.
+func (e *Engine) Start(ctx context.Context) error {
+	if !e.state.CompareAndSwap(stateNew, stateStarting) {
+		if e.state.Load() >= stateStopping {
+			return ErrEngineStopped
+		}
+		return ErrEngineStarted
+	}
+	if err := e.start(ctx); err != nil {
+		e.state.Store(stateStopping)
+		e.shutdown(context.Background(), false)
+		return err
+	}
+	e.state.Store(stateRunning)
+	e.spawn(e.discoveryLoop)
+	return nil
+}
+
+func (e *Engine) start(ctx context.Context) error {
+	ccfg := cluster.DefaultConfig()
+	ccfg.NodeName = e.cfg.NodeName
+	ccfg.BindAddr = e.cfg.BindAddr
+	ccfg.BindPort = e.cfg.BindPort
+	ccfg.AdvertiseAddr = e.cfg.AdvertiseAddr
+	ccfg.AdvertisePort = e.cfg.AdvertisePort
+	ccfg.Label = e.cfg.Label
+	ccfg.SecretKey = e.cfg.GossipSecret
+	if e.cfg.TLS != nil {
+		ccfg.ServerTLS, ccfg.ClientTLS = e.cfg.TLS.ServerTLS, e.cfg.TLS.ClientTLS
+	}
+	ccfg.PartitionCount = e.cfg.PartitionCount
+	ccfg.Logger = e.log
+	ccfg.Handler = transport.HandlerFunc(e.serveRPC)
+	ccfg.OnRingChange = e.onRingChange
+	for _, tweak := range e.cfg.clusterTweaks {
+		tweak(&ccfg)
+	}
+	cl, err := cluster.New(ccfg)
+	if err != nil {
+		return fmt.Errorf("distcache: start cluster: %w", err)
+	}
+	e.cl = cl
+	self := cl.Self()
+	e.log = e.log.With("node", self.Name)
+	if err := e.cfg.Provider.Start(ctx, discovery.Self{Name: self.Name, Addr: self.Addr}); err != nil {
+		return fmt.Errorf("distcache: start discovery: %w", err)
+	}
+	return e.bootstrap(ctx)
+}
+
+// bootstrap joins discovered peers until the quorum is met.
+func (e *Engine) bootstrap(ctx context.Context) error {
+	deadline := time.NewTimer(e.cfg.BootstrapTimeout)
+	defer deadline.Stop()
+	var lastErr error
+	for {
+		if err := e.discoverAndJoin(ctx); err != nil {
+			lastErr = err
+		}
+		n := e.cl.NumMembers()
+		if n >= e.cfg.MinimumPeersQuorum {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("distcache: start: %w", ctx.Err())
+		case <-deadline.C:
+			return fmt.Errorf("%w: %d of %d members after %v (last error: %v)",
+				ErrClusterQuorum, n, e.cfg.MinimumPeersQuorum, e.cfg.BootstrapTimeout, lastErr)
+		case <-time.After(e.cfg.JoinRetryInterval):
+		}
+	}
+}
+
+// discoverAndJoin asks the provider for peers and joins every address that
+// is not already a member (joining through every node, not one seed,
+// converges deterministically).
+func (e *Engine) discoverAndJoin(ctx context.Context) error {
+	addrs, err := e.cfg.Provider.DiscoverPeers(ctx)
+	if err != nil {
+		return fmt.Errorf("discover peers: %w", err)
+	}
+	known := map[string]bool{}
+	for _, m := range e.cl.Members() {
+		known[m.Addr] = true
+	}
+	var todo []string
+	for _, a := range addrs {
+		if !known[a] { // the cluster filters out our own address
+			todo = append(todo, a)
+		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	if _, err := e.cl.Join(ctx, todo); err != nil {
+		e.log.Debug("join", "peers", todo, "err", err)
+		return err
+	}
+	return nil
+}
+
+// discoveryLoop re-discovers and re-joins peers periodically, after a random
+// first delay so that nodes started together do not poll in lockstep.
+func (e *Engine) discoveryLoop() {
+	d := e.cfg.DiscoveryInterval
+	timer := time.NewTimer(d/2 + rand.N(d/2+1))
+	defer timer.Stop()
+	for {
+		select {
+		case <-e.base.Done():
+			return
+		case <-timer.C:
+		}
+		ctx, cancel := context.WithTimeout(e.base, d)
+		if err := e.discoverAndJoin(ctx); err != nil && e.base.Err() == nil {
+			e.log.Debug("periodic discovery", "err", err)
+		}
+		cancel()
+		timer.Reset(d)
+	}
+}
+
+// spawn runs fn on an engine-owned goroutine, unless Stop has begun.
+func (e *Engine) spawn(fn func()) bool {
+	e.spawnMu.Lock()
+	defer e.spawnMu.Unlock()
+	if e.stopping {
+		return false
+	}
+	e.wg.Go(fn)
+	return true
+}
+
+// Stop leaves the cluster gracefully and releases everything: new calls fail
+// with ErrEngineStopped at once; requests forwarded to this node are drained
+// (peers meanwhile load locally); the node leaves (peers see it within about
+// a second and re-route its keys); the provider deregisters; in-flight loads
+// are cancelled; and every goroutine the engine started has exited when Stop
+// returns. The graceful part is bounded by ctx and ShutdownTimeout. Stop is
+// idempotent: later calls wait for the first and return its result.
+func (e *Engine) Stop(ctx context.Context) error {
+	e.stopOnce.Do(func() {
+		prev := e.state.Swap(stateStopping)
+		e.stopErr = e.shutdown(ctx, prev == stateRunning)
+		e.state.Store(stateStopped)
+		close(e.stopped)
+	})
+	<-e.stopped
+	return e.stopErr
+}
+
+// shutdown tears down in dependency order, running every step even when an
+// earlier one fails, and returns the joined errors.
+func (e *Engine) shutdown(ctx context.Context, graceful bool) error {
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.ShutdownTimeout)
+	defer cancel()
+	var errs []error
+	if e.cl != nil && graceful {
+		if err := e.cl.Transport().Drain(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("drain: %w", err))
+		}
+		leave := time.Until(deadlineOr(ctx, time.Now().Add(5*time.Second)))
+		if err := e.cl.Leave(max(min(leave, 5*time.Second), 0)); err != nil {
+			errs = append(errs, fmt.Errorf("leave: %w", err))
+		}
+	}
+	if e.cfg.Provider != nil && e.state.Load() != stateNew {
+		if err := e.cfg.Provider.Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("discovery stop: %w", err))
+		}
+	}
+	e.spawnMu.Lock()
+	e.stopping = true
+	e.spawnMu.Unlock()
+	e.cancel()
+	if e.cl != nil {
+		if err := e.cl.Shutdown(); err != nil {
+			errs = append(errs, fmt.Errorf("cluster shutdown: %w", err))
+		}
+	}
+	e.wg.Wait()
+	e.keyspaces.Load().close()
+	if len(errs) > 0 {
+		return fmt.Errorf("distcache: stop: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+func deadlineOr(ctx context.Context, def time.Time) time.Time {
+	if d, ok := ctx.Deadline(); ok {
+		return d
+	}
+	return def
+}
+
+// checkState returns nil while the engine is running.
+func (e *Engine) checkState() error {
+	switch e.state.Load() {
+	case stateRunning:
+		return nil
+	case stateNew, stateStarting:
+		return ErrEngineNotStarted
+	default:
+		return ErrEngineStopped
+	}
+}
+
+// Addr is the host:port peers reach this node at ("" before Start).
+func (e *Engine) Addr() string {
+	if e.cl == nil || e.state.Load() < stateRunning {
+		return ""
+	}
+	return e.cl.Self().Addr
+}
+
+// NodeName is this node's name in the cluster ("" before Start).
+func (e *Engine) NodeName() string {
+	if e.cl == nil || e.state.Load() < stateRunning {
+		return ""
+	}
+	return e.cl.Self().Name
+}
+
+// Members returns the cluster members in this node's current ring, sorted by
+// name (nil before Start).
+func (e *Engine) Members() []cluster.Member {
+	if e.checkState() != nil {
+		return nil
+	}
+	return e.cl.Ring().Members()
+}
+
+// Owner returns the member that owns key in this node's current ring.
+func (e *Engine) Owner(key string) (cluster.Member, error) {
+	if err := e.checkState(); err != nil {
+		return cluster.Member{}, err
+	}
+	return e.cl.Ring().Owner(key), nil
+}
+
+// Cluster exposes the underlying cluster for diagnostics and tests (ring,
+// transport stats, partition hooks). Nil before Start.
+func (e *Engine) Cluster() *cluster.Cluster { return e.cl }
+
+// keyspace resolves a name in the current snapshot.
+func (e *Engine) keyspace(name string) (*ksState, error) {
+	if st := (*e.keyspaces.Load())[name]; st != nil {
+		return st, nil
+	}
+	return nil, fmt.Errorf("%w: %q", ErrKeySpaceNotFound, name)
+}
+
+func (e *Engine) checkKey(key string) error {
+	switch {
+	case key == "":
+		return ErrEmptyKey
+	case len(key) > e.cfg.MaxKeyBytes:
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrKeyTooLarge, len(key), e.cfg.MaxKeyBytes)
+	}
+	return nil
+}
+
+// onRingChange runs on the cluster's rebuild goroutine after each swap.
+func (e *Engine) onRingChange(prev, next *cluster.Ring) {
+	e.log.Info("ring changed", "members", next.Len(), "fingerprint", strconv.FormatUint(next.Fingerprint(), 16))
+}

@@ -1,0 +1,109 @@
+package engine
+
+import (
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/distcache/distcache/cache"
+	"github.com/distcache/distcache/keyspace"
+)
+
+// ksState is one keyspace on this node: its definition, resolved settings,
+// local store, in-flight loads and DataSource protection. It is immutable
+// except for the store contents, the flight tables and the counters; replacing
+// a keyspace (UpdateKeySpace) builds a new ksState.
+type ksState struct {
+	name     string
+	ks       keyspace.KeySpace
+	settings keyspace.Settings
+	store    *cache.Store
+	protect  *protection
+
+	// loads coalesces DataSource fetches per key (owner side); forwards
+	// coalesces forwarded Gets per key (caller side).
+	loads    flightTable
+	forwards flightTable
+
+	stats ksCounters
+}
+
+func newKSState(ks keyspace.KeySpace, s keyspace.Settings, log *slog.Logger) (*ksState, error) {
+	store, err := cache.New(cache.Config{MaxBytes: s.MaxBytes, RetainExpired: s.MaxStale})
+	if err != nil {
+		return nil, err
+	}
+	st := &ksState{
+		name:     ks.Name(),
+		ks:       ks,
+		settings: s,
+		store:    store,
+		protect:  newProtection(ks.Name(), s, log),
+	}
+	st.loads.init()
+	st.forwards.init()
+	return st, nil
+}
+
+// ksTable is an immutable snapshot of the keyspaces, swapped atomically.
+type ksTable map[string]*ksState
+
+func (t ksTable) names() []string {
+	out := make([]string, 0, len(t))
+	for n := range t {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// flightTable holds the in-flight operations of one kind, per key, behind
+// striped locks. The stripe lock also orders a key's writes: Put and Delete
+// take it, supersede the key's in-flight load, and change the store while
+// holding it, and a finishing load stores its value under it only if it was
+// not superseded. So a load that started before a Put can never overwrite it.
+type flightTable struct {
+	stripes [flightStripes]flightStripe
+}
+
+const flightStripes = 64
+
+type flightStripe struct {
+	mu      sync.Mutex // guards flights
+	flights map[string]*flight
+	_       [40]byte
+}
+
+func (t *flightTable) init() {
+	for i := range t.stripes {
+		t.stripes[i].flights = map[string]*flight{}
+	}
+}
+
+func (t *flightTable) stripe(key string) *flightStripe {
+	return &t.stripes[xxhash.Sum64String(key)%flightStripes]
+}
+
+// flight is one in-flight load or forward of a key. Waiters block on done;
+// val and err are written once before done is closed.
+type flight struct {
+	done chan struct{}
+	val  []byte // shared by all waiters: each copies before returning it
+	err  error
+	// superseded is set (under the stripe lock) by a Put or Delete of the key
+	// while the flight runs: its result must not be stored.
+	superseded bool
+	waiters    atomic.Int32
+}
+
+// ksCounters are the per-keyspace statistics of this node.
+type ksCounters struct {
+	gets, hits, misses, negativeHits          atomic.Int64
+	fetches, fetchErrors, loadsDeduped        atomic.Int64
+	forwarded, forwardsDeduped, forwardErrors atomic.Int64
+	served, degraded, staleServed             atomic.Int64
+	puts, deletes, rejected                   atomic.Int64
+	rateLimited, circuitOpen                  atomic.Int64
+}

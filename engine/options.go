@@ -1,0 +1,169 @@
+package engine
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/distcache/distcache/cluster"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// WithNodeName sets the node's stable name (default: hostname + random suffix).
+func WithNodeName(name string) Option { return func(c *Config) { c.NodeName = name } }
+
+// WithBindAddr sets the IP address to listen on (default "0.0.0.0").
+func WithBindAddr(host string) Option { return func(c *Config) { c.BindAddr = host } }
+
+// WithBindPort sets the gossip+data port (default 7946; 0 picks a free port,
+// reported by Engine.Addr).
+func WithBindPort(port int) Option { return func(c *Config) { c.BindPort = port } }
+
+// WithAdvertiseAddr sets the address and port peers use to reach this node
+// (port 0: the bound port).
+func WithAdvertiseAddr(host string, port int) Option {
+	return func(c *Config) { c.AdvertiseAddr, c.AdvertisePort = host, port }
+}
+
+// WithLabel sets the cluster label (default "distcache"); nodes with
+// different labels never merge.
+func WithLabel(label string) Option { return func(c *Config) { c.Label = label } }
+
+// WithGossipSecret enables gossip encryption with a 16, 24 or 32 byte key.
+func WithGossipSecret(secret []byte) Option {
+	return func(c *Config) { c.GossipSecret = append([]byte(nil), secret...) }
+}
+
+// WithTLS enables TLS (mTLS when ServerTLS requires client certificates) on
+// the data connections between nodes.
+func WithTLS(info *TLSInfo) Option { return func(c *Config) { c.TLS = info } }
+
+// WithPartitionCount sets the ring's partition count (default 271); every
+// node must use the same. Keep it >= 10x the largest cluster size.
+func WithPartitionCount(n int) Option { return func(c *Config) { c.PartitionCount = n } }
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option { return func(c *Config) { c.Logger = l } }
+
+// WithBootstrapTimeout bounds Start's wait for the quorum (default 30 s).
+func WithBootstrapTimeout(d time.Duration) Option {
+	return func(c *Config) { c.BootstrapTimeout = d }
+}
+
+// WithJoinRetryInterval sets the pause between join attempts in Start
+// (default 1 s).
+func WithJoinRetryInterval(d time.Duration) Option {
+	return func(c *Config) { c.JoinRetryInterval = d }
+}
+
+// WithDiscoveryInterval sets how often peers are re-discovered and re-joined
+// after Start (default 30 s).
+func WithDiscoveryInterval(d time.Duration) Option {
+	return func(c *Config) { c.DiscoveryInterval = d }
+}
+
+// WithMinimumPeersQuorum sets how many members (self included) Start waits
+// for (default 1).
+func WithMinimumPeersQuorum(n int) Option { return func(c *Config) { c.MinimumPeersQuorum = n } }
+
+// WithShutdownTimeout bounds Stop's graceful phase (default 30 s).
+func WithShutdownTimeout(d time.Duration) Option {
+	return func(c *Config) { c.ShutdownTimeout = d }
+}
+
+// WithReadTimeout sets the engine default read deadline (default 5 s).
+func WithReadTimeout(d time.Duration) Option { return func(c *Config) { c.ReadTimeout = d } }
+
+// WithWriteTimeout sets the engine default write deadline (default 5 s).
+func WithWriteTimeout(d time.Duration) Option { return func(c *Config) { c.WriteTimeout = d } }
+
+// WithMaxKeyBytes bounds key length (default 4 KiB, at most 64 KiB).
+func WithMaxKeyBytes(n int) Option { return func(c *Config) { c.MaxKeyBytes = n } }
+
+// WithMaxValueBytes bounds value length (default 8 MiB).
+func WithMaxValueBytes(n int) Option { return func(c *Config) { c.MaxValueBytes = n } }
+
+// WithRateLimiter limits DataSource fetches of every keyspace (per node and
+// per keyspace); WithKeySpaceRateLimiter overrides it.
+func WithRateLimiter(cfg RateLimitConfig) Option { return func(c *Config) { c.RateLimit = &cfg } }
+
+// WithCircuitBreaker guards every keyspace's DataSource with a circuit
+// breaker (per node and per keyspace); WithKeySpaceCircuitBreaker overrides it.
+func WithCircuitBreaker(cfg CircuitBreakerConfig) Option {
+	return func(c *Config) { c.CircuitBreaker = &cfg }
+}
+
+// WithMetrics enables OpenTelemetry metrics from mp (nil: the global provider).
+func WithMetrics(mp metric.MeterProvider) Option {
+	return func(c *Config) {
+		if mp == nil {
+			mp = globalMeterProvider()
+		}
+		c.MeterProvider = mp
+	}
+}
+
+// WithTracing enables OpenTelemetry spans from tp (nil: the global provider).
+func WithTracing(tp trace.TracerProvider) Option {
+	return func(c *Config) {
+		if tp == nil {
+			tp = globalTracerProvider()
+		}
+		c.TracerProvider = tp
+	}
+}
+
+// WithClusterConfig adjusts the cluster (memberlist and transport) config
+// after the engine has filled it in: timings, transport limits, or
+// cluster.ProfileLocal for loopback tests. For experts; the engine's own
+// settings win where they overlap only if fn leaves them alone.
+func WithClusterConfig(fn func(*cluster.Config)) Option {
+	return func(c *Config) { c.clusterTweaks = append(c.clusterTweaks, fn) }
+}
+
+// WithKeySpaceMaxBytes overrides KeySpace.MaxBytes.
+func WithKeySpaceMaxBytes(name string, n int64) Option {
+	return func(c *Config) { c.keyspaceConfig(name).MaxBytes = n }
+}
+
+// WithKeySpaceDefaultTTL sets the TTL used when neither the Entry nor
+// KeySpace.ExpiresAt gives an expiry (default 0: never expire).
+func WithKeySpaceDefaultTTL(name string, d time.Duration) Option {
+	return func(c *Config) { c.keyspaceConfig(name).DefaultTTL = &d }
+}
+
+// WithKeySpaceReadTimeout overrides the engine read timeout for a keyspace.
+func WithKeySpaceReadTimeout(name string, d time.Duration) Option {
+	return func(c *Config) { c.keyspaceConfig(name).ReadTimeout = &d }
+}
+
+// WithKeySpaceWriteTimeout overrides the engine write timeout for a keyspace.
+func WithKeySpaceWriteTimeout(name string, d time.Duration) Option {
+	return func(c *Config) { c.keyspaceConfig(name).WriteTimeout = &d }
+}
+
+// WithKeySpaceWarmKeys lists keys that warmup always prefetches.
+func WithKeySpaceWarmKeys(name string, keys []string) Option {
+	return func(c *Config) { c.keyspaceConfig(name).WarmKeys = append([]string{}, keys...) }
+}
+
+// WithKeySpaceNegativeTTL remembers a DataSource ErrNotFound for d.
+func WithKeySpaceNegativeTTL(name string, d time.Duration) Option {
+	return func(c *Config) { c.keyspaceConfig(name).NegativeTTL = &d }
+}
+
+// WithKeySpaceStaleOnError serves an expired entry for up to maxStale past
+// its expiry when its refetch fails, is rate limited or meets an open breaker.
+func WithKeySpaceStaleOnError(name string, maxStale time.Duration) Option {
+	return func(c *Config) { c.keyspaceConfig(name).MaxStale = &maxStale }
+}
+
+// WithKeySpaceRateLimiter overrides the engine rate limiter for a keyspace.
+func WithKeySpaceRateLimiter(name string, cfg RateLimitConfig) Option {
+	return func(c *Config) { c.keyspaceConfig(name).RateLimit = &cfg }
+}
+
+// WithKeySpaceCircuitBreaker overrides the engine circuit breaker for a keyspace.
+func WithKeySpaceCircuitBreaker(name string, cfg CircuitBreakerConfig) Option {
+	return func(c *Config) { c.keyspaceConfig(name).CircuitBreaker = &cfg }
+}

@@ -1,0 +1,423 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/distcache/distcache/cache"
+	"github.com/distcache/distcache/cluster"
+	"github.com/distcache/distcache/cluster/transport"
+	"github.com/distcache/distcache/keyspace"
+)
+
+// Get returns the value of key in the named keyspace, loading it through the
+// keyspace's DataSource on a miss (once per key cluster-wide, on the key's
+// owner). A missing key gives an error for which errors.Is(err,
+// keyspace.ErrNotFound) holds, on every node. The returned slice is the
+// caller's own. The keyspace read timeout bounds the call.
+func (e *Engine) Get(ctx context.Context, ks, key string) ([]byte, error) {
+	if err := e.checkState(); err != nil {
+		return nil, err
+	}
+	st, err := e.keyspace(ks)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.checkKey(key); err != nil {
+		return nil, err
+	}
+	st.stats.gets.Add(1)
+	ring := e.cl.Ring()
+	owner := ring.Owner(key)
+	if owner.Name == e.cl.Self().Name {
+		// Fast path: a fresh local hit needs no context, span or timer.
+		if ent, ok := st.store.Get(key); ok && ent.Fresh(time.Now()) {
+			return st.hit(key, ent)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, st.settings.ReadTimeout)
+	defer cancel()
+	ctx, done := e.obs.start(ctx, "get", ks)
+	val, err := e.get(ctx, st, key, owner)
+	done(err)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.Clone(val), nil
+}
+
+// hit returns a copy of a fresh entry (or ErrNotFound for a remembered miss).
+func (st *ksState) hit(key string, ent cache.Entry) ([]byte, error) {
+	st.stats.hits.Add(1)
+	if ent.Negative {
+		st.stats.negativeHits.Add(1)
+		return nil, fmt.Errorf("%w: %q (cached)", keyspace.ErrNotFound, key)
+	}
+	return bytes.Clone(ent.Value), nil
+}
+
+// get serves key from its owner: this node, or one forwarded hop. The
+// result is shared (do not modify it).
+func (e *Engine) get(ctx context.Context, st *ksState, key string, owner cluster.Member) ([]byte, error) {
+	if owner.Name == e.cl.Self().Name {
+		return e.getLocal(ctx, st, key)
+	}
+	return e.forwardGet(ctx, st, key, owner)
+}
+
+// getLocal is the owner's read path: store, then a coalesced load.
+func (e *Engine) getLocal(ctx context.Context, st *ksState, key string) ([]byte, error) {
+	ent, ok := st.store.Get(key)
+	if ok && ent.Fresh(time.Now()) {
+		st.stats.hits.Add(1)
+		if ent.Negative {
+			st.stats.negativeHits.Add(1)
+			return nil, keyspace.ErrNotFound
+		}
+		return ent.Value, nil
+	}
+	st.stats.misses.Add(1)
+	var stale *cache.Entry
+	if ok && !ent.Negative && st.settings.MaxStale > 0 {
+		stale = &ent
+	}
+	return e.load(ctx, st, key, stale)
+}
+
+// load coalesces concurrent misses of key into one DataSource fetch that
+// runs on an engine goroutine: every waiter returns when the fetch ends or
+// its own ctx does, and one caller giving up does not cancel the fetch for
+// the others.
+//
+// The same reasoning as groupcache's load: between our store miss and taking
+// the stripe lock, another load or a Put may have filled the store, so we
+// look again under the lock before starting a flight.
+func (e *Engine) load(ctx context.Context, st *ksState, key string, stale *cache.Entry) ([]byte, error) {
+	s := st.loads.stripe(key)
+	s.mu.Lock()
+	f := s.flights[key]
+	if f == nil {
+		if ent, ok := st.store.Get(key); ok && ent.Fresh(time.Now()) {
+			s.mu.Unlock()
+			if ent.Negative {
+				return nil, keyspace.ErrNotFound
+			}
+			return ent.Value, nil
+		}
+		f = &flight{done: make(chan struct{})}
+		s.flights[key] = f
+		s.mu.Unlock()
+		if !e.spawn(func() { e.runLoad(st, key, f, stale) }) {
+			s.mu.Lock()
+			if s.flights[key] == f {
+				delete(s.flights, key)
+			}
+			s.mu.Unlock()
+			f.err = ErrEngineStopped
+			close(f.done)
+		}
+	} else {
+		s.mu.Unlock()
+		st.stats.loadsDeduped.Add(1)
+	}
+	select {
+	case <-f.done:
+		return f.val, f.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// runLoad fetches key and publishes the result to the flight's waiters.
+func (e *Engine) runLoad(st *ksState, key string, f *flight, stale *cache.Entry) {
+	ctx, cancel := context.WithTimeout(e.base, st.settings.ReadTimeout)
+	defer cancel()
+	val, err := e.fetch(ctx, st, key)
+	var ent cache.Entry
+	store := false
+	switch {
+	case err == nil:
+		ent = cache.Entry{Value: val, ExpiresAt: e.expiry(ctx, st, key, time.Time{})}
+		store = true
+	case errors.Is(err, keyspace.ErrNotFound):
+		if st.settings.NegativeTTL > 0 {
+			ent = cache.Entry{Negative: true, ExpiresAt: time.Now().Add(st.settings.NegativeTTL)}
+			store = true
+		}
+	}
+	s := st.loads.stripe(key)
+	s.mu.Lock()
+	if s.flights[key] == f {
+		delete(s.flights, key)
+	}
+	if store && !f.superseded {
+		if serr := st.store.Set(key, ent); serr != nil {
+			st.stats.rejected.Add(1)
+		}
+	}
+	s.mu.Unlock()
+	if err != nil && stale != nil && serveStale(err) && time.Now().Before(stale.ExpiresAt.Add(st.settings.MaxStale)) {
+		st.stats.staleServed.Add(1)
+		e.log.Debug("serving stale value", "keyspace", st.name, "err", err)
+		val, err = stale.Value, nil
+	}
+	f.val, f.err = val, err
+	close(f.done)
+}
+
+// serveStale reports whether a failed refetch may fall back to a stale
+// value: DataSource failures and protections do, a definite "not found" and
+// an engine shutdown do not.
+func serveStale(err error) bool {
+	return !errors.Is(err, keyspace.ErrNotFound) && !errors.Is(err, context.Canceled)
+}
+
+// fetch calls the DataSource under the keyspace protections, turning a panic
+// into an error so that a faulty DataSource cannot take the node down.
+func (e *Engine) fetch(ctx context.Context, st *ksState, key string) (val []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			e.log.Error("datasource panicked", "keyspace", st.name, "panic", r, "stack", string(debug.Stack()))
+			val, err = nil, fmt.Errorf("distcache: datasource of keyspace %q panicked: %v", st.name, r)
+		}
+	}()
+	st.stats.fetches.Add(1)
+	start := time.Now()
+	val, err = st.protect.fetch(ctx, st.ks.DataSource(), key, &st.settings)
+	e.obs.fetched(ctx, st.name, time.Since(start), err)
+	switch {
+	case err == nil:
+		if len(val) > e.cfg.MaxValueBytes {
+			return nil, fmt.Errorf("%w: datasource returned %d bytes for %q, limit %d", ErrValueTooLarge, len(val), key, e.cfg.MaxValueBytes)
+		}
+		if val == nil {
+			val = []byte{}
+		}
+	case errors.Is(err, ErrDataSourceRateLimited):
+		st.stats.rateLimited.Add(1)
+	case errors.Is(err, ErrDataSourceCircuitOpen):
+		st.stats.circuitOpen.Add(1)
+	case !errors.Is(err, keyspace.ErrNotFound):
+		st.stats.fetchErrors.Add(1)
+	}
+	return val, err
+}
+
+// expiry resolves an entry's absolute expiry: the explicit one, else
+// KeySpace.ExpiresAt, else now + the keyspace default TTL, else never.
+func (e *Engine) expiry(ctx context.Context, st *ksState, key string, explicit time.Time) time.Time {
+	if !explicit.IsZero() {
+		return explicit
+	}
+	if t := st.ks.ExpiresAt(ctx, key); !t.IsZero() {
+		return t
+	}
+	if st.settings.DefaultTTL > 0 {
+		return time.Now().Add(st.settings.DefaultTTL)
+	}
+	return time.Time{}
+}
+
+// forwardGet asks the owner for key, coalescing concurrent callers on this
+// node into one request. The owner serves it from its store or its own
+// coalesced load and never forwards again (one hop, even when its ring
+// disagrees). If the owner is unreachable, overloaded or shutting down, this
+// node loads the key itself (degraded: counted, not stored here).
+func (e *Engine) forwardGet(ctx context.Context, st *ksState, key string, owner cluster.Member) ([]byte, error) {
+	s := st.forwards.stripe(key)
+	s.mu.Lock()
+	f := s.flights[key]
+	if f == nil {
+		f = &flight{done: make(chan struct{})}
+		s.flights[key] = f
+		s.mu.Unlock()
+		// The leader forwards under its own ctx; followers wait on the flight
+		// or their own ctx (and retry if only the leader's ctx expired).
+		f.val, f.err = e.forwardOnce(ctx, st, key, owner)
+		s.mu.Lock()
+		if s.flights[key] == f {
+			delete(s.flights, key)
+		}
+		s.mu.Unlock()
+		close(f.done)
+		return f.val, f.err
+	}
+	s.mu.Unlock()
+	st.stats.forwardsDeduped.Add(1)
+	select {
+	case <-f.done:
+		if f.err != nil && ctx.Err() == nil && isContextErr(f.err) {
+			// The leader's own deadline expired; ours has not: try ourselves.
+			return e.forwardOnce(ctx, st, key, owner)
+		}
+		return f.val, f.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func isContextErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+func (e *Engine) forwardOnce(ctx context.Context, st *ksState, key string, owner cluster.Member) ([]byte, error) {
+	st.stats.forwarded.Add(1)
+	resp, err := e.cl.Call(ctx, owner, transport.Request{Op: opGet, Payload: encodeKeys(st.name, []string{key})})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		st.stats.forwardErrors.Add(1)
+		return e.degrade(ctx, st, key, owner, err)
+	}
+	err = errorOf(owner.Name, resp.Status, resp.Payload)
+	switch {
+	case err == nil:
+		return resp.Payload, nil
+	case errors.Is(err, ErrEngineStopped), errors.Is(err, ErrKeySpaceNotFound):
+		// The owner is leaving, or lacks the keyspace (a rolling config
+		// change): serve from here rather than fail.
+		return e.degrade(ctx, st, key, owner, err)
+	}
+	return nil, err
+}
+
+// degrade loads key on this node because its owner could not serve it.
+func (e *Engine) degrade(ctx context.Context, st *ksState, key string, owner cluster.Member, cause error) ([]byte, error) {
+	st.stats.degraded.Add(1)
+	e.log.Debug("owner unavailable, loading locally", "keyspace", st.name, "peer", owner.Name, "err", cause)
+	return e.load(ctx, st, key, nil)
+}
+
+// GetMany returns the values of keys: found keys are in the map, keys the
+// DataSource does not have are absent, and every other failure is joined
+// into the error, each naming its key (see KeyError); the map holds the
+// successes even when the error is non-nil. Keys are grouped by owner: one
+// request per remote owner, all owners in parallel.
+func (e *Engine) GetMany(ctx context.Context, ks string, keys []string) (map[string][]byte, error) {
+	if err := e.checkState(); err != nil {
+		return nil, err
+	}
+	st, err := e.keyspace(ks)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range keys {
+		if err := e.checkKey(k); err != nil {
+			return nil, &KeyError{Key: k, Err: err}
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, st.settings.ReadTimeout)
+	defer cancel()
+	ctx, done := e.obs.start(ctx, "get_many", ks)
+	out, err := e.getMany(ctx, st, keys)
+	done(err)
+	return out, err
+}
+
+type manyResult struct {
+	mu   sync.Mutex
+	vals map[string][]byte
+	errs []error
+}
+
+func (r *manyResult) add(key string, val []byte, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case err == nil:
+		r.vals[key] = bytes.Clone(val)
+	case errors.Is(err, keyspace.ErrNotFound):
+	default:
+		r.errs = append(r.errs, &KeyError{Key: key, Err: err})
+	}
+}
+
+func (e *Engine) getMany(ctx context.Context, st *ksState, keys []string) (map[string][]byte, error) {
+	keys = dedupe(keys)
+	st.stats.gets.Add(int64(len(keys)))
+	res := &manyResult{vals: make(map[string][]byte, len(keys))}
+	groups := e.groupByOwner(keys)
+	self := e.cl.Self().Name
+	var wg sync.WaitGroup
+	for owner, group := range groups {
+		if owner.Name == self {
+			for _, k := range group {
+				wg.Go(func() {
+					v, err := e.getLocal(ctx, st, k)
+					res.add(k, v, err)
+				})
+			}
+			continue
+		}
+		wg.Go(func() { e.forwardMany(ctx, st, owner, group, res) })
+	}
+	wg.Wait()
+	return res.vals, errors.Join(res.errs...)
+}
+
+// forwardMany sends one GetMany request to owner; a transport failure
+// degrades to local loads of those keys.
+func (e *Engine) forwardMany(ctx context.Context, st *ksState, owner cluster.Member, keys []string, res *manyResult) {
+	st.stats.forwarded.Add(1)
+	resp, err := e.cl.Call(ctx, owner, transport.Request{Op: opGetMany, Payload: encodeKeys(st.name, keys)})
+	if err == nil {
+		err = errorOf(owner.Name, resp.Status, resp.Payload)
+	}
+	if err == nil {
+		rs, derr := decodeResults(resp.Payload, len(keys))
+		if derr != nil {
+			for _, k := range keys {
+				res.add(k, nil, derr)
+			}
+			return
+		}
+		for i, r := range rs {
+			res.add(keys[i], r.data, errorOf(owner.Name, r.status, r.data))
+		}
+		return
+	}
+	if ctx.Err() != nil {
+		for _, k := range keys {
+			res.add(k, nil, ctx.Err())
+		}
+		return
+	}
+	st.stats.forwardErrors.Add(1)
+	var wg sync.WaitGroup
+	for _, k := range keys {
+		wg.Go(func() {
+			v, err := e.degrade(ctx, st, k, owner, err)
+			res.add(k, v, err)
+		})
+	}
+	wg.Wait()
+}
+
+// groupByOwner splits keys by their owner in the current ring.
+func (e *Engine) groupByOwner(keys []string) map[cluster.Member][]string {
+	ring := e.cl.Ring()
+	groups := map[cluster.Member][]string{}
+	for _, k := range keys {
+		o := ring.Owner(k)
+		groups[o] = append(groups[o], k)
+	}
+	return groups
+}
+
+func dedupe(keys []string) []string {
+	seen := make(map[string]struct{}, len(keys))
+	out := keys[:0:0]
+	for _, k := range keys {
+		if _, ok := seen[k]; !ok {
+			seen[k] = struct{}{}
+			out = append(out, k)
+		}
+	}
+	return out
+}

@@ -1,0 +1,79 @@
+package engine
+
+import "sort"
+
+// Stats is a point-in-time snapshot of this node's counters.
+type Stats struct {
+	Node      string
+	Members   int
+	KeySpaces []KeySpaceStats
+}
+
+// KeySpaceStats are one keyspace's counters on this node.
+type KeySpaceStats struct {
+	Name string
+	// Gets counts keys asked for through Get and GetMany on this node; Hits
+	// and Misses count this node's store lookups as owner (including those
+	// served for peers); NegativeHits are hits on remembered misses.
+	Gets, Hits, Misses, NegativeHits int64
+	// Fetches counts DataSource calls made by this node (after coalescing);
+	// FetchErrors those that failed (not-found excluded); LoadsDeduped the
+	// callers that joined an in-flight fetch.
+	Fetches, FetchErrors, LoadsDeduped int64
+	// Forwarded counts requests sent to owners; ForwardsDeduped callers that
+	// joined an in-flight forward; ForwardErrors forwards that failed to
+	// reach the owner; Served requests served for peers; Degraded local loads
+	// made because the owner could not serve.
+	Forwarded, ForwardsDeduped, ForwardErrors, Served, Degraded int64
+	// StaleServed counts expired values returned because the refetch failed.
+	StaleServed int64
+	// Puts and Deletes applied on this node; Rejected writes refused by a
+	// full store.
+	Puts, Deletes, Rejected int64
+	// RateLimited and CircuitOpen count fetches refused by the protections.
+	RateLimited, CircuitOpen int64
+	// BreakerState is "closed", "half-open", "open", or "" without a breaker.
+	BreakerState string
+	// Entries and UsedBytes describe the local store; MaxBytes its budget.
+	Entries, UsedBytes, MaxBytes int64
+}
+
+// Stats returns this node's counters, keyspaces sorted by name.
+func (e *Engine) Stats() Stats {
+	s := Stats{}
+	if e.checkState() == nil {
+		s.Node = e.cl.Self().Name
+		s.Members = e.cl.Ring().Len()
+	}
+	for _, st := range *e.keyspaces.Load() {
+		s.KeySpaces = append(s.KeySpaces, st.snapshot())
+	}
+	sort.Slice(s.KeySpaces, func(i, j int) bool { return s.KeySpaces[i].Name < s.KeySpaces[j].Name })
+	return s
+}
+
+// KeySpace returns the stats of one keyspace (false if unknown).
+func (s Stats) KeySpace(name string) (KeySpaceStats, bool) {
+	for _, k := range s.KeySpaces {
+		if k.Name == name {
+			return k, true
+		}
+	}
+	return KeySpaceStats{}, false
+}
+
+func (st *ksState) snapshot() KeySpaceStats {
+	c := &st.stats
+	cs := st.store.Stats()
+	return KeySpaceStats{
+		Name: st.name,
+		Gets: c.gets.Load(), Hits: c.hits.Load(), Misses: c.misses.Load(), NegativeHits: c.negativeHits.Load(),
+		Fetches: c.fetches.Load(), FetchErrors: c.fetchErrors.Load(), LoadsDeduped: c.loadsDeduped.Load(),
+		Forwarded: c.forwarded.Load(), ForwardsDeduped: c.forwardsDeduped.Load(), ForwardErrors: c.forwardErrors.Load(),
+		Served: c.served.Load(), Degraded: c.degraded.Load(), StaleServed: c.staleServed.Load(),
+		Puts: c.puts.Load(), Deletes: c.deletes.Load(), Rejected: c.rejected.Load(),
+		RateLimited: c.rateLimited.Load(), CircuitOpen: c.circuitOpen.Load(),
+		BreakerState: st.protect.breakerState(),
+		Entries:      cs.Entries, UsedBytes: cs.UsedBytes, MaxBytes: cs.MaxBytes,
+	}
+}

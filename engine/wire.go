@@ -1,0 +1,290 @@
+package engine
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+)
+
+// The engine's peer protocol rides cluster/transport: a request is an op
+// byte plus a payload, a response a status byte plus a payload. Payloads are
+// sequences of uvarint-length-prefixed byte strings and uvarints; every
+// decoder bounds counts and lengths by the bytes actually present, so a
+// hostile frame costs at most its own size and never panics.
+
+// Ops.
+const (
+	opGet            uint8 = 1 // ks, key -> value
+	opGetMany        uint8 = 2 // ks, n, keys -> n x (status, value-or-message)
+	opPut            uint8 = 3 // ks, n, n x (key, value, expiry unix ns, 0 = none) -> n x (status, message)
+	opDelete         uint8 = 4 // ks, n, keys -> ()
+	opDeleteKeySpace uint8 = 5 // ks -> ()
+)
+
+// Statuses.
+const (
+	statusOK               uint8 = 0
+	statusNotFound         uint8 = 1
+	statusKeySpaceNotFound uint8 = 2
+	statusRateLimited      uint8 = 3
+	statusCircuitOpen      uint8 = 4
+	statusRejected         uint8 = 5
+	statusStopped          uint8 = 6
+	statusDeadline         uint8 = 7
+	statusCanceled         uint8 = 8
+	statusBadRequest       uint8 = 9
+	statusError            uint8 = 10 // payload: message
+	statusRateLimitWait    uint8 = 11
+)
+
+// maxWireValueBytes leaves room under the transport's 16 MiB frame limit
+// for the key and framing.
+const maxWireValueBytes = 15 << 20
+
+var errBadPayload = errors.New("distcache: malformed peer payload")
+
+// statusErrors pairs each status with its sentinel, most specific first.
+var statusErrors = [...]struct {
+	status uint8
+	err    error
+}{
+	{statusRateLimitWait, errRateLimitWait},
+	{statusNotFound, ErrNotFound},
+	{statusKeySpaceNotFound, ErrKeySpaceNotFound},
+	{statusRateLimited, ErrDataSourceRateLimited},
+	{statusCircuitOpen, ErrDataSourceCircuitOpen},
+	{statusRejected, ErrRejected},
+	{statusStopped, ErrEngineStopped},
+	{statusDeadline, context.DeadlineExceeded},
+	{statusCanceled, context.Canceled},
+	{statusBadRequest, errBadPayload},
+}
+
+// statusOf maps an error to the status byte that recreates its sentinel on
+// the other side, and a message for the rest.
+func statusOf(err error) (uint8, string) {
+	if err == nil {
+		return statusOK, ""
+	}
+	for _, se := range statusErrors {
+		if errors.Is(err, se.err) {
+			return se.status, ""
+		}
+	}
+	return statusError, err.Error()
+}
+
+// errorOf is the inverse of statusOf.
+func errorOf(peer string, status uint8, msg []byte) error {
+	if status == statusOK {
+		return nil
+	}
+	for _, se := range statusErrors {
+		if se.status == status {
+			return se.err
+		}
+	}
+	if status == statusError {
+		return &RemoteError{Peer: peer, Message: string(msg)}
+	}
+	return &RemoteError{Peer: peer, Message: fmt.Sprintf("unknown status %d", status)}
+}
+
+// encoder appends to a byte slice.
+type encoder struct{ b []byte }
+
+func (e *encoder) bytes(p []byte) {
+	e.b = binary.AppendUvarint(e.b, uint64(len(p)))
+	e.b = append(e.b, p...)
+}
+
+func (e *encoder) str(s string) {
+	e.b = binary.AppendUvarint(e.b, uint64(len(s)))
+	e.b = append(e.b, s...)
+}
+
+func (e *encoder) uint(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
+func (e *encoder) byte(v uint8)  { e.b = append(e.b, v) }
+
+// decoder reads what encoder wrote; the first error sticks.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail() {
+	if d.err == nil {
+		d.err = errBadPayload
+	}
+	d.b = nil
+}
+
+func (d *decoder) uint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) byte() uint8 {
+	if d.err != nil || len(d.b) == 0 {
+		d.fail()
+		return 0
+	}
+	v := d.b[0]
+	d.b = d.b[1:]
+	return v
+}
+
+// bytes returns a sub-slice of the payload (no copy).
+func (d *decoder) bytes() []byte {
+	n := d.uint()
+	if d.err != nil || n > uint64(len(d.b)) {
+		d.fail()
+		return nil
+	}
+	p := d.b[:n:n]
+	d.b = d.b[n:]
+	return p
+}
+
+func (d *decoder) str() string { return string(d.bytes()) }
+
+// count reads a collection length, bounded by the remaining bytes (every
+// element takes at least minElem bytes).
+func (d *decoder) count(minElem int) int {
+	n := d.uint()
+	if d.err != nil || n > uint64(len(d.b)/minElem) {
+		d.fail()
+		return 0
+	}
+	return int(n)
+}
+
+func (d *decoder) done() error {
+	if d.err == nil && len(d.b) != 0 {
+		d.fail()
+	}
+	return d.err
+}
+
+// keysRequest is opGet, opGetMany and opDelete.
+type keysRequest struct {
+	keyspace string
+	keys     []string
+}
+
+func encodeKeys(ks string, keys []string) []byte {
+	e := encoder{b: make([]byte, 0, 8+len(ks)+len(keys)*24)}
+	e.str(ks)
+	e.uint(uint64(len(keys)))
+	for _, k := range keys {
+		e.str(k)
+	}
+	return e.b
+}
+
+func decodeKeys(p []byte) (keysRequest, error) {
+	d := decoder{b: p}
+	r := keysRequest{keyspace: d.str()}
+	n := d.count(1)
+	if d.err == nil {
+		r.keys = make([]string, n)
+		for i := range r.keys {
+			r.keys[i] = d.str()
+		}
+	}
+	return r, d.done()
+}
+
+// putRequest is opPut.
+type putRequest struct {
+	keyspace string
+	entries  []Entry
+}
+
+func encodePut(ks string, entries []Entry) []byte {
+	size := 8 + len(ks)
+	for _, en := range entries {
+		size += len(en.Key) + len(en.Value) + 20
+	}
+	e := encoder{b: make([]byte, 0, size)}
+	e.str(ks)
+	e.uint(uint64(len(entries)))
+	for _, en := range entries {
+		e.str(en.Key)
+		e.bytes(en.Value)
+		var exp uint64
+		if !en.Expiry.IsZero() {
+			exp = uint64(max(en.Expiry.UnixNano(), 1))
+		}
+		e.uint(exp)
+	}
+	return e.b
+}
+
+func decodePut(p []byte) (putRequest, error) {
+	d := decoder{b: p}
+	r := putRequest{keyspace: d.str()}
+	n := d.count(3)
+	if d.err == nil {
+		r.entries = make([]Entry, n)
+		for i := range r.entries {
+			r.entries[i].Key = d.str()
+			r.entries[i].Value = d.bytes()
+			if exp := d.uint(); exp != 0 {
+				if exp > math.MaxInt64 {
+					d.fail()
+				}
+				r.entries[i].Expiry = time.Unix(0, int64(exp))
+			}
+		}
+	}
+	return r, d.done()
+}
+
+// result is one key's outcome in a batch response.
+type result struct {
+	status uint8
+	data   []byte // value for statusOK, message for statusError
+}
+
+func encodeResults(rs []result) []byte {
+	size := 4
+	for _, r := range rs {
+		size += len(r.data) + 6
+	}
+	e := encoder{b: make([]byte, 0, size)}
+	e.uint(uint64(len(rs)))
+	for _, r := range rs {
+		e.byte(r.status)
+		e.bytes(r.data)
+	}
+	return e.b
+}
+
+func decodeResults(p []byte, want int) ([]result, error) {
+	d := decoder{b: p}
+	n := d.count(2)
+	if d.err == nil && n != want {
+		d.fail()
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	rs := make([]result, n)
+	for i := range rs {
+		rs[i].status = d.byte()
+		rs[i].data = d.bytes()
+	}
+	return rs, d.done()
+}
