@@ -74,9 +74,10 @@ type Entry struct {
 	Negative bool
 }
 
-// Fresh reports whether e has not yet expired at now.
-func (e Entry) Fresh(now time.Time) bool {
-	return e.ExpiresAt.IsZero() || now.Before(e.ExpiresAt)
+// Fresh reports whether e has not expired yet. It reads the clock only for
+// entries that have an expiry.
+func (e Entry) Fresh() bool {
+	return e.ExpiresAt.IsZero() || time.Now().Before(e.ExpiresAt)
 }
 
 type item struct {

@@ -119,7 +119,7 @@ func TestExpiryAndRetention(t *testing.T) {
 	require.NoError(t, s.Set("stale", Entry{Value: []byte("v"), ExpiresAt: past}))
 	e, ok := s.Get("stale")
 	require.True(t, ok, "kept for RetainExpired past expiry")
-	require.False(t, e.Fresh(time.Now()))
+	require.False(t, e.Fresh())
 
 	s2 := newStore(t, Config{MaxBytes: 1 << 20})
 	require.NoError(t, s2.Set("gone", Entry{Value: []byte("v"), ExpiresAt: past}))

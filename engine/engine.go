@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/distcache/distcache/cache"
 	"github.com/distcache/distcache/cluster"
 	"github.com/distcache/distcache/cluster/transport"
 	"github.com/distcache/distcache/discovery"
@@ -50,6 +51,10 @@ type Engine struct {
 	spawnMu  sync.Mutex
 	stopping bool
 	wg       sync.WaitGroup
+
+	// purging is set while purgeNotOwned runs; purgePending asks it to run
+	// once more for a ring change that arrived meanwhile.
+	purging, purgePending atomic.Bool
 
 	stopOnce sync.Once
 	stopErr  error
@@ -184,7 +189,7 @@ func (e *Engine) discoverAndJoin(ctx context.Context) error {
 		return fmt.Errorf("discover peers: %w", err)
 	}
 	known := map[string]bool{}
-	for _, m := range e.cl.Members() {
+	for _, m := range e.cl.Ring().Members() {
 		known[m.Addr] = true
 	}
 	var todo []string
@@ -364,7 +369,42 @@ func (e *Engine) checkKey(key string) error {
 	return nil
 }
 
-// onRingChange runs on the cluster's rebuild goroutine after each swap.
+// onRingChange runs on the cluster's rebuild goroutine after each swap; it
+// must return quickly, so the purge runs on an engine goroutine.
 func (e *Engine) onRingChange(prev, next *cluster.Ring) {
 	e.log.Info("ring changed", "members", next.Len(), "fingerprint", strconv.FormatUint(next.Fingerprint(), 16))
+	e.purgePending.Store(true)
+	if e.purging.CompareAndSwap(false, true) {
+		if !e.spawn(e.purgeNotOwned) {
+			e.purging.Store(false)
+		}
+	}
+}
+
+// purgeNotOwned drops the local entries of keys this node no longer owns,
+// repeating while ring changes keep arriving. It keeps the invariant that
+// only a key's owner holds it (the fast hit path relies on it), and frees
+// the memory for the keys the node now owns. Values are not handed to the
+// new owners: they reload them on first use.
+func (e *Engine) purgeNotOwned() {
+	defer e.purging.Store(false)
+	for e.purgePending.Swap(false) {
+		ring := e.cl.Ring()
+		self := e.cl.Self().Name
+		for _, st := range *e.keyspaces.Load() {
+			var drop []string
+			st.store.Range(func(key string, _ cache.Entry) bool {
+				if ring.Owner(key).Name != self {
+					drop = append(drop, key)
+				}
+				return e.base.Err() == nil
+			})
+			for _, k := range drop {
+				e.deleteLocal(st, k)
+			}
+			if len(drop) > 0 {
+				e.log.Debug("dropped entries of keys now owned elsewhere", "keyspace", st.name, "entries", len(drop))
+			}
+		}
+	}
 }

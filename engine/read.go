@@ -32,14 +32,14 @@ func (e *Engine) Get(ctx context.Context, ks, key string) ([]byte, error) {
 		return nil, err
 	}
 	st.stats.gets.Add(1)
-	ring := e.cl.Ring()
-	owner := ring.Owner(key)
-	if owner.Name == e.cl.Self().Name {
-		// Fast path: a fresh local hit needs no context, span or timer.
-		if ent, ok := st.store.Get(key); ok && ent.Fresh(time.Now()) {
-			return st.hit(key, ent)
-		}
+	// Fast path: a fresh local entry needs no ring lookup, context, span or
+	// timer. This node holds entries only for keys it owns, or owned until a
+	// ring change moments ago (purged in the background, see purgeNotOwned);
+	// Put and Delete drop copies on every node, so serving one is safe.
+	if ent, ok := st.store.Get(key); ok && ent.Fresh() {
+		return st.hit(key, ent)
 	}
+	owner := e.cl.Ring().Owner(key)
 	ctx, cancel := context.WithTimeout(ctx, st.settings.ReadTimeout)
 	defer cancel()
 	ctx, done := e.obs.start(ctx, "get", ks)
@@ -73,7 +73,7 @@ func (e *Engine) get(ctx context.Context, st *ksState, key string, owner cluster
 // getLocal is the owner's read path: store, then a coalesced load.
 func (e *Engine) getLocal(ctx context.Context, st *ksState, key string) ([]byte, error) {
 	ent, ok := st.store.Get(key)
-	if ok && ent.Fresh(time.Now()) {
+	if ok && ent.Fresh() {
 		st.stats.hits.Add(1)
 		if ent.Negative {
 			st.stats.negativeHits.Add(1)
@@ -102,7 +102,7 @@ func (e *Engine) load(ctx context.Context, st *ksState, key string, stale *cache
 	s.mu.Lock()
 	f := s.flights[key]
 	if f == nil {
-		if ent, ok := st.store.Get(key); ok && ent.Fresh(time.Now()) {
+		if ent, ok := st.store.Get(key); ok && ent.Fresh() {
 			s.mu.Unlock()
 			if ent.Negative {
 				return nil, keyspace.ErrNotFound

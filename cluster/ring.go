@@ -1,0 +1,350 @@
+package cluster
+
+import (
+	"cmp"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/buraksezer/consistent"
+	"github.com/cespare/xxhash/v2"
+)
+
+// Ring defaults, shared by [DefaultConfig], [DefaultLocalConfig] and a zero
+// [RingConfig].
+const (
+	// DefaultPartitionCount is the default number of partitions (a prime).
+	DefaultPartitionCount = 271
+	// DefaultReplicationFactor is the default number of virtual nodes per member.
+	DefaultReplicationFactor = 20
+	// DefaultLoad is the default bounded-load factor.
+	DefaultLoad = 1.25
+	// MinReplicationFactor is the smallest accepted number of virtual nodes
+	// per member: smaller values make consistent's partition scan fail.
+	MinReplicationFactor = 10
+	// MaxPartitionCount bounds the owner table (int32 indexes, bounded memory).
+	MaxPartitionCount = 1 << 20
+)
+
+// Member is one node of the cluster as seen by placement and RPC.
+type Member struct {
+	// Name is the node's stable, cluster-unique name. Placement depends on
+	// names only, so a node restarted under the same name at a new address
+	// takes back exactly the partitions it had.
+	Name string
+	// Addr is the "host:port" of the node's gossip and RPC port.
+	Addr string
+}
+
+// String returns the member's name.
+func (m Member) String() string { return m.Name }
+
+// RingConfig configures placement. Every node of a cluster must use the same
+// values; [Cluster] enforces it by rejecting members whose config fingerprint
+// differs. A zero field means its default.
+type RingConfig struct {
+	// PartitionCount is the number of partitions keys are hashed into
+	// (key -> xxhash64 % PartitionCount). Default 271. Should be at least 10x
+	// the largest expected cluster size and preferably prime (271, 1021,
+	// 2039, 4099); a ring never holds more members than partitions.
+	PartitionCount int
+	// ReplicationFactor is the number of virtual nodes each member places on
+	// the hash ring (consistent's ReplicationFactor, not data replicas).
+	// Default 20; at least [MinReplicationFactor].
+	ReplicationFactor int
+	// Load is the bounded-load factor: no member owns more than
+	// ceil(floor(PartitionCount/members) * Load) partitions. Default 1.25;
+	// must be > 1.0.
+	Load float64
+}
+
+// withDefaults returns rc with zero fields replaced by their defaults.
+func (rc RingConfig) withDefaults() RingConfig {
+	if rc.PartitionCount == 0 {
+		rc.PartitionCount = DefaultPartitionCount
+	}
+	if rc.ReplicationFactor == 0 {
+		rc.ReplicationFactor = DefaultReplicationFactor
+	}
+	if rc.Load == 0 {
+		rc.Load = DefaultLoad
+	}
+	return rc
+}
+
+// Validate reports whether rc (after defaults) can build a ring.
+func (rc RingConfig) Validate() error {
+	rc = rc.withDefaults()
+	switch {
+	case rc.PartitionCount < 1 || rc.PartitionCount > MaxPartitionCount:
+		return fmt.Errorf("%w: PartitionCount %d out of range [1, %d]", ErrInvalidConfig, rc.PartitionCount, MaxPartitionCount)
+	case rc.ReplicationFactor < MinReplicationFactor:
+		return fmt.Errorf("%w: ReplicationFactor %d below %d", ErrInvalidConfig, rc.ReplicationFactor, MinReplicationFactor)
+	case math.IsNaN(rc.Load) || math.IsInf(rc.Load, 0) || rc.Load <= 1.0:
+		return fmt.Errorf("%w: Load %v must be a finite number > 1.0", ErrInvalidConfig, rc.Load)
+	}
+	return nil
+}
+
+// fingerprint identifies the placement function: two nodes with the same
+// fingerprint and the same member set compute the same owners.
+func (rc RingConfig) fingerprint() uint64 {
+	rc = rc.withDefaults()
+	var b [8*3 + len(placementHasherID)]byte
+	binary.BigEndian.PutUint64(b[0:], uint64(rc.PartitionCount))
+	binary.BigEndian.PutUint64(b[8:], uint64(rc.ReplicationFactor))
+	binary.BigEndian.PutUint64(b[16:], math.Float64bits(rc.Load))
+	copy(b[24:], placementHasherID)
+	return xxhash.Sum64(b[:])
+}
+
+// placementHasherID names the hash function and ring algorithm; change it
+// whenever placement changes incompatibly.
+const placementHasherID = "xxhash64/consistent-v0.10.0"
+
+// xxHasher is consistent's Hasher: xxhash64 is stable across processes and
+// architectures (unlike hash/maphash), so every node hashes alike.
+type xxHasher struct{}
+
+func (xxHasher) Sum64(b []byte) uint64 { return xxhash.Sum64(b) }
+
+// ringMember is what consistent stores: the name only, so addresses do not
+// influence placement.
+type ringMember string
+
+func (m ringMember) String() string { return string(m) }
+
+// Ring is an immutable placement snapshot: the owner of every partition for
+// one member set. It is a pure function of the member names and the
+// [RingConfig], so every node that sees the same members computes the same
+// owners. All methods are safe for concurrent use and take no lock.
+type Ring struct {
+	cfg         RingConfig
+	members     []Member // sorted by name
+	owner       []int32  // partition -> index into members
+	counts      []int    // member index -> partitions owned
+	succ        []int32  // member indexes in xxhash(name) order (replica order)
+	succPos     []int32  // member index -> position in succ
+	fingerprint uint64
+}
+
+// NewRing builds the ring for members with buraksezer/consistent and an
+// xxhash64 hasher. The order of members does not matter. It returns an error,
+// never panics, for a bad config, duplicate or empty names, or more members
+// than the partitions can hold. An empty member list gives an empty ring whose
+// Owner is the zero Member.
+func NewRing(members []Member, cfg RingConfig) (*Ring, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	sorted := slices.Clone(members)
+	slices.SortFunc(sorted, func(a, b Member) int { return cmp.Compare(a.Name, b.Name) })
+	for i, m := range sorted {
+		if m.Name == "" {
+			return nil, fmt.Errorf("%w: member with empty name (addr %q)", ErrInvalidRing, m.Addr)
+		}
+		if i > 0 && sorted[i-1].Name == m.Name {
+			return nil, fmt.Errorf("%w: duplicate member name %q", ErrInvalidRing, m.Name)
+		}
+	}
+	n := len(sorted)
+	r := &Ring{cfg: cfg, members: sorted, counts: make([]int, n)}
+	r.fingerprint = ringFingerprint(cfg, sorted)
+	if n == 0 {
+		return r, nil
+	}
+	if n > cfg.PartitionCount {
+		return nil, fmt.Errorf("%w: %d members, %d partitions", ErrTooManyMembers, n, cfg.PartitionCount)
+	}
+	// consistent caps every member at ceil(floor(P/M) * Load) partitions and
+	// panics when that cannot cover P; reject such sets up front.
+	capacity := math.Ceil(float64(cfg.PartitionCount/n) * cfg.Load)
+	if capacity*float64(n) < float64(cfg.PartitionCount) {
+		return nil, fmt.Errorf("%w: %d members x %v partitions each < %d partitions (raise Load or PartitionCount)",
+			ErrTooManyMembers, n, capacity, cfg.PartitionCount)
+	}
+
+	owners, err := assignPartitions(sorted, cfg)
+	if err != nil {
+		return nil, err
+	}
+	r.owner = owners
+	for _, idx := range owners {
+		r.counts[idx]++
+	}
+
+	// Replica order: members sorted by xxhash(name), as consistent's
+	// GetClosestN does, with ties broken by name for determinism.
+	r.succ = make([]int32, n)
+	for i := range r.succ {
+		r.succ[i] = int32(i)
+	}
+	hashes := make([]uint64, n)
+	for i, m := range sorted {
+		hashes[i] = xxhash.Sum64String(m.Name)
+	}
+	slices.SortFunc(r.succ, func(a, b int32) int {
+		if c := cmp.Compare(hashes[a], hashes[b]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a, b)
+	})
+	r.succPos = make([]int32, n)
+	for pos, idx := range r.succ {
+		r.succPos[idx] = int32(pos)
+	}
+	return r, nil
+}
+
+// assignPartitions runs consistent over the sorted members and returns the
+// owner (an index into sorted) of every partition. A panic in consistent
+// becomes an error wrapping ErrInvalidRing.
+func assignPartitions(sorted []Member, cfg RingConfig) (owners []int32, err error) {
+	cmembers := make([]consistent.Member, len(sorted))
+	index := make(map[string]int32, len(sorted))
+	for i, m := range sorted {
+		cmembers[i] = ringMember(m.Name)
+		index[m.Name] = int32(i)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			owners, err = nil, fmt.Errorf("%w: consistent: %v", ErrInvalidRing, p)
+		}
+	}()
+	// Members are added in name order: consistent lets a later member win a
+	// virtual-node hash collision, so a fixed order keeps the result a
+	// function of the set.
+	c := consistent.New(cmembers, consistent.Config{
+		Hasher:            xxHasher{},
+		PartitionCount:    cfg.PartitionCount,
+		ReplicationFactor: cfg.ReplicationFactor,
+		Load:              cfg.Load,
+	})
+	owners = make([]int32, cfg.PartitionCount)
+	for p := range owners {
+		o := c.GetPartitionOwner(p)
+		if o == nil {
+			return nil, fmt.Errorf("%w: partition %d has no owner", ErrInvalidRing, p)
+		}
+		idx, ok := index[o.String()]
+		if !ok {
+			return nil, fmt.Errorf("%w: partition %d owned by unknown member %q", ErrInvalidRing, p, o.String())
+		}
+		owners[p] = idx
+	}
+	return owners, nil
+}
+
+// ringFingerprint hashes the ring config and the sorted member names.
+func ringFingerprint(cfg RingConfig, sorted []Member) uint64 {
+	d := xxhash.New()
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], cfg.fingerprint())
+	_, _ = d.Write(b[:])
+	for _, m := range sorted {
+		_, _ = d.WriteString(m.Name)
+		_, _ = d.Write([]byte{0})
+	}
+	return d.Sum64()
+}
+
+// PartitionOf returns the partition of key: xxhash64(key) % PartitionCount.
+func (r *Ring) PartitionOf(key string) int {
+	return int(xxhash.Sum64String(key) % uint64(r.cfg.PartitionCount))
+}
+
+// Owner returns the member that owns key, or the zero Member on an empty
+// ring. It hashes the key and indexes a table: no lock, no allocation.
+func (r *Ring) Owner(key string) Member {
+	if len(r.owner) == 0 {
+		return Member{}
+	}
+	return r.members[r.owner[xxhash.Sum64String(key)%uint64(len(r.owner))]]
+}
+
+// OwnerOfPartition returns the owner of partition p, or the zero Member when
+// the ring is empty or p is out of range.
+func (r *Ring) OwnerOfPartition(p int) Member {
+	if p < 0 || p >= len(r.owner) {
+		return Member{}
+	}
+	return r.members[r.owner[p]]
+}
+
+// Replicas returns up to n distinct members responsible for key: the owner
+// first, then its successors in a ring order fixed by the member names (the
+// order consistent's GetClosestN uses). It returns fewer than n when the ring
+// has fewer members, and nil for n <= 0 or an empty ring.
+func (r *Ring) Replicas(key string, n int) []Member {
+	if len(r.owner) == 0 {
+		return nil
+	}
+	return r.ReplicasOfPartition(int(xxhash.Sum64String(key)%uint64(len(r.owner))), n)
+}
+
+// ReplicasOfPartition is [Ring.Replicas] for partition p; nil when p is out of range.
+func (r *Ring) ReplicasOfPartition(p, n int) []Member {
+	if p < 0 || p >= len(r.owner) || n <= 0 {
+		return nil
+	}
+	n = min(n, len(r.members))
+	out := make([]Member, 0, n)
+	pos := int(r.succPos[r.owner[p]])
+	for i := range n {
+		out = append(out, r.members[r.succ[(pos+i)%len(r.succ)]])
+	}
+	return out
+}
+
+// Members returns a fresh copy of the ring's members, sorted by name.
+func (r *Ring) Members() []Member { return slices.Clone(r.members) }
+
+// Len returns the number of members.
+func (r *Ring) Len() int { return len(r.members) }
+
+// Contains reports whether a member named name is on the ring.
+func (r *Ring) Contains(name string) bool {
+	_, ok := r.lookup(name)
+	return ok
+}
+
+// Member returns the ring's member named name.
+func (r *Ring) Member(name string) (Member, bool) {
+	i, ok := r.lookup(name)
+	if !ok {
+		return Member{}, false
+	}
+	return r.members[i], true
+}
+
+func (r *Ring) lookup(name string) (int, bool) {
+	return slices.BinarySearchFunc(r.members, name, func(m Member, n string) int { return cmp.Compare(m.Name, n) })
+}
+
+// Config returns the ring's config with defaults applied.
+func (r *Ring) Config() RingConfig { return r.cfg }
+
+// PartitionCount returns the number of partitions.
+func (r *Ring) PartitionCount() int { return r.cfg.PartitionCount }
+
+// Distribution returns how many partitions each member owns, for diagnostics.
+func (r *Ring) Distribution() map[string]int {
+	out := make(map[string]int, len(r.members))
+	for i, m := range r.members {
+		out[m.Name] = r.counts[i]
+	}
+	return out
+}
+
+// Fingerprint identifies the placement: a hash of the ring config and the
+// sorted member names (addresses are not part of it, as they do not affect
+// placement). Two rings with equal fingerprints place every key alike.
+func (r *Ring) Fingerprint() uint64 { return r.fingerprint }
+
+// sameMembers reports whether r holds exactly members (sorted by name),
+// addresses included.
+func (r *Ring) sameMembers(sorted []Member) bool {
+	return r != nil && slices.Equal(r.members, sorted)
+}

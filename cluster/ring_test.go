@@ -1,0 +1,260 @@
+package cluster
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func testMembers(n int) []Member {
+	ms := make([]Member, n)
+	for i := range ms {
+		ms[i] = Member{Name: fmt.Sprintf("node-%02d", i), Addr: fmt.Sprintf("10.0.0.%d:7946", i+1)}
+	}
+	return ms
+}
+
+func testKeys(n int) []string {
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = "key-" + strconv.Itoa(i)
+	}
+	return keys
+}
+
+func TestRingDeterministicAcrossMemberOrder(t *testing.T) {
+	members := testMembers(7)
+	// Names that collide on consistent's virtual-node keys ("a1"+"0" ==
+	// "a"+"10") must not make the result depend on insertion order.
+	members = append(members, Member{Name: "a", Addr: "x:1"}, Member{Name: "a1", Addr: "x:2"})
+	want, err := NewRing(members, RingConfig{})
+	require.NoError(t, err)
+	keys := testKeys(10_000)
+
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 5 {
+		shuffled := slices.Clone(members)
+		rng.Shuffle(len(shuffled), func(a, b int) { shuffled[a], shuffled[b] = shuffled[b], shuffled[a] })
+		got, err := NewRing(shuffled, RingConfig{})
+		require.NoError(t, err)
+		require.Equal(t, want.Fingerprint(), got.Fingerprint(), "shuffle %d", i)
+		for _, k := range keys {
+			require.Equal(t, want.Owner(k), got.Owner(k), "shuffle %d key %s", i, k)
+		}
+	}
+}
+
+func TestRingAddressesDoNotMovePartitions(t *testing.T) {
+	members := testMembers(5)
+	a, err := NewRing(members, RingConfig{})
+	require.NoError(t, err)
+	moved := slices.Clone(members)
+	moved[2].Addr = "10.9.9.9:1234"
+	b, err := NewRing(moved, RingConfig{})
+	require.NoError(t, err)
+	assert.Equal(t, a.Fingerprint(), b.Fingerprint())
+	for p := range a.PartitionCount() {
+		assert.Equal(t, a.OwnerOfPartition(p).Name, b.OwnerOfPartition(p).Name)
+	}
+	assert.Equal(t, "10.9.9.9:1234", b.OwnerOfPartition(partitionOwnedBy(t, b, moved[2].Name)).Addr)
+}
+
+func partitionOwnedBy(t *testing.T, r *Ring, name string) int {
+	t.Helper()
+	for p := range r.PartitionCount() {
+		if r.OwnerOfPartition(p).Name == name {
+			return p
+		}
+	}
+	t.Fatalf("%s owns no partition", name)
+	return -1
+}
+
+func TestRingDistributionWithinLoadBound(t *testing.T) {
+	for _, tc := range []struct {
+		members    int
+		partitions int
+		load       float64
+	}{
+		{1, 271, 1.25}, {2, 271, 1.25}, {3, 271, 1.25}, {5, 271, 1.25}, {10, 271, 1.25},
+		{27, 271, 1.25}, {50, 271, 1.25}, {31, 31, 1.25}, {11, 1021, 1.1}, {50, 4099, 1.05},
+	} {
+		t.Run(fmt.Sprintf("m=%d/p=%d/load=%v", tc.members, tc.partitions, tc.load), func(t *testing.T) {
+			r, err := NewRing(testMembers(tc.members), RingConfig{PartitionCount: tc.partitions, Load: tc.load})
+			require.NoError(t, err)
+			bound := int(math.Ceil(float64(tc.partitions/tc.members) * tc.load))
+			dist := r.Distribution()
+			require.Len(t, dist, tc.members)
+			total := 0
+			for name, n := range dist {
+				assert.LessOrEqual(t, n, bound, "member %s", name)
+				total += n
+			}
+			assert.Equal(t, tc.partitions, total)
+			for _, k := range testKeys(1000) {
+				p := r.PartitionOf(k)
+				require.Equal(t, r.OwnerOfPartition(p), r.Owner(k))
+			}
+		})
+	}
+}
+
+func TestNewRingErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		members []Member
+		cfg     RingConfig
+		want    error
+	}{
+		{"more members than partitions", testMembers(12), RingConfig{PartitionCount: 11}, ErrTooManyMembers},
+		{"272 members default partitions", testMembers(272), RingConfig{}, ErrTooManyMembers},
+		{"load 1.0", testMembers(3), RingConfig{Load: 1.0}, ErrInvalidConfig},
+		{"load below 1", testMembers(3), RingConfig{Load: 0.5}, ErrInvalidConfig},
+		{"load negative", testMembers(3), RingConfig{Load: -2}, ErrInvalidConfig},
+		{"load NaN", testMembers(3), RingConfig{Load: math.NaN()}, ErrInvalidConfig},
+		{"load Inf", testMembers(3), RingConfig{Load: math.Inf(1)}, ErrInvalidConfig},
+		{"replication factor 1", testMembers(3), RingConfig{ReplicationFactor: 1}, ErrInvalidConfig},
+		{"replication factor 9", testMembers(3), RingConfig{ReplicationFactor: 9}, ErrInvalidConfig},
+		{"negative partitions", testMembers(3), RingConfig{PartitionCount: -1}, ErrInvalidConfig},
+		{"huge partitions", testMembers(3), RingConfig{PartitionCount: MaxPartitionCount + 1}, ErrInvalidConfig},
+		{"duplicate names", []Member{{Name: "a"}, {Name: "b"}, {Name: "a", Addr: "other"}}, RingConfig{}, ErrInvalidRing},
+		{"empty name", []Member{{Name: "a"}, {Name: ""}}, RingConfig{}, ErrInvalidRing},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var (
+				r   *Ring
+				err error
+			)
+			require.NotPanics(t, func() { r, err = NewRing(tc.members, tc.cfg) })
+			require.ErrorIs(t, err, tc.want)
+			require.Nil(t, r)
+		})
+	}
+}
+
+// TestAssignPartitionsRecoversPanics drives consistent into its known
+// off-by-one panic (consistent#13, PR #28), which NewRing's validation
+// otherwise prevents, to check that it surfaces as an error.
+func TestAssignPartitionsRecoversPanics(t *testing.T) {
+	var err error
+	require.NotPanics(t, func() {
+		_, err = assignPartitions([]Member{{Name: "a"}}, RingConfig{PartitionCount: 5, ReplicationFactor: 1, Load: 1.5})
+	})
+	require.ErrorIs(t, err, ErrInvalidRing)
+	require.ErrorContains(t, err, "not enough room")
+}
+
+func TestRingEmpty(t *testing.T) {
+	r, err := NewRing(nil, RingConfig{})
+	require.NoError(t, err)
+	assert.Equal(t, 0, r.Len())
+	assert.Equal(t, Member{}, r.Owner("k"))
+	assert.Equal(t, Member{}, r.OwnerOfPartition(0))
+	assert.Nil(t, r.Replicas("k", 3))
+	assert.Empty(t, r.Members())
+	assert.Empty(t, r.Distribution())
+	assert.False(t, r.Contains("a"))
+	assert.Equal(t, r.PartitionOf("k"), r.PartitionOf("k"))
+	assert.Less(t, r.PartitionOf("k"), DefaultPartitionCount)
+}
+
+func TestRingAccessors(t *testing.T) {
+	members := testMembers(5)
+	r, err := NewRing(members, RingConfig{})
+	require.NoError(t, err)
+	assert.Equal(t, 5, r.Len())
+	assert.Equal(t, members, r.Members())
+	got := r.Members()
+	got[0].Name = "mutated"
+	assert.Equal(t, members[0], r.Members()[0], "Members returns a copy")
+	assert.True(t, r.Contains("node-03"))
+	assert.False(t, r.Contains("node-99"))
+	m, ok := r.Member("node-03")
+	assert.True(t, ok)
+	assert.Equal(t, members[3], m)
+	assert.Equal(t, Member{}, r.OwnerOfPartition(-1))
+	assert.Equal(t, Member{}, r.OwnerOfPartition(DefaultPartitionCount))
+	assert.Equal(t, RingConfig{PartitionCount: 271, ReplicationFactor: 20, Load: 1.25}, r.Config())
+
+	other, err := NewRing(testMembers(4), RingConfig{})
+	require.NoError(t, err)
+	assert.NotEqual(t, r.Fingerprint(), other.Fingerprint())
+	otherCfg, err := NewRing(members, RingConfig{PartitionCount: 1021})
+	require.NoError(t, err)
+	assert.NotEqual(t, r.Fingerprint(), otherCfg.Fingerprint())
+}
+
+func TestRingReplicas(t *testing.T) {
+	r, err := NewRing(testMembers(5), RingConfig{})
+	require.NoError(t, err)
+	for _, k := range testKeys(500) {
+		reps := r.Replicas(k, 3)
+		require.Len(t, reps, 3)
+		require.Equal(t, r.Owner(k), reps[0])
+		names := []string{reps[0].Name, reps[1].Name, reps[2].Name}
+		slices.Sort(names)
+		require.Len(t, slices.Compact(names), 3, "replicas are distinct")
+	}
+	assert.Len(t, r.Replicas("k", 9), 5, "capped at the member count")
+	assert.Nil(t, r.Replicas("k", 0))
+	assert.Nil(t, r.ReplicasOfPartition(-1, 2))
+}
+
+func TestRingOwnerDoesNotAllocate(t *testing.T) {
+	r, err := NewRing(testMembers(10), RingConfig{})
+	require.NoError(t, err)
+	var sink Member
+	allocs := testing.AllocsPerRun(1000, func() { sink = r.Owner("some-key-of-moderate-length") })
+	assert.Zero(t, allocs)
+	_ = sink
+}
+
+func BenchmarkRingOwner(b *testing.B) {
+	keys := testKeys(1024)
+	for _, n := range []int{3, 10, 50} {
+		b.Run("members="+strconv.Itoa(n), func(b *testing.B) {
+			r, err := NewRing(testMembers(n), RingConfig{})
+			require.NoError(b, err)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				_ = r.Owner(keys[i&1023])
+				i++
+			}
+		})
+	}
+}
+
+func BenchmarkRingOwnerParallel(b *testing.B) {
+	r, err := NewRing(testMembers(10), RingConfig{})
+	require.NoError(b, err)
+	keys := testKeys(1024)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			_ = r.Owner(keys[i&1023])
+			i++
+		}
+	})
+}
+
+func BenchmarkNewRing(b *testing.B) {
+	for _, n := range []int{3, 10, 50} {
+		b.Run("members="+strconv.Itoa(n), func(b *testing.B) {
+			members := testMembers(n)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := NewRing(members, RingConfig{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,183 @@
+package transport
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+)
+
+// Defaults applied by New to zero-valued Config fields (DefaultConfig returns them filled in).
+const (
+	DefaultConnsPerPeer          = 2
+	DefaultMaxInflightPerPeer    = 1024
+	DefaultMaxConcurrentRequests = 4096
+	DefaultMaxFrameBytes         = 16 << 20
+	DefaultDialTimeout           = 2 * time.Second
+	DefaultHandshakeTimeout      = 5 * time.Second
+	DefaultKeepaliveInterval     = 15 * time.Second
+	DefaultWriteTimeout          = 10 * time.Second
+
+	// minFrameBytes is the smallest accepted MaxFrameBytes (a header plus a little payload).
+	minFrameBytes = 64
+	// maxFrameBytesLimit keeps frame lengths well inside the u32 length field.
+	maxFrameBytesLimit = 1 << 30
+)
+
+// Config configures a Transport. It is copied by New and never written back; the
+// port the kernel picked comes back through Transport.BoundPort.
+type Config struct {
+	// BindAddr is the IP address to bind TCP and UDP to, e.g. "127.0.0.1" or "0.0.0.0".
+	// Required; no default.
+	BindAddr string
+	// BindPort is the TCP and UDP port (memberlist's NetTransport binds both to the same
+	// number). 0 lets the kernel pick; read the result with BoundPort and set memberlist's
+	// AdvertisePort to it (memberlist does not copy it for custom transports).
+	BindPort int
+	// Label is the cluster label, at most 255 bytes. Every RPC connection's handshake carries
+	// it and a server refuses a different one (the client gets ErrLabelMismatch). Set it to
+	// the same value as memberlist's Config.Label. Empty is a valid label: it only matches empty.
+	Label string
+	// ServerTLS, when set, makes RPC connections TLS after the plaintext handshake preamble.
+	// Set ClientAuth (tls.RequireAndVerifyClientCert and ClientCAs) for mutual TLS. Memberlist's
+	// own gossip and streams stay as they are (use memberlist's SecretKey for those).
+	// nil = plaintext RPC. ServerTLS and ClientTLS must be both set or both nil.
+	ServerTLS *tls.Config
+	// ClientTLS is used when dialing peers. When ServerName is empty, the host part of the
+	// peer address is used (so certificates need IP SANs when peers are addressed by IP).
+	ClientTLS *tls.Config
+	// Handler serves incoming requests. It may be nil and set later with SetHandler; requests
+	// arriving before that fail on the caller with ErrNoHandler.
+	Handler Handler
+	// Logger receives connection-level events (refused handshakes, broken connections).
+	// nil discards.
+	Logger *slog.Logger
+	// ConnsPerPeer is the number of long-lived connections per peer; calls are spread across
+	// them round-robin. They are dialed lazily. 0 = DefaultConnsPerPeer (2).
+	ConnsPerPeer int
+	// MaxInflightPerPeer bounds the calls in flight to one peer from this node. When it is
+	// reached Call waits for a slot until ctx ends, then fails with ErrPeerOverloaded.
+	// 0 = DefaultMaxInflightPerPeer (1024).
+	MaxInflightPerPeer int
+	// MaxConcurrentRequests bounds the handlers running at once on this node, over all
+	// connections. A request beyond it is answered "overloaded" at once (the caller gets
+	// ErrPeerOverloaded); connections are never stopped from reading.
+	// 0 = DefaultMaxConcurrentRequests (4096).
+	MaxConcurrentRequests int
+	// MaxFrameBytes bounds one frame: the 20-byte header plus the payload, in bytes. Larger
+	// requests fail with ErrFrameTooLarge before being sent; a peer sending a larger frame has
+	// its connection closed. Responses larger than it fail the call with ErrFrameTooLarge.
+	// 0 = DefaultMaxFrameBytes (16 MiB). Range 64 B .. 1 GiB.
+	MaxFrameBytes int
+	// DialTimeout bounds dialing a peer, including the RPC handshake and the TLS handshake.
+	// It is also what memberlist's stream dials get when memberlist passes no timeout.
+	// 0 = DefaultDialTimeout (2 s).
+	DialTimeout time.Duration
+	// HandshakeTimeout bounds how long an accepted connection may take to send its first
+	// byte and, for RPC connections, the rest of the handshake. 0 = DefaultHandshakeTimeout (5 s).
+	HandshakeTimeout time.Duration
+	// KeepaliveInterval is how often every idle RPC connection is pinged. A connection that
+	// receives nothing for 3 intervals is considered broken (half-open) and closed; client
+	// connections are redialed on the next call. 0 = DefaultKeepaliveInterval (15 s);
+	// negative disables pings and idle detection (TCP keepalive still runs).
+	KeepaliveInterval time.Duration
+	// WriteTimeout bounds each socket write; a connection whose peer stops reading is closed
+	// after it. 0 = DefaultWriteTimeout (10 s).
+	WriteTimeout time.Duration
+}
+
+// DefaultConfig returns a Config with every default filled in, bound to 127.0.0.1 and a
+// kernel-chosen port, with an empty label, no TLS and no handler.
+func DefaultConfig() Config {
+	return Config{
+		BindAddr:              "127.0.0.1",
+		ConnsPerPeer:          DefaultConnsPerPeer,
+		MaxInflightPerPeer:    DefaultMaxInflightPerPeer,
+		MaxConcurrentRequests: DefaultMaxConcurrentRequests,
+		MaxFrameBytes:         DefaultMaxFrameBytes,
+		DialTimeout:           DefaultDialTimeout,
+		HandshakeTimeout:      DefaultHandshakeTimeout,
+		KeepaliveInterval:     DefaultKeepaliveInterval,
+		WriteTimeout:          DefaultWriteTimeout,
+	}
+}
+
+// Validate reports every problem with the config, joined. Zero values are valid (they
+// mean "default") except for BindAddr.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("transport: invalid config: "+format, args...))
+	}
+	if c.BindAddr == "" {
+		bad("BindAddr is required")
+	} else if net.ParseIP(c.BindAddr) == nil {
+		bad("BindAddr %q is not an IP address", c.BindAddr)
+	}
+	if c.BindPort < 0 || c.BindPort > 65535 {
+		bad("BindPort %d out of range 0..65535", c.BindPort)
+	}
+	if len(c.Label) > maxLabelLen {
+		bad("Label is %d bytes, at most %d allowed", len(c.Label), maxLabelLen)
+	}
+	if (c.ServerTLS == nil) != (c.ClientTLS == nil) {
+		bad("ServerTLS and ClientTLS must be both set or both nil")
+	}
+	if c.ConnsPerPeer < 0 || c.ConnsPerPeer > 64 {
+		bad("ConnsPerPeer %d out of range 0..64", c.ConnsPerPeer)
+	}
+	if c.MaxInflightPerPeer < 0 {
+		bad("MaxInflightPerPeer %d is negative", c.MaxInflightPerPeer)
+	}
+	if c.MaxConcurrentRequests < 0 {
+		bad("MaxConcurrentRequests %d is negative", c.MaxConcurrentRequests)
+	}
+	if c.MaxFrameBytes != 0 && (c.MaxFrameBytes < minFrameBytes || c.MaxFrameBytes > maxFrameBytesLimit) {
+		bad("MaxFrameBytes %d out of range %d..%d", c.MaxFrameBytes, minFrameBytes, maxFrameBytesLimit)
+	}
+	if c.DialTimeout < 0 {
+		bad("DialTimeout %v is negative", c.DialTimeout)
+	}
+	if c.HandshakeTimeout < 0 {
+		bad("HandshakeTimeout %v is negative", c.HandshakeTimeout)
+	}
+	if c.WriteTimeout < 0 {
+		bad("WriteTimeout %v is negative", c.WriteTimeout)
+	}
+	return errors.Join(errs...)
+}
+
+// withDefaults returns c with zero fields replaced by their defaults.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.ConnsPerPeer == 0 {
+		c.ConnsPerPeer = d.ConnsPerPeer
+	}
+	if c.MaxInflightPerPeer == 0 {
+		c.MaxInflightPerPeer = d.MaxInflightPerPeer
+	}
+	if c.MaxConcurrentRequests == 0 {
+		c.MaxConcurrentRequests = d.MaxConcurrentRequests
+	}
+	if c.MaxFrameBytes == 0 {
+		c.MaxFrameBytes = d.MaxFrameBytes
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = d.DialTimeout
+	}
+	if c.HandshakeTimeout == 0 {
+		c.HandshakeTimeout = d.HandshakeTimeout
+	}
+	if c.KeepaliveInterval == 0 {
+		c.KeepaliveInterval = d.KeepaliveInterval
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = d.WriteTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}

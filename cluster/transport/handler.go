@@ -1,0 +1,35 @@
+package transport
+
+import "context"
+
+// Request is one RPC. Op and Flags are application-defined (the engine encodes its own ops);
+// the transport carries them untouched.
+type Request struct {
+	Op      uint8
+	Flags   uint16
+	Payload []byte
+}
+
+// Response is the reply to one RPC. Status is application-defined (0 = OK by convention)
+// and passes through untouched; transport failures are errors from Call instead.
+type Response struct {
+	Status  uint8
+	Payload []byte
+}
+
+// Handler serves incoming requests. It is called concurrently, each request on its own
+// goroutine. ctx carries the caller's deadline and is cancelled when the caller cancels,
+// the connection breaks or the transport shuts down; handlers must return promptly then,
+// because Shutdown waits for them. req.Payload is the handler's own copy and may be
+// retained. The response payload is copied into the connection's write buffer right after
+// ServeRPC returns, so the handler may reuse it from then on. A panic is recovered and reported to the caller as
+// ErrHandlerPanic.
+type Handler interface {
+	ServeRPC(ctx context.Context, req Request) Response
+}
+
+// HandlerFunc adapts an ordinary function to Handler.
+type HandlerFunc func(ctx context.Context, req Request) Response
+
+// ServeRPC calls f(ctx, req).
+func (f HandlerFunc) ServeRPC(ctx context.Context, req Request) Response { return f(ctx, req) }

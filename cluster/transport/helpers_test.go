@@ -1,0 +1,34 @@
+package transport
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// newTestTransport starts a transport on 127.0.0.1:0 and shuts it down at cleanup.
+func newTestTransport(t testing.TB, mod func(*Config)) *Transport {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Label = "test"
+	if mod != nil {
+		mod(&cfg)
+	}
+	tr, err := New(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, tr.Shutdown()) })
+	return tr
+}
+
+// addrOf is the "host:port" to Call tr at.
+func addrOf(tr *Transport) string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(tr.BoundPort()))
+}
+
+// echo returns the request payload with status = op.
+var echo = HandlerFunc(func(_ context.Context, req Request) Response {
+	return Response{Status: req.Op, Payload: req.Payload}
+})

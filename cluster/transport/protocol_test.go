@@ -1,0 +1,136 @@
+package transport
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestFrameRoundTrip(t *testing.T) {
+	h := frameHeader{length: 3, typ: frameReq, code: 9, flags: 0xABCD, id: 1 << 40, budget: 12345}
+	b := append(appendHeader(nil, h), "abc"...)
+	got, payload, n, err := decodeFrame(b, 1024)
+	require.NoError(t, err)
+	assert.Equal(t, h, got)
+	assert.Equal(t, "abc", string(payload))
+	assert.Equal(t, len(b), n)
+}
+
+func TestDecodeFrameErrors(t *testing.T) {
+	hdr := func(h frameHeader) []byte { return appendHeader(nil, h) }
+	cases := map[string]struct {
+		b    []byte
+		want error
+	}{
+		"short":             {[]byte{1, 2, 3}, ErrBadFrame},
+		"type 0":            {hdr(frameHeader{}), ErrBadFrame},
+		"unknown type":      {hdr(frameHeader{typ: 99}), ErrBadFrame},
+		"budget on resp":    {hdr(frameHeader{typ: frameResp, budget: 5}), ErrBadFrame},
+		"payload on ping":   {hdr(frameHeader{typ: framePing, length: 1}), ErrBadFrame},
+		"too large":         {hdr(frameHeader{typ: frameReq, length: 2000}), ErrFrameTooLarge},
+		"huge length":       {hdr(frameHeader{typ: frameResp, length: ^uint32(0)}), ErrFrameTooLarge},
+		"truncated payload": {hdr(frameHeader{typ: frameReq, length: 10}), ErrBadFrame},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, _, _, err := decodeFrame(tc.b, 1024)
+			require.ErrorIs(t, err, tc.want)
+			assert.Contains(t, err.Error(), "transport:")
+		})
+	}
+}
+
+func TestHelloRoundTripAndChecks(t *testing.T) {
+	h := hello{version: protoVersion, flags: hsFlagTLS, label: "prod/eu"}
+	b := appendHello(nil, h)
+	got, n, err := decodeHello(b)
+	require.NoError(t, err)
+	assert.Equal(t, h, got)
+	assert.Equal(t, len(b), n)
+	got, err = readHello(bytes.NewReader(b[1:]))
+	require.NoError(t, err)
+	assert.Equal(t, h, got)
+
+	_, _, err = decodeHello([]byte{0x00, 1, 0, 0})
+	require.ErrorIs(t, err, ErrBadHandshake)
+	_, _, err = decodeHello([]byte{magic, 1, 0, 5, 'a'})
+	require.ErrorIs(t, err, ErrBadHandshake)
+	_, err = readHello(bytes.NewReader([]byte{1, 0, 5, 'a'}))
+	require.ErrorIs(t, err, ErrBadHandshake)
+
+	assert.Equal(t, hsOK, checkHello(hello{version: protoVersion, label: "x"}, "x", false))
+	assert.Equal(t, hsBadLabel, checkHello(hello{version: protoVersion, label: "y"}, "x", false))
+	assert.Equal(t, hsBadVersion, checkHello(hello{version: 2, label: "x"}, "x", false))
+	assert.Equal(t, hsBadFlags, checkHello(hello{version: protoVersion, flags: 0x80, label: "x"}, "x", false))
+	assert.Equal(t, hsTLSRequired, checkHello(hello{version: protoVersion, label: "x"}, "x", true))
+	assert.Equal(t, hsTLSUnavailable, checkHello(hello{version: protoVersion, flags: hsFlagTLS, label: "x"}, "x", false))
+
+	require.NoError(t, decodeHelloReply([]byte{magic, hsOK}, ""))
+	require.ErrorIs(t, decodeHelloReply([]byte{magic, hsBadLabel}, "x"), ErrLabelMismatch)
+	require.ErrorIs(t, decodeHelloReply([]byte{magic, hsShuttingDown}, "x"), ErrShuttingDown)
+	require.ErrorIs(t, decodeHelloReply([]byte{0, 0}, "x"), ErrBadHandshake)
+	require.ErrorIs(t, decodeHelloReply([]byte{magic, 200}, "x"), ErrBadHandshake)
+	require.ErrorIs(t, decodeHelloReply(nil, "x"), ErrBadHandshake)
+}
+
+func TestBudget(t *testing.T) {
+	assert.Equal(t, uint32(1), budgetFromDeadline(time.Nanosecond))
+	assert.Equal(t, uint32(1500), budgetFromDeadline(1500*time.Microsecond))
+	assert.Equal(t, ^uint32(0), budgetFromDeadline(24*time.Hour))
+}
+
+func FuzzDecodeFrame(f *testing.F) {
+	f.Add(appendHeader(nil, frameHeader{typ: frameReq, length: 2, id: 7, budget: 100}), 64)
+	f.Add(append(appendHeader(nil, frameHeader{typ: frameResp, length: 3, code: 1, id: 1}), "abc"...), 1024)
+	f.Add(appendHeader(nil, frameHeader{typ: frameCancel, id: 9}), 64)
+	f.Add([]byte{0, 0, 0, 0, 9}, 64)
+	f.Add([]byte{}, 0)
+	f.Fuzz(func(t *testing.T, b []byte, maxFrame int) {
+		if maxFrame < 0 {
+			maxFrame = -maxFrame
+		}
+		h, payload, n, err := decodeFrame(b, maxFrame)
+		if err != nil {
+			if !errors.Is(err, ErrBadFrame) && !errors.Is(err, ErrFrameTooLarge) {
+				t.Fatalf("unclassified error %v", err)
+			}
+			return
+		}
+		if n > len(b) || n != frameHeaderLen+len(payload) || int(h.length) != len(payload) {
+			t.Fatalf("inconsistent decode: n=%d len=%d payload=%d", n, len(b), len(payload))
+		}
+		re := append(appendHeader(nil, h), payload...)
+		if !bytes.Equal(re, b[:n]) {
+			t.Fatalf("re-encode mismatch")
+		}
+	})
+}
+
+func FuzzDecodeHello(f *testing.F) {
+	f.Add(appendHello(nil, hello{version: protoVersion, flags: hsFlagTLS, label: "prod"}))
+	f.Add([]byte{magic, 1, 0, 200})
+	f.Add([]byte{magic})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, n, err := decodeHello(b)
+		if err != nil {
+			if !errors.Is(err, ErrBadHandshake) {
+				t.Fatalf("unclassified error %v", err)
+			}
+		} else if !bytes.Equal(appendHello(nil, h), b[:n]) {
+			t.Fatalf("re-encode mismatch")
+		}
+		// The streaming reader agrees with the slice decoder.
+		if len(b) > 0 && b[0] == magic {
+			h2, err2 := readHello(bytes.NewReader(b[1:]))
+			if (err == nil) != (err2 == nil) || (err == nil && h != h2) {
+				t.Fatalf("readHello disagrees: %v/%v %+v/%+v", err, err2, h, h2)
+			}
+		}
+		_ = checkHello(h, "prod", len(b)%2 == 0)
+		_ = decodeHelloReply(b, "prod")
+	})
+}

@@ -1,0 +1,145 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync/atomic"
+	"testing"
+
+	"github.com/dgraph-io/ristretto/v2"
+	"github.com/distcache/distcache/discovery/static"
+	"github.com/distcache/distcache/engine"
+	"github.com/distcache/distcache/keyspace"
+	"github.com/distcache/distcache/testutil"
+)
+
+const benchKeys = 100_000
+
+func benchKeyNames() []string {
+	keys := make([]string, benchKeys)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("user:%08d", i)
+	}
+	return keys
+}
+
+// zipf precomputes Zipf(1.01) key indexes so the generator stays out of the
+// timed loop.
+func zipf(n int) []int {
+	z := rand.NewZipf(rand.New(rand.NewPCG(7, 9)), 1.01, 1, benchKeys-1)
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = int(z.Uint64())
+	}
+	return idx
+}
+
+func benchEngine(b *testing.B, opts ...engine.Option) (*engine.Engine, *testutil.DataSource) {
+	b.Helper()
+	ds := testutil.NewDataSource()
+	all := append(testutil.LocalOptions("bench-"+b.Name()), opts...)
+	e, err := engine.New(engine.NewConfig(static.NewDiscovery(nil), []keyspace.KeySpace{keyspace.New(ks, 256<<20, ds)}, all...))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := e.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = e.Stop(context.Background()) })
+	return e, ds
+}
+
+// BenchmarkLocalHit and BenchmarkRawRistrettoGet run the same parallel Zipf
+// workload of 100-byte values; the engine's hit path includes the keyspace
+// and ring lookups and the copy of the value the caller gets.
+func BenchmarkLocalHit(b *testing.B) {
+	e, _ := benchEngine(b)
+	ctx := context.Background()
+	keys := benchKeyNames()
+	entries := make([]engine.Entry, len(keys))
+	for i, k := range keys {
+		entries[i] = engine.Entry{Key: k, Value: make([]byte, 100)}
+	}
+	if err := e.PutMany(ctx, ks, entries); err != nil {
+		b.Fatal(err)
+	}
+	idx := zipf(1 << 16)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := rand.IntN(len(idx))
+		for pb.Next() {
+			i = (i + 1) & (len(idx) - 1)
+			if _, err := e.Get(ctx, ks, keys[idx[i]]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkRawRistrettoGet(b *testing.B) {
+	c, err := ristretto.NewCache(&ristretto.Config[string, []byte]{NumCounters: 1 << 20, MaxCost: 256 << 20, BufferItems: 64})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	keys := benchKeyNames()
+	for _, k := range keys {
+		for !c.Set(k, make([]byte, 100), 100+int64(len(k))) {
+			c.Wait()
+		}
+	}
+	c.Wait()
+	idx := zipf(1 << 16)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := rand.IntN(len(idx))
+		for pb.Next() {
+			i = (i + 1) & (len(idx) - 1)
+			if _, ok := c.Get(keys[idx[i]]); !ok {
+				b.Fatal("miss")
+			}
+		}
+	})
+}
+
+func BenchmarkPut(b *testing.B) {
+	e, _ := benchEngine(b)
+	ctx := context.Background()
+	keys := benchKeyNames()
+	v := make([]byte, 100)
+	var n atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			k := keys[n.Add(1)%benchKeys]
+			if err := e.Put(ctx, ks, engine.Entry{Key: k, Value: v}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkMissSingleflight: 64 concurrent Gets of each cold key make one
+// fetch; ns/op is per Get.
+func BenchmarkMissSingleflight(b *testing.B) {
+	e, ds := benchEngine(b)
+	ctx := context.Background()
+	var n atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(32)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			k := fmt.Sprint("cold-", n.Add(1)/64)
+			if _, err := e.Get(ctx, ks, k); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(ds.Total())/float64(b.N), "fetches/op")
+}

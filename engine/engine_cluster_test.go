@@ -1,0 +1,304 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/distcache/distcache/engine"
+	"github.com/distcache/distcache/keyspace"
+	"github.com/distcache/distcache/testutil"
+	"github.com/stretchr/testify/require"
+)
+
+func ksStats(t *testing.T, e *engine.Engine) engine.KeySpaceStats {
+	t.Helper()
+	st, ok := e.Stats().KeySpace(ks)
+	require.True(t, ok)
+	return st
+}
+
+// Every node computes the same owner for every key.
+func TestClusterAgreesOnOwners(t *testing.T) {
+	c := testutil.NewCluster(t, 3, testutil.ClusterConfig{})
+	owners := map[int]int{}
+	for i := range 2000 {
+		k := fmt.Sprint("key-", i)
+		o := c.OwnerIndex(0, k)
+		owners[o]++
+		for n := 1; n < 3; n++ {
+			require.Equal(t, o, c.OwnerIndex(n, k), "node %d disagrees on %s", n, k)
+		}
+	}
+	require.Len(t, owners, 3, "every node owns keys")
+	for n, cnt := range owners {
+		require.Greater(t, cnt, 2000/3/2, "node %d owns too few keys: %v", n, owners)
+	}
+}
+
+// 300 concurrent Gets of one cold key, spread over all nodes, make exactly
+// one Fetch, on the owner.
+func TestClusterColdKeyOneFetch(t *testing.T) {
+	c := testutil.NewCluster(t, 3, testutil.ClusterConfig{})
+	c.DataSource.SetLatency(20 * time.Millisecond)
+	const key = "cold"
+	owner := c.OwnerIndex(0, key)
+	var wg sync.WaitGroup
+	errs := make(chan error, 300)
+	for i := range 300 {
+		wg.Go(func() {
+			v, err := c.Node(i%3).Get(context.Background(), ks, key)
+			if err == nil && string(v) != string(testutil.ValueOf(key)) {
+				err = fmt.Errorf("wrong value %q", v)
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	require.Equal(t, 1, c.DataSource.Fetches(key))
+	for i := range 3 {
+		st := ksStats(t, c.Node(i))
+		if i == owner {
+			require.EqualValues(t, 1, st.Fetches)
+			require.EqualValues(t, 1, st.Entries)
+		} else {
+			require.Zero(t, st.Fetches, "non-owner %d fetched", i)
+			require.Zero(t, st.Entries, "non-owner %d stored", i)
+			require.Zero(t, st.Degraded)
+			require.Positive(t, st.Forwarded)
+			// 100 callers on this node shared a handful of forwards.
+			require.Less(t, st.Forwarded, int64(100))
+		}
+	}
+}
+
+// Put on node A: Get on every node returns it; only the owner stores it.
+func TestClusterPutVisibleEverywhere(t *testing.T) {
+	c := testutil.NewCluster(t, 3, testutil.ClusterConfig{})
+	ctx := context.Background()
+	for from := range 3 {
+		key := fmt.Sprint("put-", from)
+		owner := c.OwnerIndex(0, key)
+		before := make([]int64, 3)
+		for i := range 3 {
+			before[i] = ksStats(t, c.Node(i)).Entries
+		}
+		require.NoError(t, c.Node(from).Put(ctx, ks, engine.Entry{Key: key, Value: []byte("v" + key)}))
+		for i := range 3 {
+			v, err := c.Node(i).Get(ctx, ks, key)
+			require.NoError(t, err)
+			require.Equal(t, "v"+key, string(v))
+		}
+		for i := range 3 {
+			grew := ksStats(t, c.Node(i)).Entries - before[i]
+			if i == owner {
+				require.EqualValues(t, 1, grew, "owner stores it")
+			} else {
+				require.Zero(t, grew, "node %d is not the owner", i)
+			}
+		}
+	}
+	require.Zero(t, c.DataSource.Total())
+}
+
+// Delete or DeleteMany on any node: no node returns the old value.
+func TestClusterDeleteNoStaleReads(t *testing.T) {
+	c := testutil.NewCluster(t, 3, testutil.ClusterConfig{})
+	ctx := context.Background()
+	var keys []string
+	var entries []engine.Entry
+	for i := range 100 {
+		k := fmt.Sprint("d-", i)
+		keys = append(keys, k)
+		entries = append(entries, engine.Entry{Key: k, Value: []byte("old")})
+	}
+	require.NoError(t, c.Node(0).PutMany(ctx, ks, entries))
+	for i := range 3 { // everyone reads the old value
+		got, err := c.Node(i).GetMany(ctx, ks, keys)
+		require.NoError(t, err)
+		require.Len(t, got, 100)
+		require.Equal(t, "old", string(got["d-5"]))
+	}
+	require.NoError(t, c.Node(2).DeleteMany(ctx, ks, keys))
+	for i := range 3 {
+		got, err := c.Node(i).GetMany(ctx, ks, keys)
+		require.NoError(t, err)
+		for _, k := range keys {
+			require.Equal(t, string(testutil.ValueOf(k)), string(got[k]), "node %d served a stale %s", i, k)
+		}
+	}
+	// Single-key Delete from a non-owner.
+	key := keys[0]
+	nonOwner := (c.OwnerIndex(0, key) + 1) % 3
+	require.NoError(t, c.Node(0).Put(ctx, ks, engine.Entry{Key: key, Value: []byte("old2")}))
+	require.NoError(t, c.Node(nonOwner).Delete(ctx, ks, key))
+	for i := range 3 {
+		v, err := c.Node(i).Get(ctx, ks, key)
+		require.NoError(t, err)
+		require.NotEqual(t, "old2", string(v))
+	}
+}
+
+// GetMany of 100 keys: at most one request per remote owner.
+func TestClusterGetManyOneRequestPerOwner(t *testing.T) {
+	c := testutil.NewCluster(t, 3, testutil.ClusterConfig{})
+	var keys []string
+	for i := range 100 {
+		keys = append(keys, fmt.Sprint("m-", i))
+	}
+	c.DataSource.SetMissing("m-7", true)
+	before := ksStats(t, c.Node(0)).Forwarded
+	got, err := c.Node(0).GetMany(context.Background(), ks, keys)
+	require.NoError(t, err)
+	require.Len(t, got, 99)
+	require.NotContains(t, got, "m-7")
+	require.EqualValues(t, 2, ksStats(t, c.Node(0)).Forwarded-before, "one request per remote owner")
+	require.EqualValues(t, 100, c.DataSource.Total(), "each key fetched once, on its owner")
+	for i := range 3 {
+		owned := 0
+		for _, k := range keys {
+			if c.OwnerIndex(0, k) == i {
+				owned++
+			}
+		}
+		require.EqualValues(t, owned, ksStats(t, c.Node(i)).Fetches)
+	}
+}
+
+// Typed errors survive the hop.
+func TestClusterTypedErrors(t *testing.T) {
+	c := testutil.NewCluster(t, 3, testutil.ClusterConfig{})
+	ctx := context.Background()
+	key := c.KeysOwnedBy(1, 1, "e")[0]
+	c.DataSource.SetMissing(key, true)
+	_, err := c.Node(0).Get(ctx, ks, key)
+	require.ErrorIs(t, err, keyspace.ErrNotFound)
+
+	key2 := c.KeysOwnedBy(1, 1, "boom")[0]
+	c.DataSource.SetError(key2, errors.New("database exploded"))
+	_, err = c.Node(0).Get(ctx, ks, key2)
+	var re *engine.RemoteError
+	require.ErrorAs(t, err, &re)
+	require.Equal(t, c.Name(1), re.Peer)
+	require.Contains(t, re.Message, "database exploded")
+	require.Zero(t, ksStats(t, c.Node(0)).Fetches, "the caller did not fetch itself")
+}
+
+// A keyspace that a peer lacks: the peer answers ErrKeySpaceNotFound (no
+// panic) and the caller serves the key itself.
+func TestClusterKeySpaceMissingOnPeer(t *testing.T) {
+	ds := testutil.NewDataSource()
+	c := testutil.NewCluster(t, 3, testutil.ClusterConfig{KeySpaces: func(i int) []keyspace.KeySpace {
+		kss := []keyspace.KeySpace{keyspace.New(ks, 1<<20, ds)}
+		if i == 0 {
+			kss = append(kss, keyspace.New("only0", 1<<20, ds))
+		}
+		return kss
+	}})
+	key := c.KeysOwnedBy(1, 1, "x")[0]
+	v, err := c.Node(0).Get(context.Background(), "only0", key)
+	require.NoError(t, err)
+	require.Equal(t, testutil.ValueOf(key), v)
+	st, _ := c.Node(0).Stats().KeySpace("only0")
+	require.EqualValues(t, 1, st.Degraded)
+	_, err = c.Node(1).Get(context.Background(), "only0", key)
+	require.ErrorIs(t, err, engine.ErrKeySpaceNotFound)
+}
+
+// DeleteKeySpace is cluster-wide.
+func TestClusterDeleteKeySpace(t *testing.T) {
+	ds := testutil.NewDataSource()
+	c := testutil.NewCluster(t, 3, testutil.ClusterConfig{KeySpaces: func(int) []keyspace.KeySpace {
+		return []keyspace.KeySpace{keyspace.New(ks, 1<<20, ds), keyspace.New("gone", 1<<20, ds)}
+	}})
+	require.NoError(t, c.Node(1).DeleteKeySpace(context.Background(), "gone"))
+	for i := range 3 {
+		require.Equal(t, []string{ks}, c.Node(i).KeySpaces())
+		_, err := c.Node(i).Get(context.Background(), "gone", "k")
+		require.ErrorIs(t, err, engine.ErrKeySpaceNotFound)
+	}
+}
+
+// Stop one node: its keys get new owners; Gets keep succeeding on the other
+// nodes throughout; a node restarted with the same name rejoins.
+func TestClusterNodeLeavesAndRejoins(t *testing.T) {
+	c := testutil.NewCluster(t, 3, testutil.ClusterConfig{})
+	ctx := context.Background()
+	keys := c.KeysOwnedBy(2, 20, "leave")
+	for _, k := range keys {
+		_, err := c.Node(0).Get(ctx, ks, k)
+		require.NoError(t, err)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var failures []error
+	var mu sync.Mutex
+	for _, n := range []int{0, 1} {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := c.Node(n).Get(ctx, ks, keys[i%len(keys)]); err != nil {
+					mu.Lock()
+					failures = append(failures, err)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	c.StopNode(2)
+	c.WaitConverged()
+	for _, k := range keys {
+		require.NotEqual(t, 2, c.OwnerIndex(0, k))
+		require.Equal(t, c.OwnerIndex(0, k), c.OwnerIndex(1, k))
+	}
+	idx := c.StartNode(c.Name(2))
+	require.Equal(t, 2, idx)
+	c.WaitConverged()
+	close(stop)
+	wg.Wait()
+	require.Empty(t, failures, "Gets failed during the topology change")
+	require.Equal(t, 2, c.OwnerIndex(0, keys[0]), "the restarted node takes its partitions back")
+	v, err := c.Node(2).Get(ctx, ks, keys[0])
+	require.NoError(t, err)
+	require.Equal(t, testutil.ValueOf(keys[0]), v)
+}
+
+// A crashed node (no leave) is removed by failure detection; Gets for its
+// keys keep succeeding (degraded, then on the new owner).
+func TestClusterNodeCrash(t *testing.T) {
+	c := testutil.NewCluster(t, 3, testutil.ClusterConfig{})
+	ctx := context.Background()
+	keys := c.KeysOwnedBy(2, 10, "crash")
+	c.CrashNode(2)
+	for _, k := range keys {
+		v, err := c.Node(0).Get(ctx, ks, k)
+		require.NoError(t, err)
+		require.Equal(t, testutil.ValueOf(k), v)
+	}
+	c.WaitConverged()
+	for _, k := range keys {
+		require.NotEqual(t, 2, c.OwnerIndex(0, k))
+	}
+}
+
+// A node with another cluster label never joins.
+func TestClusterLabelIsolation(t *testing.T) {
+	a := testutil.NewCluster(t, 2, testutil.ClusterConfig{Label: "blue"})
+	b := testutil.NewCluster(t, 1, testutil.ClusterConfig{Label: "green"})
+	// Point green's node at blue's nodes: the join must fail.
+	_, err := b.Node(0).Cluster().Join(context.Background(), []string{a.Node(0).Addr(), a.Node(1).Addr()})
+	require.Error(t, err)
+	require.Len(t, b.Node(0).Members(), 1)
+	require.Len(t, a.Node(0).Members(), 2)
+}
