@@ -55,6 +55,12 @@ type Engine struct {
 	// purging is set while purgeNotOwned runs; purgePending asks it to run
 	// once more for a ring change that arrived meanwhile.
 	purging, purgePending atomic.Bool
+	// flushAll asks the next purge to drop every entry (see onRingChange).
+	flushAll atomic.Bool
+	// peakMembers and missedWrites are only touched by onRingChange, which
+	// the cluster never runs concurrently with itself.
+	peakMembers  int
+	missedWrites bool
 
 	stopOnce sync.Once
 	stopErr  error
@@ -373,6 +379,20 @@ func (e *Engine) checkKey(key string) error {
 // must return quickly, so the purge runs on an engine goroutine.
 func (e *Engine) onRingChange(prev, next *cluster.Ring) {
 	e.log.Info("ring changed", "members", next.Len(), "fingerprint", strconv.FormatUint(next.Fingerprint(), 16))
+	// A node that lost contact with at least half of the cluster it knew
+	// (it was cut off, or most peers failed) may have missed invalidations
+	// sent while it was unreachable: when it reconnects, it drops everything
+	// rather than serve values that were overwritten or deleted meanwhile.
+	// The majority side keeps its entries; it heard every write it owns.
+	e.peakMembers = max(e.peakMembers, prev.Len(), next.Len())
+	if next.Len()*2 <= e.peakMembers && next.Len() < prev.Len() {
+		e.missedWrites = true
+	}
+	if e.missedWrites && next.Len() > prev.Len() {
+		e.missedWrites = false
+		e.peakMembers = next.Len()
+		e.flushAll.Store(true)
+	}
 	e.purgePending.Store(true)
 	if e.purging.CompareAndSwap(false, true) {
 		if !e.spawn(e.purgeNotOwned) {
@@ -391,10 +411,11 @@ func (e *Engine) purgeNotOwned() {
 	for e.purgePending.Swap(false) {
 		ring := e.cl.Ring()
 		self := e.cl.Self().Name
+		all := e.flushAll.Swap(false)
 		for _, st := range *e.keyspaces.Load() {
 			var drop []string
 			st.store.Range(func(key string, _ cache.Entry) bool {
-				if ring.Owner(key).Name != self {
+				if all || ring.Owner(key).Name != self {
 					drop = append(drop, key)
 				}
 				return e.base.Err() == nil
