@@ -127,6 +127,10 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	e.state.Store(stateRunning)
 	e.spawn(e.discoveryLoop)
+	if err := e.startExtras(); err != nil {
+		_ = e.Stop(context.Background())
+		return err
+	}
 	return nil
 }
 
@@ -270,6 +274,9 @@ func (e *Engine) shutdown(ctx context.Context, graceful bool) error {
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.ShutdownTimeout)
 	defer cancel()
 	var errs []error
+	if err := e.stopExtras(); err != nil {
+		errs = append(errs, err)
+	}
 	if e.cl != nil && graceful {
 		if err := e.cl.Transport().Drain(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("drain: %w", err))
@@ -393,6 +400,7 @@ func (e *Engine) onRingChange(prev, next *cluster.Ring) {
 		e.peakMembers = next.Len()
 		e.flushAll.Store(true)
 	}
+	e.topologyChanged(prev, next)
 	e.purgePending.Store(true)
 	if e.purging.CompareAndSwap(false, true) {
 		if !e.spawn(e.purgeNotOwned) {

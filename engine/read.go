@@ -32,6 +32,7 @@ func (e *Engine) Get(ctx context.Context, ks, key string) ([]byte, error) {
 		return nil, err
 	}
 	st.stats.gets.Add(1)
+	e.recordAccess(st, key)
 	// Fast path: a fresh local entry needs no ring lookup, context, span or
 	// timer. This node holds entries only for keys it owns, or owned until a
 	// ring change moments ago (purged in the background, see purgeNotOwned);
