@@ -100,10 +100,12 @@ type flight struct {
 
 // ksCounters are the per-keyspace statistics of this node.
 type ksCounters struct {
-	gets, hits, misses, negativeHits          atomic.Int64
-	fetches, fetchErrors, loadsDeduped        atomic.Int64
-	forwarded, forwardsDeduped, forwardErrors atomic.Int64
-	served, degraded, staleServed             atomic.Int64
-	puts, deletes, rejected                   atomic.Int64
-	rateLimited, circuitOpen                  atomic.Int64
+	// fastHits are Gets answered by the fast path; gets and hits count the
+	// rest (see KeySpaceStats for the reported sums).
+	fastHits, gets, hits, misses, negativeHits atomic.Int64
+	fetches, fetchErrors, loadsDeduped         atomic.Int64
+	forwarded, forwardsDeduped, forwardErrors  atomic.Int64
+	served, degraded, staleServed              atomic.Int64
+	puts, deletes, rejected                    atomic.Int64
+	rateLimited, circuitOpen                   atomic.Int64
 }

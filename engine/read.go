@@ -31,15 +31,16 @@ func (e *Engine) Get(ctx context.Context, ks, key string) ([]byte, error) {
 	if err := e.checkKey(key); err != nil {
 		return nil, err
 	}
-	st.stats.gets.Add(1)
 	e.recordAccess(st, key)
 	// Fast path: a fresh local entry needs no ring lookup, context, span or
-	// timer. This node holds entries only for keys it owns, or owned until a
-	// ring change moments ago (purged in the background, see purgeNotOwned);
-	// Put and Delete drop copies on every node, so serving one is safe.
+	// timer, and costs one shared counter increment. This node holds entries
+	// only for keys it owns, or owned until a ring change moments ago
+	// (purged in the background, see purgeNotOwned); Put and Delete drop
+	// copies on every node, so serving one is safe.
 	if ent, ok := st.store.Get(key); ok && ent.Fresh() {
 		return st.hit(key, ent)
 	}
+	st.stats.gets.Add(1)
 	owner := e.cl.Ring().Owner(key)
 	ctx, cancel := context.WithTimeout(ctx, st.settings.ReadTimeout)
 	defer cancel()
@@ -54,7 +55,7 @@ func (e *Engine) Get(ctx context.Context, ks, key string) ([]byte, error) {
 
 // hit returns a copy of a fresh entry (or ErrNotFound for a remembered miss).
 func (st *ksState) hit(key string, ent cache.Entry) ([]byte, error) {
-	st.stats.hits.Add(1)
+	st.stats.fastHits.Add(1)
 	if ent.Negative {
 		st.stats.negativeHits.Add(1)
 		return nil, fmt.Errorf("%w: %q (cached)", keyspace.ErrNotFound, key)

@@ -67,7 +67,7 @@ func (st *ksState) snapshot() KeySpaceStats {
 	cs := st.store.Stats()
 	return KeySpaceStats{
 		Name: st.name,
-		Gets: c.gets.Load(), Hits: c.hits.Load(), Misses: c.misses.Load(), NegativeHits: c.negativeHits.Load(),
+		Gets: c.fastHits.Load() + c.gets.Load(), Hits: c.fastHits.Load() + c.hits.Load(), Misses: c.misses.Load(), NegativeHits: c.negativeHits.Load(),
 		Fetches: c.fetches.Load(), FetchErrors: c.fetchErrors.Load(), LoadsDeduped: c.loadsDeduped.Load(),
 		Forwarded: c.forwarded.Load(), ForwardsDeduped: c.forwardsDeduped.Load(), ForwardErrors: c.forwardErrors.Load(),
 		Served: c.served.Load(), Degraded: c.degraded.Load(), StaleServed: c.staleServed.Load(),
