@@ -14,7 +14,6 @@ import (
 
 	"github.com/distcache/distcache/cache"
 	"github.com/distcache/distcache/cluster"
-	"github.com/distcache/distcache/cluster/transport"
 	"github.com/distcache/distcache/discovery"
 	"github.com/distcache/distcache/keyspace"
 )
@@ -148,7 +147,7 @@ func (e *Engine) start(ctx context.Context) error {
 	}
 	ccfg.PartitionCount = e.cfg.PartitionCount
 	ccfg.Logger = e.log
-	ccfg.Handler = transport.HandlerFunc(e.serveRPC)
+	ccfg.Handler = rpcHandler{e}
 	ccfg.OnRingChange = e.onRingChange
 	for _, tweak := range e.cfg.clusterTweaks {
 		tweak(&ccfg)

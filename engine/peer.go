@@ -8,6 +8,47 @@ import (
 	"github.com/distcache/distcache/cluster/transport"
 )
 
+// rpcHandler serves peers: ServeInline answers remote Gets that hit the
+// store on the connection's reader goroutine (no goroutine, no context);
+// everything else goes to serveRPC on its own goroutine.
+type rpcHandler struct{ e *Engine }
+
+var _ transport.InlineHandler = rpcHandler{}
+
+func (h rpcHandler) ServeRPC(ctx context.Context, req transport.Request) transport.Response {
+	return h.e.serveRPC(ctx, req)
+}
+
+// ServeInline must never block: a store lookup is all it does.
+func (h rpcHandler) ServeInline(req transport.Request) (transport.Response, bool) {
+	e := h.e
+	if req.Op != opGet || e.state.Load() >= stateStopping {
+		return transport.Response{}, false
+	}
+	r, err := decodeKeys(req.Payload)
+	if err != nil || len(r.keys) != 1 {
+		return transport.Response{}, false
+	}
+	st := (*e.keyspaces.Load())[r.keyspace]
+	if st == nil {
+		return transport.Response{}, false
+	}
+	ent, ok := st.store.Get(r.keys[0])
+	if !ok || !ent.Fresh() {
+		return transport.Response{}, false
+	}
+	e.recordAccess(st, r.keys[0])
+	st.stats.served.Add(1)
+	st.stats.hits.Add(1)
+	if ent.Negative {
+		st.stats.negativeHits.Add(1)
+		return transport.Response{Status: statusNotFound}, true
+	}
+	// Stored values are immutable, so the transport may read this slice
+	// while framing the response.
+	return transport.Response{Status: statusOK, Payload: ent.Value}, true
+}
+
 // serveRPC answers requests from peers. Everything it does is local to this
 // node: a forwarded request is never forwarded again (one hop), even when
 // this node's ring disagrees with the sender's about the owner.
@@ -50,12 +91,13 @@ func (e *Engine) serveGet(ctx context.Context, p []byte) transport.Response {
 		return statusResponse(err)
 	}
 	st.stats.served.Add(1)
+	e.recordAccess(st, r.keys[0])
 	val, err := e.getLocal(ctx, st, r.keys[0])
 	if err != nil {
 		return statusResponse(err)
 	}
-	// The transport copies the payload into its frame before we return, so
-	// the cache's bytes never leave this node by reference.
+	// Stored and loaded values are immutable: the transport may read val
+	// while framing the response, and the bytes never alias caller memory.
 	return transport.Response{Status: statusOK, Payload: val}
 }
 

@@ -180,18 +180,22 @@ func BenchmarkRawPipelined(b *testing.B) {
 	reportLatency(b, lat, elapsed, cpu0)
 }
 
-// BenchmarkCall measures Transport.Call against an echo handler.
+// BenchmarkCall measures Transport.Call against an echo handler: served on a goroutine per
+// request (Handler), or on the reader goroutine (InlineHandler, "/inline").
 func BenchmarkCall(b *testing.B) {
 	for _, bc := range []struct {
 		name           string
 		callers, conns int
+		handler        Handler
 	}{
-		{"callers=1", 1, 1},
-		{"callers=64/conns=1", 64, 1},
-		{"callers=64/conns=2", 64, 2},
+		{"callers=1", 1, 1, echo},
+		{"callers=1/inline", 1, 1, inlineEcho{}},
+		{"callers=64/conns=1", 64, 1, echo},
+		{"callers=64/conns=1/inline", 64, 1, inlineEcho{}},
+		{"callers=64/conns=2", 64, 2, echo},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			srv := newTestTransport(b, func(c *Config) { c.Handler = echo })
+			srv := newTestTransport(b, func(c *Config) { c.Handler = bc.handler })
 			cli := newTestTransport(b, func(c *Config) { c.ConnsPerPeer = bc.conns })
 			addr := addrOf(srv)
 			payload := make([]byte, benchPayload)

@@ -54,8 +54,10 @@ type Config struct {
 	// Logger receives connection-level events (refused handshakes, broken connections).
 	// nil discards.
 	Logger *slog.Logger
-	// ConnsPerPeer is the number of long-lived connections per peer; calls are spread across
-	// them round-robin. They are dialed lazily. 0 = DefaultConnsPerPeer (2).
+	// ConnsPerPeer is the number of long-lived connections per peer (at most 64); calls are
+	// spread across them round-robin. They are dialed lazily, one at a time. More connections
+	// spread reads over more goroutines but batch fewer frames per syscall.
+	// 0 = DefaultConnsPerPeer (2).
 	ConnsPerPeer int
 	// MaxInflightPerPeer bounds the calls in flight to one peer from this node. When it is
 	// reached Call waits for a slot until ctx ends, then fails with ErrPeerOverloaded.
@@ -78,9 +80,9 @@ type Config struct {
 	// HandshakeTimeout bounds how long an accepted connection may take to send its first
 	// byte and, for RPC connections, the rest of the handshake. 0 = DefaultHandshakeTimeout (5 s).
 	HandshakeTimeout time.Duration
-	// KeepaliveInterval is how often every idle RPC connection is pinged. A connection that
-	// receives nothing for 3 intervals is considered broken (half-open) and closed; client
-	// connections are redialed on the next call. 0 = DefaultKeepaliveInterval (15 s);
+	// KeepaliveInterval is how often each side pings each of its RPC connections. A
+	// connection that receives nothing for 1.5 to 3 intervals is considered broken
+	// (half-open, peer frozen) and closed; client pools redial on the next Call. 0 = DefaultKeepaliveInterval (15 s);
 	// negative disables pings and idle detection (TCP keepalive still runs).
 	KeepaliveInterval time.Duration
 	// WriteTimeout bounds each socket write; a connection whose peer stops reading is closed

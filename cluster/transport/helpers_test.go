@@ -32,3 +32,20 @@ func addrOf(tr *Transport) string {
 var echo = HandlerFunc(func(_ context.Context, req Request) Response {
 	return Response{Status: req.Op, Payload: req.Payload}
 })
+
+// inlineEcho echoes on the inline fast path for op 1 and on the goroutine path otherwise.
+type inlineEcho struct{}
+
+func (inlineEcho) ServeRPC(_ context.Context, req Request) Response {
+	return Response{Status: 100 + req.Op, Payload: req.Payload}
+}
+
+func (inlineEcho) ServeInline(req Request) (Response, bool) {
+	switch req.Op {
+	case 1:
+		return Response{Status: req.Op, Payload: req.Payload}, true
+	case 2:
+		panic("inline boom")
+	}
+	return Response{}, false
+}

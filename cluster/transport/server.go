@@ -206,6 +206,10 @@ func (sc *serverConn) dispatch(h frameHeader, payload []byte) bool {
 		sc.reject(h.id, errCodeNoHandler)
 		return true
 	}
+	if hb.inline != nil && sc.serveInline(hb.inline, h, payload) {
+		t.handlerDone()
+		return true
+	}
 	rc := &reqCtx{sc: sc, handler: hb.h, hdr: h, payload: payload}
 	if h.budget > 0 {
 		rc.deadline = time.Now().Add(time.Duration(h.budget) * time.Microsecond)
@@ -227,6 +231,44 @@ func (sc *serverConn) dispatch(h frameHeader, payload []byte) bool {
 	return true
 }
 
+// serveInline tries the handler's fast path on the reader goroutine and, if it handled
+// the request, queues the reply.
+func (sc *serverConn) serveInline(ih InlineHandler, h frameHeader, payload []byte) bool {
+	resp, handled, panicked := runInline(ih, Request{Op: h.code, Flags: h.flags, Payload: payload})
+	if panicked != nil {
+		sc.t.st.handlerPanics.Add(1)
+		sc.t.log.Error("RPC inline handler panicked", "remote", sc.remote, "op", h.code, "panic", panicked)
+		sc.reject(h.id, errCodeHandlerPanic)
+		return true
+	}
+	if handled {
+		sc.reply(h.id, resp)
+	}
+	return handled
+}
+
+func runInline(ih InlineHandler, req Request) (resp Response, handled bool, panicked any) {
+	defer func() {
+		if r := recover(); r != nil {
+			panicked = r
+		}
+	}()
+	resp, handled = ih.ServeInline(req)
+	return resp, handled, nil
+}
+
+// reply queues a handler's response, or a frame-too-large error in its place.
+func (sc *serverConn) reply(id uint64, resp Response) {
+	t := sc.t
+	if len(resp.Payload) > t.maxFrame-frameHeaderLen {
+		msg := fmt.Sprintf("response of %d bytes exceeds the %d byte frame limit", len(resp.Payload)+frameHeaderLen, t.maxFrame)
+		sc.w.enqueue(frameHeader{typ: frameErr, code: errCodeFrameTooLarge, id: id, length: uint32(len(msg))}, []byte(msg))
+		return
+	}
+	t.st.requests.Add(1)
+	sc.w.enqueue(frameHeader{typ: frameResp, code: resp.Status, id: id, length: uint32(len(resp.Payload))}, resp.Payload)
+}
+
 func (sc *serverConn) reject(id uint64, code byte) {
 	sc.w.enqueue(frameHeader{typ: frameErr, code: code, id: id}, nil)
 }
@@ -245,18 +287,13 @@ func (rc *reqCtx) serve() {
 	}
 	sc.mu.Unlock()
 	rc.cancel(context.Canceled) // releases the timer and derived contexts, if any
-	switch {
-	case panicked != nil:
+	if panicked != nil {
 		t.st.handlerPanics.Add(1)
 		t.log.Error("RPC handler panicked", "remote", sc.remote, "op", h.code, "panic", panicked)
 		sc.reject(h.id, errCodeHandlerPanic)
-	case len(resp.Payload) > t.maxFrame-frameHeaderLen:
-		msg := fmt.Sprintf("response of %d bytes exceeds the %d byte frame limit", len(resp.Payload)+frameHeaderLen, t.maxFrame)
-		sc.w.enqueue(frameHeader{typ: frameErr, code: errCodeFrameTooLarge, id: h.id, length: uint32(len(msg))}, []byte(msg))
-	default:
-		t.st.requests.Add(1)
-		sc.w.enqueue(frameHeader{typ: frameResp, code: resp.Status, id: h.id, length: uint32(len(resp.Payload))}, resp.Payload)
+		return
 	}
+	sc.reply(h.id, resp)
 }
 
 func runHandler(ctx context.Context, h Handler, req Request) (resp Response, panicked any) {

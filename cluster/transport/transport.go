@@ -59,7 +59,16 @@ type Transport struct {
 	maxActive int64
 }
 
-type handlerBox struct{ h Handler }
+type handlerBox struct {
+	h      Handler
+	inline InlineHandler // h's fast path, if it has one
+}
+
+func newHandlerBox(h Handler) *handlerBox {
+	b := &handlerBox{h: h}
+	b.inline, _ = h.(InlineHandler)
+	return b
+}
 
 type blockFunc func(addr string) bool
 
@@ -101,7 +110,7 @@ func New(cfg Config) (*Transport, error) {
 	t.baseCtx, t.baseCancel = context.WithCancel(context.Background())
 	t.callPool.New = func() any { return &call{ch: make(chan struct{}, 1)} }
 	if cfg.Handler != nil {
-		t.handler.Store(&handlerBox{cfg.Handler})
+		t.handler.Store(newHandlerBox(cfg.Handler))
 	}
 	t.goTracked(t.packetPump)
 	t.goTracked(t.streamPump)
@@ -134,7 +143,7 @@ func (t *Transport) SetHandler(h Handler) {
 		t.handler.Store(nil)
 		return
 	}
-	t.handler.Store(&handlerBox{h})
+	t.handler.Store(newHandlerBox(h))
 }
 
 // BoundPort returns the TCP/UDP port actually bound (useful with BindPort 0).

@@ -244,7 +244,13 @@ func TestPeerRestartRedials(t *testing.T) {
 		return errors.Is(err, ErrPeerUnavailable)
 	}, 5*time.Second, 5*time.Millisecond)
 	// A new server on the same port is reached after the backoff.
-	srv2 := newTestTransport(t, func(c *Config) { c.BindPort = srv.BoundPort(); c.Handler = echo })
+	cfg := DefaultConfig()
+	cfg.Label, cfg.Handler, cfg.BindPort = "test", echo, srv.BoundPort()
+	srv2, err := New(cfg)
+	if err != nil {
+		t.Skipf("port %d was taken by another process meanwhile: %v", cfg.BindPort, err)
+	}
+	t.Cleanup(func() { require.NoError(t, srv2.Shutdown()) })
 	require.Equal(t, addr, addrOf(srv2))
 	require.Eventually(t, func() bool {
 		resp, err := cli.Call(context.Background(), addr, Request{Op: 9})
@@ -477,4 +483,22 @@ func TestConfigValidate(t *testing.T) {
 	_, err = New(bad)
 	require.Error(t, err)
 	require.ErrorContains(t, Config{BindAddr: "localhost"}.Validate(), "not an IP")
+}
+
+func TestInlineHandler(t *testing.T) {
+	srv := newTestTransport(t, func(c *Config) { c.Handler = inlineEcho{} })
+	cli := newTestTransport(t, nil)
+	resp, err := cli.Call(context.Background(), addrOf(srv), Request{Op: 1, Payload: []byte("fast")})
+	require.NoError(t, err)
+	assert.Equal(t, uint8(1), resp.Status, "served inline")
+	assert.Equal(t, "fast", string(resp.Payload))
+
+	resp, err = cli.Call(context.Background(), addrOf(srv), Request{Op: 3, Payload: []byte("slow")})
+	require.NoError(t, err)
+	assert.Equal(t, uint8(103), resp.Status, "declined inline, served by ServeRPC")
+	assert.Equal(t, "slow", string(resp.Payload))
+
+	_, err = cli.Call(context.Background(), addrOf(srv), Request{Op: 2})
+	require.ErrorIs(t, err, ErrHandlerPanic)
+	assert.Equal(t, uint64(2), srv.Stats().Requests)
 }
