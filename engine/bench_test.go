@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
 	"github.com/distcache/distcache/discovery/static"
@@ -142,4 +145,85 @@ func BenchmarkMissSingleflight(b *testing.B) {
 	})
 	b.StopTimer()
 	b.ReportMetric(float64(ds.Total())/float64(b.N), "fetches/op")
+}
+
+// remoteSetup returns a 3-node cluster and keys owned by node 1, cached there.
+func remoteSetup(b *testing.B) (*testutil.Cluster, []string) {
+	b.Helper()
+	c := testutil.NewCluster(b, 3, testutil.ClusterConfig{})
+	keys := c.KeysOwnedBy(1, 1000, "remote")
+	entries := make([]engine.Entry, len(keys))
+	for i, k := range keys {
+		entries[i] = engine.Entry{Key: k, Value: make([]byte, 100)}
+	}
+	if err := c.Node(1).PutMany(context.Background(), ks, entries); err != nil {
+		b.Fatal(err)
+	}
+	return c, keys
+}
+
+// BenchmarkRemoteGet measures a Get on node 0 of a key owned (and cached)
+// by node 1: one forwarded hop. Compare with the raw loopback baselines in
+// ./cluster/transport (BenchmarkRawPingPong, BenchmarkRawPipelined): run
+//
+//	go test -run '^$' -bench 'RemoteGet|Raw' -benchmem ./engine/ ./cluster/transport/
+func BenchmarkRemoteGet(b *testing.B) {
+	b.Run("callers=1", func(b *testing.B) {
+		c, keys := remoteSetup(b)
+		e := c.Node(0)
+		ctx := context.Background()
+		lat := make([]time.Duration, 0, b.N)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			t0 := time.Now()
+			if _, err := e.Get(ctx, ks, keys[i%len(keys)]); err != nil {
+				b.Fatal(err)
+			}
+			lat = append(lat, time.Since(t0))
+		}
+		b.StopTimer()
+		reportLatency(b, lat)
+	})
+	b.Run("callers=64", func(b *testing.B) {
+		c, keys := remoteSetup(b)
+		e := c.Node(0)
+		ctx := context.Background()
+		var mu sync.Mutex
+		var all []time.Duration
+		b.ReportAllocs()
+		b.SetParallelism(32) // x GOMAXPROCS(2) = 64 callers
+		b.ResetTimer()
+		start := time.Now()
+		b.RunParallel(func(pb *testing.PB) {
+			var lat []time.Duration
+			i := rand.IntN(len(keys))
+			for pb.Next() {
+				i = (i + 1) % len(keys)
+				t0 := time.Now()
+				if _, err := e.Get(ctx, ks, keys[i]); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			mu.Lock()
+			all = append(all, lat...)
+			mu.Unlock()
+		})
+		b.StopTimer()
+		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "ops/s")
+		reportLatency(b, all)
+		if st, _ := e.Stats().KeySpace(ks); st.Degraded > 0 {
+			b.Fatalf("%d degraded loads", st.Degraded)
+		}
+	})
+}
+
+func reportLatency(b *testing.B, lat []time.Duration) {
+	if len(lat) == 0 {
+		return
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 }

@@ -130,6 +130,7 @@ type Config struct {
 
 	// clusterTweaks adjust the cluster config last (WithClusterConfig).
 	clusterTweaks []func(*cluster.Config)
+	extras        extrasConfig // admin server and warmup (extras.go)
 }
 
 // Option sets a Config field.
@@ -253,6 +254,7 @@ func (c *Config) validate() error {
 			bad("keyspace %q: %w", name, err)
 		}
 	}
+	errs = append(errs, c.extras.validate()...)
 	for name := range c.KeySpaceConfigs {
 		if !names[name] {
 			bad("keyspace %q: overrides given for a keyspace that is not configured", name)

@@ -64,6 +64,8 @@ type Engine struct {
 	stopOnce sync.Once
 	stopErr  error
 	stopped  chan struct{}
+
+	ext extras // admin server and warmup (extras.go)
 }
 
 // New validates cfg (every invalid field is reported, each naming the field

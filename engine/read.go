@@ -42,15 +42,29 @@ func (e *Engine) Get(ctx context.Context, ks, key string) ([]byte, error) {
 	}
 	st.stats.gets.Add(1)
 	owner := e.cl.Ring().Owner(key)
-	ctx, cancel := context.WithTimeout(ctx, st.settings.ReadTimeout)
-	defer cancel()
+	// The read timeout is a deadline passed down, not a context.WithTimeout:
+	// a forwarded Get then costs no context, timer or Done channel of its own.
+	deadline := time.Now().Add(st.settings.ReadTimeout)
 	ctx, done := e.obs.start(ctx, "get", ks)
-	val, err := e.get(ctx, st, key, owner)
+	var (
+		val   []byte
+		owned bool
+	)
+	if owner.Name == e.cl.Self().Name {
+		lctx, cancel := context.WithDeadline(ctx, deadline)
+		val, err = e.getLocal(lctx, st, key)
+		cancel()
+	} else {
+		val, owned, err = e.forwardGet(ctx, deadline, st, key, owner)
+	}
 	done(err)
 	if err != nil {
 		return nil, err
 	}
-	return bytes.Clone(val), nil
+	if !owned {
+		val = bytes.Clone(val)
+	}
+	return val, nil
 }
 
 // hit returns a copy of a fresh entry (or ErrNotFound for a remembered miss).
@@ -61,15 +75,6 @@ func (st *ksState) hit(key string, ent cache.Entry) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %q (cached)", keyspace.ErrNotFound, key)
 	}
 	return bytes.Clone(ent.Value), nil
-}
-
-// get serves key from its owner: this node, or one forwarded hop. The
-// result is shared (do not modify it).
-func (e *Engine) get(ctx context.Context, st *ksState, key string, owner cluster.Member) ([]byte, error) {
-	if owner.Name == e.cl.Self().Name {
-		return e.getLocal(ctx, st, key)
-	}
-	return e.forwardGet(ctx, st, key, owner)
 }
 
 // getLocal is the owner's read path: store, then a coalesced load.
@@ -229,8 +234,10 @@ func (e *Engine) expiry(ctx context.Context, st *ksState, key string, explicit t
 // node into one request. The owner serves it from its store or its own
 // coalesced load and never forwards again (one hop, even when its ring
 // disagrees). If the owner is unreachable, overloaded or shutting down, this
-// node loads the key itself (degraded: counted, not stored here).
-func (e *Engine) forwardGet(ctx context.Context, st *ksState, key string, owner cluster.Member) ([]byte, error) {
+// node loads the key itself (degraded, counted). owned reports that val is
+// the caller's alone (a response nobody else waited for), so Get need not
+// copy it again.
+func (e *Engine) forwardGet(ctx context.Context, deadline time.Time, st *ksState, key string, owner cluster.Member) (val []byte, owned bool, err error) {
 	s := st.forwards.stripe(key)
 	s.mu.Lock()
 	f := s.flights[key]
@@ -240,26 +247,32 @@ func (e *Engine) forwardGet(ctx context.Context, st *ksState, key string, owner 
 		s.mu.Unlock()
 		// The leader forwards under its own ctx; followers wait on the flight
 		// or their own ctx (and retry if only the leader's ctx expired).
-		f.val, f.err = e.forwardOnce(ctx, st, key, owner)
+		val, owned, err = e.forwardOnce(ctx, deadline, st, key, owner)
 		s.mu.Lock()
 		if s.flights[key] == f {
 			delete(s.flights, key)
 		}
+		// Followers join under the stripe lock, and none can join now.
+		owned = owned && f.waiters.Load() == 0
 		s.mu.Unlock()
+		f.val, f.err = val, err
 		close(f.done)
-		return f.val, f.err
+		return val, owned, err
 	}
+	f.waiters.Add(1)
 	s.mu.Unlock()
 	st.stats.forwardsDeduped.Add(1)
+	wctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
 	select {
 	case <-f.done:
-		if f.err != nil && ctx.Err() == nil && isContextErr(f.err) {
+		if f.err != nil && wctx.Err() == nil && isContextErr(f.err) {
 			// The leader's own deadline expired; ours has not: try ourselves.
-			return e.forwardOnce(ctx, st, key, owner)
+			return e.forwardOnce(ctx, deadline, st, key, owner)
 		}
-		return f.val, f.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
+		return f.val, false, f.err
+	case <-wctx.Done():
+		return nil, false, wctx.Err()
 	}
 }
 
@@ -267,26 +280,41 @@ func isContextErr(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
-func (e *Engine) forwardOnce(ctx context.Context, st *ksState, key string, owner cluster.Member) ([]byte, error) {
+// forwardOnce sends one Get to owner. owned reports that val is a fresh
+// response buffer (not shared with the cache).
+func (e *Engine) forwardOnce(ctx context.Context, deadline time.Time, st *ksState, key string, owner cluster.Member) (val []byte, owned bool, err error) {
 	st.stats.forwarded.Add(1)
-	resp, err := e.cl.Call(ctx, owner, transport.Request{Op: opGet, Payload: encodeKeys(st.name, []string{key})})
+	req := transport.Request{Op: opGet, Payload: encodeKeys(st.name, []string{key})}
+	resp, err := e.cl.Transport().CallDeadline(ctx, owner.Addr, req, deadline)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, false, cerr
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			return nil, false, err // our read timeout: no budget left to degrade
 		}
 		st.stats.forwardErrors.Add(1)
-		return e.degrade(ctx, st, key, owner, err)
+		val, err = e.degradeBy(ctx, deadline, st, key, owner, err)
+		return val, false, err
 	}
 	err = errorOf(owner.Name, resp.Status, resp.Payload)
 	switch {
 	case err == nil:
-		return resp.Payload, nil
+		return resp.Payload, true, nil
 	case errors.Is(err, ErrEngineStopped), errors.Is(err, ErrKeySpaceNotFound):
 		// The owner is leaving, or lacks the keyspace (a rolling config
 		// change): serve from here rather than fail.
-		return e.degrade(ctx, st, key, owner, err)
+		val, err = e.degradeBy(ctx, deadline, st, key, owner, err)
+		return val, false, err
 	}
-	return nil, err
+	return nil, false, err
+}
+
+// degradeBy is degrade under a deadline.
+func (e *Engine) degradeBy(ctx context.Context, deadline time.Time, st *ksState, key string, owner cluster.Member, cause error) ([]byte, error) {
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	return e.degrade(ctx, st, key, owner, cause)
 }
 
 // degrade loads key on this node because its owner could not serve it.

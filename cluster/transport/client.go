@@ -30,6 +30,21 @@ type call struct {
 	err  error
 }
 
+// getTimer returns a stopped pooled timer reset to d. Since Go 1.23 a
+// stopped or reset timer never delivers a stale value, so reuse is safe.
+func (t *Transport) getTimer(d time.Duration) *time.Timer {
+	if tm, ok := t.timerPool.Get().(*time.Timer); ok {
+		tm.Reset(d)
+		return tm
+	}
+	return time.NewTimer(d)
+}
+
+func (t *Transport) putTimer(tm *time.Timer) {
+	tm.Stop()
+	t.timerPool.Put(tm)
+}
+
 func (t *Transport) getCall() *call { return t.callPool.Get().(*call) }
 
 func (t *Transport) putCall(c *call) {
@@ -44,8 +59,18 @@ func (t *Transport) putCall(c *call) {
 // ErrHandlerPanic or ctx.Err(); the handler's Status is returned untouched. req.Payload is not
 // retained after Call returns; the returned Payload belongs to the caller.
 func (t *Transport) Call(ctx context.Context, addr string, req Request) (Response, error) {
+	return t.CallDeadline(ctx, addr, req, time.Time{})
+}
+
+// CallDeadline is Call with an extra deadline that is enforced like a
+// ctx deadline (the earlier of the two is sent to the peer and waited for;
+// expiry gives an error wrapping context.DeadlineExceeded) but costs no
+// context allocation: the wait uses a pooled timer. The zero deadline means
+// none. It is for hot paths that would otherwise wrap every call in
+// context.WithTimeout.
+func (t *Transport) CallDeadline(ctx context.Context, addr string, req Request, deadline time.Time) (Response, error) {
 	t.st.calls.Add(1)
-	resp, err := t.call(ctx, addr, req)
+	resp, err := t.call(ctx, addr, req, deadline)
 	if err != nil {
 		t.st.callErrors.Add(1)
 		if errors.Is(err, ErrPeerOverloaded) {
@@ -55,7 +80,7 @@ func (t *Transport) Call(ctx context.Context, addr string, req Request) (Respons
 	return resp, err
 }
 
-func (t *Transport) call(ctx context.Context, addr string, req Request) (Response, error) {
+func (t *Transport) call(ctx context.Context, addr string, req Request, deadline time.Time) (Response, error) {
 	if t.shut.Load() {
 		return Response{}, ErrClosed
 	}
@@ -66,8 +91,11 @@ func (t *Transport) call(ctx context.Context, addr string, req Request) (Respons
 		return Response{}, fmt.Errorf("%w (%s): blocked by SetBlocked", ErrPeerUnavailable, addr)
 	}
 	var budget uint32
-	if dl, ok := ctx.Deadline(); ok {
-		d := time.Until(dl)
+	if dl, ok := ctx.Deadline(); ok && (deadline.IsZero() || dl.Before(deadline)) {
+		deadline = dl
+	}
+	if !deadline.IsZero() {
+		d := time.Until(deadline)
 		if d <= 0 {
 			return Response{}, fmt.Errorf("transport: call %s: %w", addr, context.DeadlineExceeded)
 		}
@@ -104,17 +132,29 @@ func (t *Transport) call(ctx context.Context, addr string, req Request) (Respons
 			return Response{}, cc.failErr()
 		}
 		<-c.ch // failed by close meanwhile
-	} else if done := ctx.Done(); done == nil {
+	} else if done := ctx.Done(); done == nil && deadline.IsZero() {
 		<-c.ch
 	} else {
+		var expired <-chan time.Time
+		if !deadline.IsZero() {
+			tm := t.getTimer(time.Until(deadline))
+			defer t.putTimer(tm)
+			expired = tm.C
+		}
+		var cause error
 		select {
 		case <-c.ch:
 		case <-done:
+			cause = ctx.Err()
+		case <-expired:
+			cause = context.DeadlineExceeded
+		}
+		if cause != nil {
 			if cc.unregister(id) {
 				cc.w.enqueue(frameHeader{typ: frameCancel, id: id}, nil)
 				t.putCall(c)
 				t.st.cancelled.Add(1)
-				return Response{}, fmt.Errorf("transport: call %s: %w", addr, ctx.Err())
+				return Response{}, fmt.Errorf("transport: call %s: %w", addr, cause)
 			}
 			<-c.ch // the response won the race; use it
 		}

@@ -53,6 +53,7 @@ type Transport struct {
 	active    atomic.Int64  // handlers running
 	idleCh    chan struct{} // signalled when active drops to 0 while draining
 	callPool  sync.Pool
+	timerPool sync.Pool // *time.Timer for CallDeadline waits
 	st        counters
 	readIdle  time.Duration
 	maxFrame  int

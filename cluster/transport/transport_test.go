@@ -502,3 +502,34 @@ func TestInlineHandler(t *testing.T) {
 	require.ErrorIs(t, err, ErrHandlerPanic)
 	assert.Equal(t, uint64(2), srv.Stats().Requests)
 }
+
+func TestCallDeadline(t *testing.T) {
+	srv := newTestTransport(t, func(c *Config) {
+		c.Handler = HandlerFunc(func(ctx context.Context, req Request) Response {
+			dl, ok := ctx.Deadline()
+			if !ok || time.Until(dl) > time.Second {
+				return Response{Status: 9} // the deadline did not travel
+			}
+			if req.Op == 1 {
+				<-ctx.Done() // answer only when the caller gives up
+			}
+			return Response{Status: req.Op}
+		})
+	})
+	cli := newTestTransport(t, nil)
+	start := time.Now()
+	_, err := cli.CallDeadline(context.Background(), addrOf(srv), Request{Op: 1}, time.Now().Add(50*time.Millisecond))
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.Less(t, time.Since(start), time.Second)
+	// The earlier of ctx's deadline and the explicit one wins.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	_, err = cli.CallDeadline(ctx, addrOf(srv), Request{Op: 1}, time.Now().Add(time.Hour))
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	// Answered in time: the status comes back (and the timer is reused).
+	for range 3 {
+		resp, err := cli.CallDeadline(context.Background(), addrOf(srv), Request{Op: 2}, time.Now().Add(500*time.Millisecond))
+		require.NoError(t, err)
+		require.EqualValues(t, 2, resp.Status)
+	}
+}
