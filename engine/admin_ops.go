@@ -140,5 +140,6 @@ func (e *Engine) updateKeySpace(ks keyspace.KeySpace) error {
 	next[ks.Name()] = st
 	e.keyspaces.Store(&next)
 	old.store.Close()
+	e.keySpaceReplaced(ks.Name())
 	return nil
 }

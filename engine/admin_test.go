@@ -224,6 +224,7 @@ func TestAdminAndWarmupConfigValidation(t *testing.T) {
 	e, err := engine.New(engine.NewConfig(static.NewDiscovery(nil), good,
 		engine.WithAdminConfig(admin.Config{BasePath: "/x"}), engine.WithAdminServer("")))
 	require.NoError(t, err)
+	defer func() { require.NoError(t, e.Stop(context.Background())) }()
 	rec := httptest.NewRecorder()
 	e.AdminHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/x/healthz", nil))
 	require.Equal(t, http.StatusOK, rec.Code, fmt.Sprint(rec.Body))

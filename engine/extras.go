@@ -20,7 +20,7 @@ import (
 // The optional subsystems: the admin endpoints (package admin) and warmup
 // (package warmup). Neither package imports the engine: the engine
 // implements admin.Source and adapts its ring to warmup.Ring. The engine
-// calls the four hooks at the bottom of this file from one place each.
+// calls the hooks at the bottom of this file from one place each.
 
 // WithAdminServer starts an admin HTTP server on addr ("host:port"; port 0
 // picks a free one, see AdminAddr) when the engine starts, with the other
@@ -618,6 +618,17 @@ func (e *Engine) stopExtras() error {
 	}
 	x.wg.Wait()
 	return err
+}
+
+// keySpaceReplaced runs after UpdateKeySpace swapped in a new definition
+// (whose store is empty): when warmup prefetches at all (WarmOnJoin or
+// WarmOnLeave), a round reloads this node's warm and hot keys through the
+// new DataSource. It runs under e.ksMu: return quickly.
+func (e *Engine) keySpaceReplaced(name string) {
+	if w := e.ext.warm.Load(); w != nil && (w.cfg.WarmOnJoin || w.cfg.WarmOnLeave) {
+		e.log.Debug("warming a replaced keyspace", "keyspace", name)
+		w.schedule(nil)
+	}
 }
 
 // topologyChanged runs after each ring change (on the cluster's rebuild

@@ -1,0 +1,158 @@
+package admin
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults applied to zero fields of a Config.
+const (
+	DefaultBasePath          = "/_distcache/admin"
+	DefaultReadHeaderTimeout = 5 * time.Second
+	DefaultReadTimeout       = 10 * time.Second
+	DefaultWriteTimeout      = 10 * time.Second
+	DefaultIdleTimeout       = time.Minute
+	DefaultShutdownTimeout   = 5 * time.Second
+	DefaultMaxHeaderBytes    = 16 << 10
+)
+
+// ErrInvalidConfig wraps every error of Config.Validate.
+var ErrInvalidConfig = errors.New("admin: invalid config")
+
+// Config configures the admin endpoints and their optional HTTP server.
+// Zero fields take their defaults, so admin.Config{ListenAddr:
+// "127.0.0.1:9090"} is complete.
+type Config struct {
+	// ListenAddr is the host:port the admin server listens on; port 0 picks
+	// a free port (Server.Addr reports it). Empty: no server is started,
+	// and the handler is only available for mounting on your own mux
+	// (engine.AdminHandler). Bind to loopback or a private interface, or put
+	// the endpoints behind a reverse proxy: they are not authenticated.
+	ListenAddr string
+	// BasePath prefixes every endpoint. It must start with "/"; trailing
+	// slashes are ignored. Empty: DefaultBasePath ("/_distcache/admin").
+	BasePath string
+	// TLSConfig, when set, serves HTTPS; it needs Certificates,
+	// GetCertificate or GetConfigForClient (set ClientAuth for mTLS). It is
+	// cloned, never modified. Nil: plain HTTP.
+	TLSConfig *tls.Config
+	// ReadHeaderTimeout bounds reading a request's headers (slow-loris
+	// protection). Zero: DefaultReadHeaderTimeout (5 s).
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds reading a whole request. Zero: DefaultReadTimeout
+	// (10 s).
+	ReadTimeout time.Duration
+	// WriteTimeout bounds writing a response. Zero: DefaultWriteTimeout
+	// (10 s).
+	WriteTimeout time.Duration
+	// IdleTimeout bounds how long a keep-alive connection waits for its
+	// next request. Zero: DefaultIdleTimeout (1 min).
+	IdleTimeout time.Duration
+	// ShutdownTimeout bounds the graceful part of Server.Shutdown (and of
+	// the engine's Stop for the admin server); connections still open then
+	// are closed. Zero: DefaultShutdownTimeout (5 s).
+	ShutdownTimeout time.Duration
+	// MaxHeaderBytes bounds request headers, in bytes. Zero:
+	// DefaultMaxHeaderBytes (16 KiB).
+	MaxHeaderBytes int
+}
+
+// DefaultConfig returns the defaults, without a ListenAddr.
+func DefaultConfig() Config {
+	return Config{
+		BasePath:          DefaultBasePath,
+		ReadHeaderTimeout: DefaultReadHeaderTimeout,
+		ReadTimeout:       DefaultReadTimeout,
+		WriteTimeout:      DefaultWriteTimeout,
+		IdleTimeout:       DefaultIdleTimeout,
+		ShutdownTimeout:   DefaultShutdownTimeout,
+		MaxHeaderBytes:    DefaultMaxHeaderBytes,
+	}
+}
+
+// WithDefaults returns c with every zero field set to its default and the
+// base path normalized.
+func (c Config) WithDefaults() Config {
+	c.BasePath = normalizeBasePath(c.BasePath)
+	set := func(d *time.Duration, def time.Duration) {
+		if *d == 0 {
+			*d = def
+		}
+	}
+	set(&c.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	set(&c.ReadTimeout, DefaultReadTimeout)
+	set(&c.WriteTimeout, DefaultWriteTimeout)
+	set(&c.IdleTimeout, DefaultIdleTimeout)
+	set(&c.ShutdownTimeout, DefaultShutdownTimeout)
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	return c
+}
+
+// Validate reports every invalid field, wrapped in ErrInvalidConfig.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.ListenAddr != "" {
+		host, port, err := net.SplitHostPort(c.ListenAddr)
+		switch {
+		case err != nil:
+			bad("ListenAddr %q is not host:port: %w", c.ListenAddr, err)
+		case strings.ContainsAny(host, "/ "):
+			bad("ListenAddr %q has an invalid host", c.ListenAddr)
+		default:
+			if p, perr := strconv.Atoi(port); perr != nil || p < 0 || p > 65535 {
+				bad("ListenAddr %q: port must be a number in [0, 65535]", c.ListenAddr)
+			}
+		}
+	}
+	if c.BasePath != "" {
+		switch {
+		case !strings.HasPrefix(c.BasePath, "/"):
+			bad("BasePath %q must start with \"/\"", c.BasePath)
+		case strings.ContainsAny(c.BasePath, "?# \t\r\n"):
+			bad("BasePath %q must not contain '?', '#' or spaces", c.BasePath)
+		case strings.Contains(c.BasePath, "//"):
+			bad("BasePath %q must not contain \"//\"", c.BasePath)
+		}
+	}
+	if t := c.TLSConfig; t != nil && len(t.Certificates) == 0 && t.GetCertificate == nil && t.GetConfigForClient == nil {
+		bad("TLSConfig has no certificate (set Certificates, GetCertificate or GetConfigForClient)")
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"ReadHeaderTimeout", c.ReadHeaderTimeout}, {"ReadTimeout", c.ReadTimeout},
+		{"WriteTimeout", c.WriteTimeout}, {"IdleTimeout", c.IdleTimeout}, {"ShutdownTimeout", c.ShutdownTimeout},
+	} {
+		if d.v < 0 {
+			bad("%s must be >= 0, got %v", d.name, d.v)
+		}
+	}
+	if c.MaxHeaderBytes < 0 {
+		bad("MaxHeaderBytes must be >= 0, got %d", c.MaxHeaderBytes)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
+	}
+	return nil
+}
+
+// normalizeBasePath maps "" to DefaultBasePath, adds a missing leading
+// slash and drops trailing ones ("/" becomes "": endpoints at the root).
+func normalizeBasePath(p string) string {
+	if p == "" {
+		return DefaultBasePath
+	}
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p
+	}
+	return strings.TrimRight(p, "/")
+}
