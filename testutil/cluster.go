@@ -272,11 +272,14 @@ func (c *Cluster) take(i int) *engine.Engine {
 	return e
 }
 
+// stopAll stops the live nodes one after another: each leave is then heard
+// by the remaining nodes at once. (Stopping all at the same moment works
+// too, but every node waits for memberlist to gossip its leave message to
+// peers that are leaving as well, up to the leave timeout.)
 func (c *Cluster) stopAll() {
-	var wg sync.WaitGroup
 	for _, i := range c.Live() {
-		e := c.take(i)
-		wg.Go(func() { _ = e.Stop(context.Background()) })
+		if err := c.take(i).Stop(context.Background()); err != nil {
+			c.tb.Errorf("testutil: stop node %d: %v", i, err)
+		}
 	}
-	wg.Wait()
 }
