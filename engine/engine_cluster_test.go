@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distcache/distcache/discovery/static"
 	"github.com/distcache/distcache/engine"
 	"github.com/distcache/distcache/keyspace"
 	"github.com/distcache/distcache/testutil"
@@ -338,4 +339,42 @@ func TestClusterPartitionHeals(t *testing.T) {
 			require.NotEqual(t, "v1", string(got[k]), "node %d served %s overwritten during the partition", n, k)
 		}
 	}
+}
+
+// Discovery is polled after Start: peers that appear later are joined
+// without a restart.
+func TestPeriodicDiscoveryJoinsLatePeers(t *testing.T) {
+	ds := testutil.NewDataSource()
+	provA := static.NewDiscovery(nil)
+	a := newEngineWith(t, provA, ds, "a")
+	require.NoError(t, a.Start(context.Background()))
+	provB := static.NewDiscovery(nil)
+	b := newEngineWith(t, provB, ds, "b")
+	require.NoError(t, b.Start(context.Background()))
+	require.Len(t, a.Members(), 1)
+	require.Len(t, b.Members(), 1)
+	// Only a's provider learns of b; a joins it on its next poll.
+	require.NoError(t, provA.SetAddresses([]string{b.Addr()}))
+	testutil.WaitFor(t, 0, func() bool { return len(a.Members()) == 2 && len(b.Members()) == 2 }, "late peer joined")
+	key := "late"
+	owner, err := a.Owner(key)
+	require.NoError(t, err)
+	other := a
+	if owner.Name == a.NodeName() {
+		other = b
+	}
+	_, err = other.Get(context.Background(), ks, key)
+	require.NoError(t, err)
+	require.Equal(t, 1, ds.Fetches(key))
+	st, _ := other.Stats().KeySpace(ks)
+	require.EqualValues(t, 0, st.Fetches, "the non-owner forwarded")
+}
+
+func newEngineWith(t *testing.T, p *static.Discovery, ds *testutil.DataSource, name string) *engine.Engine {
+	t.Helper()
+	opts := append(testutil.LocalOptions("late-"+t.Name()), engine.WithNodeName(name))
+	e, err := engine.New(engine.NewConfig(p, []keyspace.KeySpace{keyspace.New(ks, 1<<20, ds)}, opts...))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = e.Stop(context.Background()) })
+	return e
 }
