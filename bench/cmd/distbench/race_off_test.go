@@ -1,0 +1,6 @@
+//go:build !race
+
+package main
+
+// shortRunSystems are the systems TestShortRun drives.
+const shortRunSystems = "distcache,distcache+warmup,groupcache,olric"
