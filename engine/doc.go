@@ -9,11 +9,12 @@
 //
 //  1. The keyspace is resolved from an immutable snapshot (an atomic
 //     pointer): unknown names give ErrKeySpaceNotFound.
-//  2. A fresh entry in this node's store is returned at once: no lock, no
-//     ring lookup, no context or span. This node holds entries only for keys
-//     it owns (or owned until a ring change moments ago; see purgeNotOwned),
-//     and Put/Delete drop copies on every node, so serving it is safe.
-//  3. Otherwise the owner comes from the current ring snapshot. On the owner,
+//  2. The owner comes from the current ring snapshot (an atomic pointer; a
+//     hash and an index, no lock). On the owner, a fresh entry in the store
+//     is returned at once: no context, span or timer. A node never answers
+//     from its store for a key it does not own; after each ring change it
+//     drops the entries of keys now owned elsewhere (purgeNotOwned).
+//  3. On the owner, after a miss,
 //     concurrent misses of one key join one flight: a single
 //     DataSource.Fetch, run on an engine goroutine under the keyspace read
 //     timeout and the DataSource protections (rate limiter, then circuit

@@ -40,8 +40,9 @@ type Engine struct {
 	// ksMu serialises keyspace changes (UpdateKeySpace, DeleteKeySpace).
 	ksMu sync.Mutex
 
-	cl  *cluster.Cluster
-	obs *observer
+	cl       *cluster.Cluster
+	selfName string // cl.Self().Name, set once in Start before any request
+	obs      *observer
 
 	// base is cancelled by Stop: background loops and in-flight loads end.
 	base   context.Context
@@ -160,6 +161,7 @@ func (e *Engine) start(ctx context.Context) error {
 	}
 	e.cl = cl
 	self := cl.Self()
+	e.selfName = self.Name
 	e.log = e.log.With("node", self.Name)
 	if err := e.cfg.Provider.Start(ctx, discovery.Self{Name: self.Name, Addr: self.Addr}); err != nil {
 		return fmt.Errorf("distcache: start discovery: %w", err)
@@ -412,9 +414,10 @@ func (e *Engine) onRingChange(prev, next *cluster.Ring) {
 
 // purgeNotOwned drops the local entries of keys this node no longer owns,
 // repeating while ring changes keep arriving. It keeps the invariant that
-// only a key's owner holds it (the fast hit path relies on it), and frees
-// the memory for the keys the node now owns. Values are not handed to the
-// new owners: they reload them on first use.
+// only a key's owner holds it (so a key whose ownership comes back later is
+// not served from an old copy), and frees the memory for the keys the node
+// now owns. Values are not handed to the new owners: they reload them on
+// first use.
 func (e *Engine) purgeNotOwned() {
 	defer e.purging.Store(false)
 	for e.purgePending.Swap(false) {

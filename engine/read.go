@@ -32,16 +32,20 @@ func (e *Engine) Get(ctx context.Context, ks, key string) ([]byte, error) {
 		return nil, err
 	}
 	e.recordAccess(st, key)
-	// Fast path: a fresh local entry needs no ring lookup, context, span or
-	// timer, and costs one shared counter increment. This node holds entries
-	// only for keys it owns, or owned until a ring change moments ago
-	// (purged in the background, see purgeNotOwned); Put and Delete drop
-	// copies on every node, so serving one is safe.
-	if ent, ok := st.store.Get(key); ok && ent.Fresh() {
-		return st.hit(key, ent)
+	// The ring lookup comes first (a hash and an index, lock-free): a node
+	// never serves a key it does not own from its own store, and a non-owner
+	// does not spend a store lookup (nor feed its admission counters) on a
+	// key that lives elsewhere.
+	owner := e.cl.Ring().Owner(key)
+	self := owner.Name == e.selfName
+	if self {
+		// Fast path: a fresh local entry needs no context, span or timer,
+		// and costs one shared counter increment.
+		if ent, ok := st.store.Get(key); ok && ent.Fresh() {
+			return st.hit(key, ent)
+		}
 	}
 	st.stats.gets.Add(1)
-	owner := e.cl.Ring().Owner(key)
 	// The read timeout is a deadline passed down, not a context.WithTimeout:
 	// a forwarded Get then costs no context, timer or Done channel of its own.
 	deadline := time.Now().Add(st.settings.ReadTimeout)
@@ -50,7 +54,7 @@ func (e *Engine) Get(ctx context.Context, ks, key string) ([]byte, error) {
 		val   []byte
 		owned bool
 	)
-	if owner.Name == e.cl.Self().Name {
+	if self {
 		lctx, cancel := context.WithDeadline(ctx, deadline)
 		val, err = e.getLocal(lctx, st, key)
 		cancel()
