@@ -24,9 +24,12 @@ type closeGuard struct {
 
 const guardSlots = 16
 
+// paddedCounter is one reader slot on its own cache line, with the store's
+// hit and miss counters for readers that drew this slot.
 type paddedCounter struct {
-	n atomic.Int64
-	_ [56]byte
+	n            atomic.Int64
+	hits, misses atomic.Int64
+	_            [40]byte
 }
 
 // enter registers a reader; ok is false once close has started.
@@ -41,6 +44,24 @@ func (g *closeGuard) enter() (slot uint32, ok bool) {
 }
 
 func (g *closeGuard) exit(slot uint32) { g.slots[slot].n.Add(-1) }
+
+// count records a lookup outcome on the reader's slot.
+func (g *closeGuard) count(slot uint32, hit bool) {
+	if hit {
+		g.slots[slot].hits.Add(1)
+	} else {
+		g.slots[slot].misses.Add(1)
+	}
+}
+
+// counts sums the lookup outcomes of all slots.
+func (g *closeGuard) counts() (hits, misses int64) {
+	for i := range g.slots {
+		hits += g.slots[i].hits.Load()
+		misses += g.slots[i].misses.Load()
+	}
+	return hits, misses
+}
 
 // close refuses new readers and waits for the current ones to exit. Readers
 // hold the guard for the length of one store call (microseconds), so yielding

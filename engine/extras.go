@@ -348,7 +348,7 @@ func (w *warmer) prefetch(ctx context.Context, ring *cluster.Ring, t warmup.Task
 	}
 	count := &c.loaded
 	if t.Owner == "" {
-		if ent, ok := st.store.Get(t.Key); ok && ent.Fresh() {
+		if ent, ok := st.store.Peek(t.Key); ok && ent.Fresh() {
 			c.cached.Add(1)
 			return nil
 		}

@@ -100,9 +100,10 @@ type flight struct {
 
 // ksCounters are the per-keyspace statistics of this node.
 type ksCounters struct {
-	// fastHits are Gets answered by the fast path; gets and hits count the
-	// rest (see KeySpaceStats for the reported sums).
-	fastHits, gets, hits, misses, negativeHits atomic.Int64
+	// Hits and misses are counted by the store (cheaply, on its reader
+	// slots). remoteGets counts keys asked for here and owned elsewhere;
+	// served counts keys looked up here for peers (see snapshot).
+	remoteGets, negativeHits atomic.Int64
 	fetches, fetchErrors, loadsDeduped         atomic.Int64
 	forwarded, forwardsDeduped, forwardErrors  atomic.Int64
 	served, degraded, staleServed              atomic.Int64

@@ -39,7 +39,6 @@ func (h rpcHandler) ServeInline(req transport.Request) (transport.Response, bool
 	}
 	e.recordAccess(st, r.keys[0])
 	st.stats.served.Add(1)
-	st.stats.hits.Add(1)
 	if ent.Negative {
 		st.stats.negativeHits.Add(1)
 		return transport.Response{Status: statusNotFound}, true
@@ -110,7 +109,7 @@ func (e *Engine) serveGetMany(ctx context.Context, p []byte) transport.Response 
 	if err != nil {
 		return statusResponse(err)
 	}
-	st.stats.served.Add(1)
+	st.stats.served.Add(int64(len(r.keys)))
 	rs := make([]result, len(r.keys))
 	var wg sync.WaitGroup
 	for i, k := range r.keys {

@@ -38,14 +38,20 @@ func (e *Engine) Get(ctx context.Context, ks, key string) ([]byte, error) {
 	// key that lives elsewhere.
 	owner := e.cl.Ring().Owner(key)
 	self := owner.Name == e.selfName
+	var (
+		ent   cache.Entry
+		found bool
+	)
 	if self {
-		// Fast path: a fresh local entry needs no context, span or timer,
-		// and costs one shared counter increment.
-		if ent, ok := st.store.Get(key); ok && ent.Fresh() {
+		// Fast path: a fresh local entry needs no context, span, timer or
+		// shared counter (the store counts hits on its reader slot).
+		ent, found = st.store.Get(key)
+		if found && ent.Fresh() {
 			return st.hit(key, ent)
 		}
+	} else {
+		st.stats.remoteGets.Add(1)
 	}
-	st.stats.gets.Add(1)
 	// The read timeout is a deadline passed down, not a context.WithTimeout:
 	// a forwarded Get then costs no context, timer or Done channel of its own.
 	deadline := time.Now().Add(st.settings.ReadTimeout)
@@ -56,7 +62,7 @@ func (e *Engine) Get(ctx context.Context, ks, key string) ([]byte, error) {
 	)
 	if self {
 		lctx, cancel := context.WithDeadline(ctx, deadline)
-		val, err = e.getLocal(lctx, st, key)
+		val, err = e.load(lctx, st, key, st.staleCandidate(ent, found))
 		cancel()
 	} else {
 		val, owned, err = e.forwardGet(ctx, deadline, st, key, owner)
@@ -73,7 +79,6 @@ func (e *Engine) Get(ctx context.Context, ks, key string) ([]byte, error) {
 
 // hit returns a copy of a fresh entry (or ErrNotFound for a remembered miss).
 func (st *ksState) hit(key string, ent cache.Entry) ([]byte, error) {
-	st.stats.fastHits.Add(1)
 	if ent.Negative {
 		st.stats.negativeHits.Add(1)
 		return nil, fmt.Errorf("%w: %q (cached)", keyspace.ErrNotFound, key)
@@ -82,22 +87,26 @@ func (st *ksState) hit(key string, ent cache.Entry) ([]byte, error) {
 }
 
 // getLocal is the owner's read path: store, then a coalesced load.
+// The lookup is counted by the store (hits and misses).
 func (e *Engine) getLocal(ctx context.Context, st *ksState, key string) ([]byte, error) {
 	ent, ok := st.store.Get(key)
 	if ok && ent.Fresh() {
-		st.stats.hits.Add(1)
 		if ent.Negative {
 			st.stats.negativeHits.Add(1)
 			return nil, keyspace.ErrNotFound
 		}
 		return ent.Value, nil
 	}
-	st.stats.misses.Add(1)
-	var stale *cache.Entry
-	if ok && !ent.Negative && st.settings.MaxStale > 0 {
-		stale = &ent
+	return e.load(ctx, st, key, st.staleCandidate(ent, ok))
+}
+
+// staleCandidate returns the expired entry a failed refetch may fall back
+// to, when stale-on-error is on.
+func (st *ksState) staleCandidate(ent cache.Entry, found bool) *cache.Entry {
+	if found && !ent.Negative && st.settings.MaxStale > 0 {
+		return &ent
 	}
-	return e.load(ctx, st, key, stale)
+	return nil
 }
 
 // load coalesces concurrent misses of key into one DataSource fetch that
@@ -113,7 +122,7 @@ func (e *Engine) load(ctx context.Context, st *ksState, key string, stale *cache
 	s.mu.Lock()
 	f := s.flights[key]
 	if f == nil {
-		if ent, ok := st.store.Get(key); ok && ent.Fresh() {
+		if ent, ok := st.store.Peek(key); ok && ent.Fresh() {
 			s.mu.Unlock()
 			if ent.Negative {
 				return nil, keyspace.ErrNotFound
@@ -374,7 +383,6 @@ func (r *manyResult) add(key string, val []byte, err error) {
 
 func (e *Engine) getMany(ctx context.Context, st *ksState, keys []string) (map[string][]byte, error) {
 	keys = dedupe(keys)
-	st.stats.gets.Add(int64(len(keys)))
 	res := &manyResult{vals: make(map[string][]byte, len(keys))}
 	groups := e.groupByOwner(keys)
 	self := e.cl.Self().Name
@@ -389,6 +397,7 @@ func (e *Engine) getMany(ctx context.Context, st *ksState, keys []string) (map[s
 			}
 			continue
 		}
+		st.stats.remoteGets.Add(int64(len(group)))
 		wg.Go(func() { e.forwardMany(ctx, st, owner, group, res) })
 	}
 	wg.Wait()

@@ -14,7 +14,7 @@ type KeySpaceStats struct {
 	Name string
 	// Gets counts keys asked for through Get and GetMany on this node; Hits
 	// and Misses count this node's store lookups as owner (including those
-	// served for peers); NegativeHits are hits on remembered misses.
+	// made for peers); NegativeHits are hits on remembered misses.
 	Gets, Hits, Misses, NegativeHits int64
 	// Fetches counts DataSource calls made by this node (after coalescing);
 	// FetchErrors those that failed (not-found excluded); LoadsDeduped the
@@ -22,7 +22,7 @@ type KeySpaceStats struct {
 	Fetches, FetchErrors, LoadsDeduped int64
 	// Forwarded counts requests sent to owners; ForwardsDeduped callers that
 	// joined an in-flight forward; ForwardErrors forwards that failed to
-	// reach the owner; Served requests served for peers; Degraded local loads
+	// reach the owner; Served keys looked up for peers; Degraded local loads
 	// made because the owner could not serve.
 	Forwarded, ForwardsDeduped, ForwardErrors, Served, Degraded int64
 	// StaleServed counts expired values returned because the refetch failed.
@@ -67,7 +67,10 @@ func (st *ksState) snapshot() KeySpaceStats {
 	cs := st.store.Stats()
 	return KeySpaceStats{
 		Name: st.name,
-		Gets: c.fastHits.Load() + c.gets.Load(), Hits: c.fastHits.Load() + c.hits.Load(), Misses: c.misses.Load(), NegativeHits: c.negativeHits.Load(),
+		// Every owner-side lookup is a store Get; those made for peers are
+		// not this node's Gets, keys forwarded from here are.
+		Gets: cs.Hits + cs.Misses - c.served.Load() + c.remoteGets.Load(),
+		Hits: cs.Hits, Misses: cs.Misses, NegativeHits: c.negativeHits.Load(),
 		Fetches: c.fetches.Load(), FetchErrors: c.fetchErrors.Load(), LoadsDeduped: c.loadsDeduped.Load(),
 		Forwarded: c.forwarded.Load(), ForwardsDeduped: c.forwardsDeduped.Load(), ForwardErrors: c.forwardErrors.Load(),
 		Served: c.served.Load(), Degraded: c.degraded.Load(), StaleServed: c.staleServed.Load(),
