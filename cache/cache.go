@@ -99,7 +99,7 @@ type Store struct {
 
 	closeOnce sync.Once
 	version   atomic.Uint64
-	stats   counters
+	stats     counters
 }
 
 type counters struct {

@@ -103,10 +103,10 @@ type ksCounters struct {
 	// Hits and misses are counted by the store (cheaply, on its reader
 	// slots). remoteGets counts keys asked for here and owned elsewhere;
 	// served counts keys looked up here for peers (see snapshot).
-	remoteGets, negativeHits atomic.Int64
-	fetches, fetchErrors, loadsDeduped         atomic.Int64
-	forwarded, forwardsDeduped, forwardErrors  atomic.Int64
-	served, degraded, staleServed              atomic.Int64
-	puts, deletes, rejected                    atomic.Int64
-	rateLimited, circuitOpen                   atomic.Int64
+	remoteGets, negativeHits                  atomic.Int64
+	fetches, fetchErrors, loadsDeduped        atomic.Int64
+	forwarded, forwardsDeduped, forwardErrors atomic.Int64
+	served, degraded, staleServed             atomic.Int64
+	puts, deletes, rejected                   atomic.Int64
+	rateLimited, circuitOpen                  atomic.Int64
 }

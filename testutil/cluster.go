@@ -196,7 +196,7 @@ func (c *Cluster) WaitConverged() {
 	}, "cluster of %d nodes did not converge", len(c.Live()))
 }
 
-// OwnerIndex returns the index of the node owning key, per node 'from''s ring.
+// OwnerIndex returns the index of the node owning key, per node 'from”s ring.
 func (c *Cluster) OwnerIndex(from int, key string) int {
 	owner, err := c.Node(from).Owner(key)
 	if err != nil {
