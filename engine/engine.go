@@ -281,12 +281,15 @@ func (e *Engine) shutdown(ctx context.Context, graceful bool) error {
 		errs = append(errs, err)
 	}
 	if e.cl != nil && graceful {
-		if err := e.cl.Transport().Drain(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("drain: %w", err))
-		}
+		// Leave first and keep serving peers while they learn of it, so
+		// their writes do not meet a node that refuses them; then drain.
 		leave := time.Until(deadlineOr(ctx, time.Now().Add(5*time.Second)))
 		if err := e.cl.Leave(max(min(leave, 5*time.Second), 0)); err != nil {
 			errs = append(errs, fmt.Errorf("leave: %w", err))
+		}
+		e.quiesce(ctx)
+		if err := e.cl.Transport().Drain(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("drain: %w", err))
 		}
 	}
 	if e.cfg.Provider != nil && e.state.Load() != stateNew {
@@ -309,6 +312,29 @@ func (e *Engine) shutdown(ctx context.Context, graceful bool) error {
 		return fmt.Errorf("distcache: stop: %w", errors.Join(errs...))
 	}
 	return nil
+}
+
+// quiesce waits, after Leave, until peers stop sending requests: no new
+// request for quietFor, at most quiesceMax (peers re-route within a gossip
+// round and a ring debounce). Peers that still send one afterwards get
+// ErrShuttingDown and fall back (Gets load locally, Puts retry on the new
+// owner).
+func (e *Engine) quiesce(ctx context.Context) {
+	const quietFor, quiesceMax, poll = 100 * time.Millisecond, time.Second, 20 * time.Millisecond
+	deadline := time.Now().Add(quiesceMax)
+	last, lastChange := e.cl.Transport().Stats().Requests, time.Now()
+	tick := time.NewTicker(poll)
+	defer tick.Stop()
+	for time.Now().Before(deadline) && time.Since(lastChange) < quietFor {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if n := e.cl.Transport().Stats().Requests; n != last {
+			last, lastChange = n, time.Now()
+		}
+	}
 }
 
 func deadlineOr(ctx context.Context, def time.Time) time.Time {

@@ -378,3 +378,48 @@ func newEngineWith(t *testing.T, p *static.Discovery, ds *testutil.DataSource, n
 	t.Cleanup(func() { _ = e.Stop(context.Background()) })
 	return e
 }
+
+// Writes racing a node's graceful leave land on the new owner instead of
+// failing, and stay readable.
+func TestClusterPutsDuringGracefulLeave(t *testing.T) {
+	c := testutil.NewCluster(t, 3, testutil.ClusterConfig{})
+	ctx := context.Background()
+	keys := c.KeysOwnedBy(2, 50, "leaving")
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var failures []error
+	last := map[string]string{}
+	for _, n := range []int{0, 1} {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				k := keys[i%len(keys)]
+				v := fmt.Sprintf("n%d-%d", n, i)
+				err := c.Node(n).Put(ctx, ks, engine.Entry{Key: k, Value: []byte(v)})
+				mu.Lock()
+				if err != nil {
+					failures = append(failures, err)
+				} else if n == 0 {
+					last[k] = v
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	testutil.WaitFor(t, 0, func() bool { mu.Lock(); defer mu.Unlock(); return len(last) == len(keys) }, "puts running")
+	c.StopNode(2)
+	c.WaitConverged()
+	close(stop)
+	wg.Wait()
+	require.Empty(t, failures, "Puts failed while the owner left")
+	for _, k := range keys[:5] {
+		v, err := c.Node(1).Get(ctx, ks, k)
+		require.NoError(t, err)
+		require.Regexp(t, `^n[01]-\d+$`, string(v), "a written value, not a reload")
+	}
+}

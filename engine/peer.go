@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"sync"
 
 	"github.com/distcache/distcache/cluster/transport"
@@ -22,7 +21,7 @@ func (h rpcHandler) ServeRPC(ctx context.Context, req transport.Request) transpo
 // ServeInline must never block: a store lookup is all it does.
 func (h rpcHandler) ServeInline(req transport.Request) (transport.Response, bool) {
 	e := h.e
-	if req.Op != opGet || e.state.Load() >= stateStopping {
+	if req.Op != opGet || e.state.Load() == stateStopped {
 		return transport.Response{}, false
 	}
 	r, err := decodeKeys(req.Payload)
@@ -52,13 +51,11 @@ func (h rpcHandler) ServeInline(req transport.Request) (transport.Response, bool
 // node: a forwarded request is never forwarded again (one hop), even when
 // this node's ring disagrees with the sender's about the owner.
 func (e *Engine) serveRPC(ctx context.Context, req transport.Request) transport.Response {
-	if err := e.checkState(); err != nil {
-		if errors.Is(err, ErrEngineNotStarted) {
-			// Joined but Start has not returned yet: serve anyway, the
-			// keyspaces exist from New on.
-		} else {
-			return statusResponse(ErrEngineStopped)
-		}
+	// Serve from New until the end of Stop: peers may call while Start is
+	// still joining, and while Stop has left but peers have not re-routed
+	// yet (the transport's Drain then refuses new requests).
+	if e.state.Load() == stateStopped {
+		return statusResponse(ErrEngineStopped)
 	}
 	switch req.Op {
 	case opGet:

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -71,7 +73,94 @@ func lastWins(entries []Entry) []Entry {
 	return out
 }
 
+// putMany writes entries to their owners. Entries whose owner is leaving
+// or unreachable are retried once the ring has moved them to another owner
+// (a graceful leave takes the ring about a gossip round), within the write
+// deadline: a Put racing a node's departure lands on the new owner instead
+// of failing.
 func (e *Engine) putMany(ctx context.Context, st *ksState, entries []Entry) error {
+	var errs []error
+	written := map[cluster.Member][]Entry{} // every owner that was sent a write, all attempts
+	for attempt := 0; ; attempt++ {
+		groups, failed := e.putOnce(ctx, st, entries)
+		for o, g := range groups {
+			written[o] = append(written[o], g...)
+		}
+		var retry []Entry
+		for _, en := range entries {
+			if err, ok := failed[en.Key]; ok && retryablePut(err) && attempt < maxPutAttempts-1 {
+				retry = append(retry, en)
+			} else if ok {
+				errs = append(errs, &KeyError{Key: en.Key, Err: err})
+			}
+		}
+		if len(retry) == 0 {
+			break
+		}
+		if !e.awaitNewOwners(ctx, retry, groups) {
+			for _, en := range retry {
+				errs = append(errs, &KeyError{Key: en.Key, Err: failed[en.Key]})
+			}
+			break
+		}
+		entries = retry
+	}
+	// Drop stale copies elsewhere (former owners, degraded loads): after the
+	// owner has the new value, no other node may answer with an old one.
+	keys := map[string]bool{}
+	for _, g := range written {
+		for _, en := range g {
+			keys[en.Key] = true
+		}
+	}
+	e.invalidateOthers(ctx, st, slices.Collect(maps.Keys(keys)), written)
+	return errors.Join(errs...)
+}
+
+// maxPutAttempts bounds the retries of a Put whose owner left.
+const maxPutAttempts = 3
+
+// retryablePut reports failures that a new owner may not have: the owner
+// is leaving, or could not be reached.
+func retryablePut(err error) bool {
+	return errors.Is(err, ErrPeerUnavailable) || errors.Is(err, ErrEngineStopped)
+}
+
+// awaitNewOwners waits until the ring gives every entry an owner other than
+// the one that failed it, polling the lock-free ring snapshot; false when
+// ctx ends first.
+func (e *Engine) awaitNewOwners(ctx context.Context, entries []Entry, failedGroups map[cluster.Member][]Entry) bool {
+	old := map[string]cluster.Member{}
+	for o, g := range failedGroups {
+		for _, en := range g {
+			old[en.Key] = o
+		}
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		ring := e.cl.Ring()
+		moved := true
+		for _, en := range entries {
+			if ring.Owner(en.Key) == old[en.Key] {
+				moved = false
+				break
+			}
+		}
+		if moved {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+	}
+}
+
+// putOnce sends entries to their current owners, one request per owner in
+// parallel, and returns the grouping and the failures by key.
+func (e *Engine) putOnce(ctx context.Context, st *ksState, entries []Entry) (map[cluster.Member][]Entry, map[string]error) {
 	ring := e.cl.Ring()
 	groups := map[cluster.Member][]Entry{}
 	for _, en := range entries {
@@ -79,13 +168,13 @@ func (e *Engine) putMany(ctx context.Context, st *ksState, entries []Entry) erro
 		groups[o] = append(groups[o], en)
 	}
 	var (
-		mu   sync.Mutex
-		errs []error
-		wg   sync.WaitGroup
+		mu     sync.Mutex
+		failed = map[string]error{}
+		wg     sync.WaitGroup
 	)
 	fail := func(key string, err error) {
 		mu.Lock()
-		errs = append(errs, &KeyError{Key: key, Err: err})
+		failed[key] = err
 		mu.Unlock()
 	}
 	self := e.cl.Self()
@@ -103,14 +192,7 @@ func (e *Engine) putMany(ctx context.Context, st *ksState, entries []Entry) erro
 		})
 	}
 	wg.Wait()
-	// Drop stale copies elsewhere (former owners, degraded loads): after the
-	// owner has the new value, no other node may answer with an old one.
-	keys := make([]string, len(entries))
-	for i, en := range entries {
-		keys[i] = en.Key
-	}
-	e.invalidateOthers(ctx, st, keys, groups)
-	return errors.Join(errs...)
+	return groups, failed
 }
 
 func (e *Engine) putRemote(ctx context.Context, st *ksState, owner cluster.Member, group []Entry, fail func(string, error)) {
