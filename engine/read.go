@@ -369,12 +369,19 @@ type manyResult struct {
 	errs []error
 }
 
-func (r *manyResult) add(key string, val []byte, err error) {
+// add records one key's outcome; shared values (from a store or a flight)
+// are copied, owned ones (a peer's response buffer) are kept as they are.
+func (r *manyResult) add(key string, val []byte, err error) { r.put(key, val, err, false) }
+
+func (r *manyResult) put(key string, val []byte, err error, owned bool) {
+	if err == nil && !owned {
+		val = bytes.Clone(val)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch {
 	case err == nil:
-		r.vals[key] = bytes.Clone(val)
+		r.vals[key] = val
 	case errors.Is(err, keyspace.ErrNotFound):
 	default:
 		r.errs = append(r.errs, &KeyError{Key: key, Err: err})
@@ -389,9 +396,18 @@ func (e *Engine) getMany(ctx context.Context, st *ksState, keys []string) (map[s
 	var wg sync.WaitGroup
 	for owner, group := range groups {
 		if owner.Name == self {
+			// Hits are answered inline; only misses get a goroutine each,
+			// so that their loads run in parallel.
 			for _, k := range group {
+				ent, ok := st.store.Get(k)
+				if ok && ent.Fresh() {
+					v, err := st.hit(k, ent) // a copy
+					res.put(k, v, err, true)
+					continue
+				}
+				stale := st.staleCandidate(ent, ok)
 				wg.Go(func() {
-					v, err := e.getLocal(ctx, st, k)
+					v, err := e.load(ctx, st, k, stale)
 					res.add(k, v, err)
 				})
 			}
@@ -421,7 +437,8 @@ func (e *Engine) forwardMany(ctx context.Context, st *ksState, owner cluster.Mem
 			return
 		}
 		for i, r := range rs {
-			res.add(keys[i], r.data, errorOf(owner.Name, r.status, r.data))
+			// Each value is a slice of this response's own buffer.
+			res.put(keys[i], r.data, errorOf(owner.Name, r.status, r.data), true)
 		}
 		return
 	}
