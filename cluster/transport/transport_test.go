@@ -37,7 +37,7 @@ func TestCallRoundTrip(t *testing.T) {
 	st := cli.Stats()
 	assert.Equal(t, uint64(4), st.Calls)
 	assert.Zero(t, st.CallErrors)
-	assert.LessOrEqual(t, st.ConnsDialed, uint64(DefaultConnsPerPeer), "conns are pooled")
+	assert.LessOrEqual(t, st.ConnsDialed, uint64(DefaultConnsPerPeer()), "conns are pooled")
 	assert.Positive(t, st.BytesOut)
 	assert.Equal(t, uint64(4), srv.Stats().Requests)
 }
