@@ -504,6 +504,7 @@ func TestInlineHandler(t *testing.T) {
 }
 
 func TestCallDeadline(t *testing.T) {
+	release := make(chan struct{})
 	srv := newTestTransport(t, func(c *Config) {
 		c.Handler = HandlerFunc(func(ctx context.Context, req Request) Response {
 			dl, ok := ctx.Deadline()
@@ -511,11 +512,12 @@ func TestCallDeadline(t *testing.T) {
 				return Response{Status: 9} // the deadline did not travel
 			}
 			if req.Op == 1 {
-				<-ctx.Done() // answer only when the caller gives up
+				<-release // never answer in time, whatever the handler's ctx says
 			}
 			return Response{Status: req.Op}
 		})
 	})
+	t.Cleanup(func() { close(release) }) // runs before srv's Shutdown (LIFO)
 	cli := newTestTransport(t, nil)
 	start := time.Now()
 	_, err := cli.CallDeadline(context.Background(), addrOf(srv), Request{Op: 1}, time.Now().Add(50*time.Millisecond))
