@@ -2,19 +2,14 @@ package admin
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"testing"
 	"time"
 
+	"github.com/distcache/distcache/internal/testcert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -100,7 +95,9 @@ func TestServerShutdownTimeout(t *testing.T) {
 }
 
 func TestServerTLS(t *testing.T) {
-	serverTLS, pool := selfSigned(t)
+	ca := testcert.NewCA(t)
+	serverTLS := &tls.Config{Certificates: []tls.Certificate{ca.Issue(t, 2)}, MinVersion: tls.VersionTLS13}
+	pool := ca.Pool
 	s := startServer(t, Config{ListenAddr: "127.0.0.1:0", TLSConfig: serverTLS}, NewHandler(newFake(), ""))
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13}}}
 	defer client.CloseIdleConnections()
@@ -110,28 +107,4 @@ func TestServerTLS(t *testing.T) {
 
 	code, _ = httpGet(t, &http.Client{}, "http://"+s.Addr()+"/_distcache/admin/healthz")
 	require.Equal(t, http.StatusBadRequest, code, "plain HTTP to the TLS port is refused")
-}
-
-func selfSigned(t *testing.T) (*tls.Config, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "distcache-admin-test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	leaf, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}}, MinVersion: tls.VersionTLS13}, pool
 }

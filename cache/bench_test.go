@@ -1,45 +1,31 @@
-package cache
+package cache_test
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"testing"
 
 	"github.com/dgraph-io/ristretto/v2"
+	"github.com/distcache/distcache/cache"
+	"github.com/distcache/distcache/testutil"
 )
 
 const benchKeys = 100_000
 
-func benchKeyNames() []string {
-	keys := make([]string, benchKeys)
-	for i := range keys {
-		keys[i] = fmt.Sprintf("user:%08d", i)
-	}
-	return keys
-}
+func benchKeyNames() []string { return testutil.Keys(benchKeys) }
 
-// zipfIndexes precomputes a Zipf(1.01) sequence so that the generator's cost
-// stays out of the timed loop.
-func zipfIndexes(n int) []int {
-	z := rand.NewZipf(rand.New(rand.NewPCG(1, 2)), 1.01, 1, benchKeys-1)
-	idx := make([]int, n)
-	for i := range idx {
-		idx[i] = int(z.Uint64())
-	}
-	return idx
-}
+func zipfIndexes(n int) []int { return testutil.ZipfIndexes(n, benchKeys) }
 
 // BenchmarkStoreGet and BenchmarkRistrettoGet run the same parallel Zipf hit
 // workload; their ratio is the cost of the Store's guarantees on the hit path.
 func BenchmarkStoreGet(b *testing.B) {
-	s, err := New(Config{MaxBytes: 256 << 20})
+	s, err := cache.New(cache.Config{MaxBytes: 256 << 20})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer s.Close()
 	keys := benchKeyNames()
 	for _, k := range keys {
-		if err := s.Set(k, Entry{Value: make([]byte, 100)}); err != nil {
+		if err := s.Set(k, cache.Entry{Value: make([]byte, 100)}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -83,7 +69,7 @@ func BenchmarkRistrettoGet(b *testing.B) {
 }
 
 func BenchmarkStoreSet(b *testing.B) {
-	s, err := New(Config{MaxBytes: 256 << 20})
+	s, err := cache.New(cache.Config{MaxBytes: 256 << 20})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -96,7 +82,7 @@ func BenchmarkStoreSet(b *testing.B) {
 		i := rand.IntN(benchKeys)
 		for pb.Next() {
 			i = (i + 1) % benchKeys
-			if err := s.Set(keys[i], Entry{Value: v}); err != nil {
+			if err := s.Set(keys[i], cache.Entry{Value: v}); err != nil {
 				b.Fatal(err)
 			}
 		}

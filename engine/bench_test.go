@@ -20,24 +20,9 @@ import (
 
 const benchKeys = 100_000
 
-func benchKeyNames() []string {
-	keys := make([]string, benchKeys)
-	for i := range keys {
-		keys[i] = fmt.Sprintf("user:%08d", i)
-	}
-	return keys
-}
+func benchKeyNames() []string { return testutil.Keys(benchKeys) }
 
-// zipf precomputes Zipf(1.01) key indexes so the generator stays out of the
-// timed loop.
-func zipf(n int) []int {
-	z := rand.NewZipf(rand.New(rand.NewPCG(7, 9)), 1.01, 1, benchKeys-1)
-	idx := make([]int, n)
-	for i := range idx {
-		idx[i] = int(z.Uint64())
-	}
-	return idx
-}
+func zipf(n int) []int { return testutil.ZipfIndexes(n, benchKeys) }
 
 func benchEngine(b *testing.B, opts ...engine.Option) (*engine.Engine, *testutil.DataSource) {
 	b.Helper()
@@ -82,37 +67,14 @@ func BenchmarkLocalHit(b *testing.B) {
 	})
 }
 
-func BenchmarkRawRistrettoGet(b *testing.B) {
-	c, err := ristretto.NewCache(&ristretto.Config[string, []byte]{NumCounters: 1 << 20, MaxCost: 256 << 20, BufferItems: 64})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	keys := benchKeyNames()
-	for _, k := range keys {
-		for !c.Set(k, make([]byte, 100), 100+int64(len(k))) {
-			c.Wait()
-		}
-	}
-	c.Wait()
-	idx := zipf(1 << 16)
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		i := rand.IntN(len(idx))
-		for pb.Next() {
-			i = (i + 1) & (len(idx) - 1)
-			if _, ok := c.Get(keys[idx[i]]); !ok {
-				b.Fatal("miss")
-			}
-		}
-	})
-}
+func BenchmarkRawRistrettoGet(b *testing.B) { benchRawRistretto(b, false) }
 
 // BenchmarkRawRistrettoGetCopy is the like-for-like baseline: the engine
 // must hand the caller its own copy of the value, so this adds that copy
 // to a raw ristretto Get.
-func BenchmarkRawRistrettoGetCopy(b *testing.B) {
+func BenchmarkRawRistrettoGetCopy(b *testing.B) { benchRawRistretto(b, true) }
+
+func benchRawRistretto(b *testing.B, copyValue bool) {
 	c, err := ristretto.NewCache(&ristretto.Config[string, []byte]{NumCounters: 1 << 20, MaxCost: 256 << 20, BufferItems: 64})
 	if err != nil {
 		b.Fatal(err)
@@ -136,7 +98,9 @@ func BenchmarkRawRistrettoGetCopy(b *testing.B) {
 			if !ok {
 				b.Fatal("miss")
 			}
-			_ = bytes.Clone(v)
+			if copyValue {
+				_ = bytes.Clone(v)
+			}
 		}
 	})
 }

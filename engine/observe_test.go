@@ -2,18 +2,10 @@ package engine_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
-	"net"
 	"testing"
-	"time"
 
 	"github.com/distcache/distcache/engine"
+	"github.com/distcache/distcache/internal/testcert"
 	"github.com/distcache/distcache/keyspace"
 	"github.com/distcache/distcache/testutil"
 	"github.com/stretchr/testify/require"
@@ -70,7 +62,7 @@ func TestOpenTelemetry(t *testing.T) {
 
 // A 3-node cluster whose data connections use mutual TLS.
 func TestClusterMutualTLS(t *testing.T) {
-	server, client := testTLS(t)
+	server, client := testcert.MutualTLS(t)
 	c := testutil.NewCluster(t, 3, testutil.ClusterConfig{Options: []engine.Option{
 		engine.WithTLS(&engine.TLSInfo{ServerTLS: server, ClientTLS: client}),
 		engine.WithGossipSecret([]byte("0123456789abcdef")),
@@ -83,33 +75,4 @@ func TestClusterMutualTLS(t *testing.T) {
 	require.EqualValues(t, 1, st.Forwarded)
 	require.Zero(t, st.Degraded)
 	require.Equal(t, 1, c.DataSource.Fetches(key))
-}
-
-// testTLS makes a CA and one certificate for 127.0.0.1 used as both server
-// and client certificate; the server requires client certificates.
-func testTLS(t *testing.T) (server, client *tls.Config) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "distcache-test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	cert, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	pair := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}
-	server = &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS13}
-	client = &tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: pool, MinVersion: tls.VersionTLS13}
-	return server, client
 }
