@@ -62,6 +62,10 @@ type Engine struct {
 	peakMembers  int
 	missedWrites bool
 
+	// leaving records peers that announced a graceful leave (opLeaving).
+	leavingMu sync.Mutex
+	leaving   map[string]time.Time
+
 	stopOnce sync.Once
 	stopErr  error
 	stopped  chan struct{}
@@ -281,8 +285,11 @@ func (e *Engine) shutdown(ctx context.Context, graceful bool) error {
 		errs = append(errs, err)
 	}
 	if e.cl != nil && graceful {
-		// Leave first and keep serving peers while they learn of it, so
-		// their writes do not meet a node that refuses them; then drain.
+		// Tell peers this is a graceful departure (not a failure, see
+		// onRingChange), then leave and keep serving peers while they learn
+		// of it, so their writes do not meet a node that refuses them; then
+		// drain.
+		e.announceLeaving(ctx)
 		leave := time.Until(deadlineOr(ctx, time.Now().Add(5*time.Second)))
 		if err := e.cl.Leave(max(min(leave, 5*time.Second), 0)); err != nil {
 			errs = append(errs, fmt.Errorf("leave: %w", err))
@@ -312,6 +319,45 @@ func (e *Engine) shutdown(ctx context.Context, graceful bool) error {
 		return fmt.Errorf("distcache: stop: %w", errors.Join(errs...))
 	}
 	return nil
+}
+
+// announceLeaving tells every member, best effort and briefly, that this
+// node is about to leave on purpose.
+func (e *Engine) announceLeaving(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	payload := encodeName(e.selfName)
+	var wg sync.WaitGroup
+	for _, m := range e.cl.Ring().Members() {
+		if m.Name != e.selfName {
+			wg.Go(func() { _ = e.call(ctx, m, opLeaving, payload) })
+		}
+	}
+	wg.Wait()
+}
+
+// leftGracefully reports whether name announced a graceful leave recently.
+func (e *Engine) leftGracefully(name string) bool {
+	e.leavingMu.Lock()
+	defer e.leavingMu.Unlock()
+	at, ok := e.leaving[name]
+	return ok && time.Since(at) < time.Minute
+}
+
+func (e *Engine) forgetLeaving(name string) {
+	e.leavingMu.Lock()
+	defer e.leavingMu.Unlock()
+	delete(e.leaving, name)
+}
+
+// noteLeaving records a peer's announcement (opLeaving).
+func (e *Engine) noteLeaving(name string) {
+	e.leavingMu.Lock()
+	defer e.leavingMu.Unlock()
+	if e.leaving == nil || len(e.leaving) > 1024 {
+		e.leaving = map[string]time.Time{}
+	}
+	e.leaving[name] = time.Now()
 }
 
 // quiesce waits, after Leave, until peers stop sending requests: no new
@@ -420,7 +466,19 @@ func (e *Engine) onRingChange(prev, next *cluster.Ring) {
 	// sent while it was unreachable: when it reconnects, it drops everything
 	// rather than serve values that were overwritten or deleted meanwhile.
 	// The majority side keeps its entries; it heard every write it owns.
+	// Members that left gracefully shrink the cluster on purpose and do not
+	// count as lost contact (scaling down and up again keeps the caches).
 	e.peakMembers = max(e.peakMembers, prev.Len(), next.Len())
+	for _, m := range prev.Members() {
+		if !next.Contains(m.Name) && e.leftGracefully(m.Name) {
+			e.peakMembers = max(e.peakMembers-1, next.Len())
+		}
+	}
+	for _, m := range next.Members() {
+		if !prev.Contains(m.Name) {
+			e.forgetLeaving(m.Name) // back: a later disappearance is news
+		}
+	}
 	if next.Len()*2 <= e.peakMembers && next.Len() < prev.Len() {
 		e.missedWrites = true
 	}

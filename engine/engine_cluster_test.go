@@ -423,3 +423,28 @@ func TestClusterPutsDuringGracefulLeave(t *testing.T) {
 		require.Regexp(t, `^n[01]-\d+$`, string(v), "a written value, not a reload")
 	}
 }
+
+// Scaling down gracefully and up again is not a partition: the remaining
+// nodes keep their entries.
+func TestClusterScaleDownUpKeepsEntries(t *testing.T) {
+	c := testutil.NewCluster(t, 4, testutil.ClusterConfig{})
+	ctx := context.Background()
+	keys := c.KeysOwnedBy(0, 20, "keep")
+	for _, k := range keys {
+		_, err := c.Node(0).Get(ctx, ks, k)
+		require.NoError(t, err)
+	}
+	c.StopNode(3)
+	c.StopNode(2)
+	c.WaitConverged()
+	c.StartNode("node-2")
+	c.WaitConverged()
+	before := c.DataSource.Total()
+	for _, k := range keys {
+		if c.OwnerIndex(0, k) == 0 {
+			_, err := c.Node(0).Get(ctx, ks, k)
+			require.NoError(t, err)
+		}
+	}
+	require.Equal(t, before, c.DataSource.Total(), "keys still owned by node 0 were kept, not flushed")
+}

@@ -68,6 +68,14 @@ func (e *Engine) serveRPC(ctx context.Context, req transport.Request) transport.
 		return e.serveDelete(req.Payload)
 	case opDeleteKeySpace:
 		return e.serveDeleteKeySpace(req.Payload)
+	case opLeaving:
+		d := decoder{b: req.Payload}
+		name := d.str()
+		if d.done() != nil {
+			return transport.Response{Status: statusBadRequest}
+		}
+		e.noteLeaving(name)
+		return transport.Response{Status: statusOK}
 	}
 	return transport.Response{Status: statusBadRequest}
 }

@@ -22,6 +22,7 @@ const (
 	opPut            uint8 = 3 // ks, n, n x (key, value, expiry unix ns, 0 = none) -> n x (status, message)
 	opDelete         uint8 = 4 // ks, n, keys -> ()
 	opDeleteKeySpace uint8 = 5 // ks -> ()
+	opLeaving        uint8 = 6 // node name -> (): the sender is leaving gracefully
 )
 
 // Statuses.
