@@ -41,7 +41,8 @@ type Engine struct {
 	ksMu sync.Mutex
 
 	cl       *cluster.Cluster
-	selfName string // cl.Self().Name, set once in Start before any request
+	selfName string    // cl.Self().Name, set once in Start before any request
+	timers   sync.Pool // *time.Timer for waits on hot paths (see timer)
 	obs      *observer
 
 	// base is cancelled by Stop: background loops and in-flight loads end.

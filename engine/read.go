@@ -275,18 +275,37 @@ func (e *Engine) forwardGet(ctx context.Context, deadline time.Time, st *ksState
 	f.waiters.Add(1)
 	s.mu.Unlock()
 	st.stats.forwardsDeduped.Add(1)
-	wctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
+	// Wait with a pooled timer rather than a context: followers of hot keys
+	// are the common case under load.
+	tm := e.timer(time.Until(deadline))
+	defer e.releaseTimer(tm)
 	select {
 	case <-f.done:
-		if f.err != nil && wctx.Err() == nil && isContextErr(f.err) {
+		if f.err != nil && ctx.Err() == nil && time.Now().Before(deadline) && isContextErr(f.err) {
 			// The leader's own deadline expired; ours has not: try ourselves.
 			return e.forwardOnce(ctx, deadline, st, key, owner)
 		}
 		return f.val, false, f.err
-	case <-wctx.Done():
-		return nil, false, wctx.Err()
+	case <-ctx.Done():
+		return nil, false, ctx.Err()
+	case <-tm.C:
+		return nil, false, context.DeadlineExceeded
 	}
+}
+
+// timer returns a pooled timer set to d; give it back with releaseTimer.
+// Since Go 1.23 a stopped or reset timer never delivers a stale value.
+func (e *Engine) timer(d time.Duration) *time.Timer {
+	if tm, ok := e.timers.Get().(*time.Timer); ok {
+		tm.Reset(d)
+		return tm
+	}
+	return time.NewTimer(d)
+}
+
+func (e *Engine) releaseTimer(tm *time.Timer) {
+	tm.Stop()
+	e.timers.Put(tm)
 }
 
 func isContextErr(err error) bool {
