@@ -67,6 +67,35 @@ func BenchmarkLocalHit(b *testing.B) {
 	})
 }
 
+// BenchmarkLocalHitAppend is BenchmarkLocalHit through GetAppend with a
+// reused buffer: the copy into caller memory without an allocation.
+func BenchmarkLocalHitAppend(b *testing.B) {
+	e, _ := benchEngine(b)
+	ctx := context.Background()
+	keys := benchKeyNames()
+	entries := make([]engine.Entry, len(keys))
+	for i, k := range keys {
+		entries[i] = engine.Entry{Key: k, Value: make([]byte, 100)}
+	}
+	if err := e.PutMany(ctx, ks, entries); err != nil {
+		b.Fatal(err)
+	}
+	idx := zipf(1 << 16)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := rand.IntN(len(idx))
+		buf := make([]byte, 0, 128)
+		var err error
+		for pb.Next() {
+			i = (i + 1) & (len(idx) - 1)
+			if buf, err = e.GetAppend(ctx, ks, keys[idx[i]], buf[:0]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
 func BenchmarkRawRistrettoGet(b *testing.B) { benchRawRistretto(b, false) }
 
 // BenchmarkRawRistrettoGetCopy is the like-for-like baseline: the engine

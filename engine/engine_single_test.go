@@ -456,3 +456,27 @@ func TestConfigValidation(t *testing.T) {
 	_, err = engine.New(engine.NewConfig(nil, good))
 	require.ErrorContains(t, err, "Provider is nil")
 }
+
+func TestGetAppend(t *testing.T) {
+	e, ds := startSingle(t)
+	ctx := context.Background()
+	buf := []byte("prefix:")
+	out, err := e.GetAppend(ctx, ks, "k", buf)
+	require.NoError(t, err)
+	require.Equal(t, "prefix:"+string(testutil.ValueOf("k")), string(out))
+	// A hit appends into the caller's buffer without touching the cache.
+	out2, err := e.GetAppend(ctx, ks, "k", out[:0])
+	require.NoError(t, err)
+	require.Equal(t, testutil.ValueOf("k"), out2)
+	out2[0] = 'X'
+	v, err := e.Get(ctx, ks, "k")
+	require.NoError(t, err)
+	require.Equal(t, testutil.ValueOf("k"), v)
+	require.Equal(t, 1, ds.Fetches("k"))
+	ds.SetMissing("gone", true)
+	got, err := e.GetAppend(ctx, ks, "gone", buf)
+	require.ErrorIs(t, err, keyspace.ErrNotFound)
+	require.Equal(t, "prefix:", string(got), "dst unchanged on error")
+	allocs := testing.AllocsPerRun(100, func() { out, _ = e.GetAppend(ctx, ks, "k", out[:0]) })
+	require.Zero(t, allocs, "a local hit into a reused buffer allocates nothing")
+}

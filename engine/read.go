@@ -21,15 +21,23 @@ import (
 // keyspace.ErrNotFound) holds, on every node. The returned slice is the
 // caller's own. The keyspace read timeout bounds the call.
 func (e *Engine) Get(ctx context.Context, ks, key string) ([]byte, error) {
+	return e.GetAppend(ctx, ks, key, nil)
+}
+
+// GetAppend is Get that appends the value to dst and returns the extended
+// slice (like strconv.AppendInt): a caller that reuses its buffer pays no
+// allocation on a local hit. With a nil dst it is exactly Get. On error dst
+// is returned unchanged.
+func (e *Engine) GetAppend(ctx context.Context, ks, key string, dst []byte) ([]byte, error) {
 	if err := e.checkState(); err != nil {
-		return nil, err
+		return dst, err
 	}
 	st, err := e.keyspace(ks)
 	if err != nil {
-		return nil, err
+		return dst, err
 	}
 	if err := e.checkKey(key); err != nil {
-		return nil, err
+		return dst, err
 	}
 	e.recordAccess(st, key)
 	// The ring lookup comes first (a hash and an index, lock-free): a node
@@ -47,7 +55,7 @@ func (e *Engine) Get(ctx context.Context, ks, key string) ([]byte, error) {
 		// shared counter (the store counts hits on its reader slot).
 		ent, found = st.store.Get(key)
 		if found && ent.Fresh() {
-			return st.hit(key, ent)
+			return st.hit(key, ent, dst)
 		}
 	} else {
 		st.stats.remoteGets.Add(1)
@@ -69,21 +77,31 @@ func (e *Engine) Get(ctx context.Context, ks, key string) ([]byte, error) {
 	}
 	done(err)
 	if err != nil {
-		return nil, err
+		return dst, err
 	}
-	if !owned {
-		val = bytes.Clone(val)
+	if owned && dst == nil {
+		return val, nil // a response buffer nobody else holds
 	}
-	return val, nil
+	return appendValue(dst, val), nil
 }
 
-// hit returns a copy of a fresh entry (or ErrNotFound for a remembered miss).
-func (st *ksState) hit(key string, ent cache.Entry) ([]byte, error) {
+// appendValue appends v to dst; a nil dst gets a fresh copy that is non-nil
+// even for an empty value.
+func appendValue(dst, v []byte) []byte {
+	if dst == nil {
+		return bytes.Clone(v)
+	}
+	return append(dst, v...)
+}
+
+// hit appends a fresh entry to dst (or returns ErrNotFound for a remembered
+// miss).
+func (st *ksState) hit(key string, ent cache.Entry, dst []byte) ([]byte, error) {
 	if ent.Negative {
 		st.stats.negativeHits.Add(1)
-		return nil, fmt.Errorf("%w: %q (cached)", keyspace.ErrNotFound, key)
+		return dst, fmt.Errorf("%w: %q (cached)", keyspace.ErrNotFound, key)
 	}
-	return bytes.Clone(ent.Value), nil
+	return appendValue(dst, ent.Value), nil
 }
 
 // getLocal is the owner's read path: store, then a coalesced load.
@@ -420,7 +438,7 @@ func (e *Engine) getMany(ctx context.Context, st *ksState, keys []string) (map[s
 			for _, k := range group {
 				ent, ok := st.store.Get(k)
 				if ok && ent.Fresh() {
-					v, err := st.hit(k, ent) // a copy
+					v, err := st.hit(k, ent, nil) // a copy
 					res.put(k, v, err, true)
 					continue
 				}
