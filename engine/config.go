@@ -109,6 +109,10 @@ type Config struct {
 	// Delete) deadlines.
 	ReadTimeout  time.Duration
 	WriteTimeout time.Duration
+	// Handoff sends entries to their new owner when keys move (a node joined,
+	// or this node leaves gracefully) instead of only dropping them.
+	Handoff bool
+
 	// MaxKeyBytes and MaxValueBytes bound keys and values; larger ones fail
 	// with ErrKeyTooLarge or ErrValueTooLarge.
 	MaxKeyBytes   int
@@ -155,6 +159,7 @@ func NewConfig(provider discovery.Provider, keyspaces []keyspace.KeySpace, opts 
 		WriteTimeout:       DefaultWriteTimeout,
 		MaxKeyBytes:        DefaultMaxKeyBytes,
 		MaxValueBytes:      DefaultMaxValueBytes,
+		Handoff:            true,
 		KeySpaceConfigs:    map[string]*KeySpaceConfig{},
 	}
 	for _, o := range opts {

@@ -63,6 +63,9 @@ type Engine struct {
 	peakMembers  int
 	missedWrites bool
 
+	// ringChangedAt is the time of the last ring change (unix ns).
+	ringChangedAt atomic.Int64
+
 	// leaving records peers that announced a graceful leave (opLeaving).
 	leavingMu sync.Mutex
 	leaving   map[string]time.Time
@@ -291,11 +294,13 @@ func (e *Engine) shutdown(ctx context.Context, graceful bool) error {
 		// of it, so their writes do not meet a node that refuses them; then
 		// drain.
 		e.announceLeaving(ctx)
+		before := e.cl.Ring() // leaving empties our own view of the ring
 		leave := time.Until(deadlineOr(ctx, time.Now().Add(5*time.Second)))
 		if err := e.cl.Leave(max(min(leave, 5*time.Second), 0)); err != nil {
 			errs = append(errs, fmt.Errorf("leave: %w", err))
 		}
 		e.quiesce(ctx)
+		e.handOffOnLeave(ctx, before)
 		if err := e.cl.Transport().Drain(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("drain: %w", err))
 		}
@@ -462,6 +467,13 @@ func (e *Engine) checkKey(key string) error {
 // must return quickly, so the purge runs on an engine goroutine.
 func (e *Engine) onRingChange(prev, next *cluster.Ring) {
 	e.log.Info("ring changed", "members", next.Len(), "fingerprint", strconv.FormatUint(next.Fingerprint(), 16))
+	if !next.Contains(e.selfName) {
+		// We left (Stop): keep the entries for handOffOnLeave.
+		return
+	}
+	// Open a hand-off window: writes from now on are remembered to guard
+	// against stale hand-offs (see handoff.go).
+	e.ringChangedAt.Store(time.Now().UnixNano())
 	// A node that lost contact with at least half of the cluster it knew
 	// (it was cut off, or most peers failed) may have missed invalidations
 	// sent while it was unreachable: when it reconnects, it drops everything
@@ -510,18 +522,22 @@ func (e *Engine) purgeNotOwned() {
 		self := e.cl.Self().Name
 		all := e.flushAll.Swap(false)
 		for _, st := range *e.keyspaces.Load() {
-			var drop []string
-			st.store.Range(func(key string, _ cache.Entry) bool {
+			moved := map[string]cache.Entry{}
+			st.store.Range(func(key string, ent cache.Entry) bool {
 				if all || ring.Owner(key).Name != self {
-					drop = append(drop, key)
+					moved[key] = ent
 				}
 				return e.base.Err() == nil
 			})
-			for _, k := range drop {
-				e.deleteLocal(st, k)
+			// A flushing node's entries may be stale: never hand those off.
+			if !all && e.cfg.Handoff && len(moved) > 0 {
+				e.handOff(e.base, st, ring, moved)
 			}
-			if len(drop) > 0 {
-				e.log.Debug("dropped entries of keys now owned elsewhere", "keyspace", st.name, "entries", len(drop))
+			for k := range moved {
+				e.removeLocal(st, k, false)
+			}
+			if len(moved) > 0 {
+				e.log.Debug("dropped entries of keys now owned elsewhere", "keyspace", st.name, "entries", len(moved))
 			}
 		}
 	}

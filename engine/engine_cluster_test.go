@@ -2,11 +2,14 @@ package engine_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/distcache/distcache/cluster/transport"
 
 	"github.com/distcache/distcache/discovery/static"
 	"github.com/distcache/distcache/engine"
@@ -447,4 +450,96 @@ func TestClusterScaleDownUpKeepsEntries(t *testing.T) {
 		}
 	}
 	require.Equal(t, before, c.DataSource.Total(), "keys still owned by node 0 were kept, not flushed")
+}
+
+// When a node joins, the entries of the keys it takes over are handed to
+// it: no key is fetched from the DataSource again.
+func TestClusterHandoffOnJoin(t *testing.T) {
+	c := testutil.NewCluster(t, 3, testutil.ClusterConfig{})
+	ctx := context.Background()
+	var keys []string
+	for i := range 200 {
+		keys = append(keys, fmt.Sprint("h-", i))
+	}
+	got, err := c.Node(0).GetMany(ctx, ks, keys)
+	require.NoError(t, err)
+	require.Len(t, got, 200)
+	require.EqualValues(t, 200, c.DataSource.Total())
+	n := c.StartNode("node-3")
+	c.WaitConverged()
+	testutil.WaitFor(t, 0, func() bool { return ksStats(t, c.Node(n)).HandoffsTaken > 0 }, "entries handed to the new node")
+	moved := 0
+	for _, k := range keys {
+		if c.OwnerIndex(0, k) == n {
+			moved++
+		}
+	}
+	require.Positive(t, moved)
+	testutil.WaitFor(t, 0, func() bool { return ksStats(t, c.Node(n)).Entries == int64(moved) }, "every moved key handed off, nothing else kept")
+	got, err = c.Node(1).GetMany(ctx, ks, keys)
+	require.NoError(t, err)
+	require.Len(t, got, 200)
+	require.EqualValues(t, 200, c.DataSource.Total(), "no key reloaded after the join")
+	require.EqualValues(t, moved, ksStats(t, c.Node(n)).Entries)
+}
+
+// A graceful leave hands the leaving node's entries to their new owners.
+func TestClusterHandoffOnLeave(t *testing.T) {
+	c := testutil.NewCluster(t, 3, testutil.ClusterConfig{})
+	ctx := context.Background()
+	keys := c.KeysOwnedBy(2, 50, "leave-h")
+	_, err := c.Node(0).GetMany(ctx, ks, keys)
+	require.NoError(t, err)
+	require.EqualValues(t, 50, c.DataSource.Total())
+	c.StopNode(2)
+	c.WaitConverged()
+	got, err := c.Node(0).GetMany(ctx, ks, keys)
+	require.NoError(t, err)
+	require.Len(t, got, 50)
+	require.EqualValues(t, 50, c.DataSource.Total(), "the leaving node's entries were handed off, not reloaded")
+}
+
+// A key deleted on its new owner is never brought back by a hand-off.
+func TestClusterHandoffDoesNotResurrect(t *testing.T) {
+	c := testutil.NewCluster(t, 3, testutil.ClusterConfig{})
+	ctx := context.Background()
+	keys := c.KeysOwnedBy(2, 30, "res")
+	var entries []engine.Entry
+	for _, k := range keys {
+		entries = append(entries, engine.Entry{Key: k, Value: []byte("old")})
+	}
+	require.NoError(t, c.Node(0).PutMany(ctx, ks, entries))
+	// Delete everything on every node, then hand off stale copies by hand:
+	// the owner wrote (deleted) these keys since its ring change, so it
+	// must refuse them.
+	c.StopNode(2) // ring change on 0 and 1 opens their hand-off window
+	c.WaitConverged()
+	require.NoError(t, c.Node(0).DeleteMany(ctx, ks, keys))
+	// A late hand-off of the old values (as if a departing node's push had
+	// been in flight) reaches each key's owner after the delete.
+	for _, k := range keys {
+		owner := c.OwnerIndex(0, k)
+		from := c.Node(1 - owner) // the other live node sends it
+		m, _ := c.Node(owner).Owner(k)
+		resp, err := from.Cluster().Call(ctx, m, transport.Request{Op: 7, Payload: handoffPayload(ks, k, "old")})
+		require.NoError(t, err)
+		require.Zero(t, resp.Status)
+	}
+	for _, k := range keys {
+		v, err := c.Node(1).Get(ctx, ks, k)
+		require.NoError(t, err)
+		require.Equal(t, testutil.ValueOf(k), v, "deleted, then reloaded from the DataSource; never the handed-off old value")
+	}
+}
+
+// handoffPayload encodes one hand-off entry the way the engine's wire does
+// (uvarint-prefixed keyspace, count, key, value, expiry 0).
+func handoffPayload(keyspace, key, value string) []byte {
+	var b []byte
+	str := func(s string) { b = binary.AppendUvarint(b, uint64(len(s))); b = append(b, s...) }
+	str(keyspace)
+	b = binary.AppendUvarint(b, 1)
+	str(key)
+	str(value)
+	return binary.AppendUvarint(b, 0)
 }

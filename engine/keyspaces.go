@@ -27,6 +27,9 @@ type ksState struct {
 	loads    flightTable
 	forwards flightTable
 
+	// recent guards hand-offs against resurrecting values (handoff.go).
+	recent recentWrites
+
 	stats ksCounters
 }
 
@@ -109,4 +112,5 @@ type ksCounters struct {
 	served, degraded, staleServed             atomic.Int64
 	puts, deletes, rejected                   atomic.Int64
 	rateLimited, circuitOpen                  atomic.Int64
+	handedOff, handoffsTaken                  atomic.Int64
 }

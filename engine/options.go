@@ -77,6 +77,9 @@ func WithReadTimeout(d time.Duration) Option { return func(c *Config) { c.ReadTi
 // WithWriteTimeout sets the engine default write deadline (default 5 s).
 func WithWriteTimeout(d time.Duration) Option { return func(c *Config) { c.WriteTimeout = d } }
 
+// WithHandoff turns hand-off of moving entries on or off (default on).
+func WithHandoff(on bool) Option { return func(c *Config) { c.Handoff = on } }
+
 // WithMaxKeyBytes bounds key length (default 4 KiB, at most 64 KiB).
 func WithMaxKeyBytes(n int) Option { return func(c *Config) { c.MaxKeyBytes = n } }
 

@@ -68,6 +68,8 @@ func (e *Engine) serveRPC(ctx context.Context, req transport.Request) transport.
 		return e.serveDelete(req.Payload)
 	case opDeleteKeySpace:
 		return e.serveDeleteKeySpace(req.Payload)
+	case opHandoff:
+		return e.serveHandoff(req.Payload)
 	case opLeaving:
 		d := decoder{b: req.Payload}
 		name := d.str()

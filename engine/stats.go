@@ -32,6 +32,9 @@ type KeySpaceStats struct {
 	Puts, Deletes, Rejected int64
 	// RateLimited and CircuitOpen count fetches refused by the protections.
 	RateLimited, CircuitOpen int64
+	// HandedOff counts entries sent to their new owner on a ring change or a
+	// graceful leave; HandoffsTaken those received and stored here.
+	HandedOff, HandoffsTaken int64
 	// BreakerState is "closed", "half-open", "open", or "" without a breaker.
 	BreakerState string
 	// Entries and UsedBytes describe the local store; MaxBytes its budget.
@@ -76,6 +79,7 @@ func (st *ksState) snapshot() KeySpaceStats {
 		Served: c.served.Load(), Degraded: c.degraded.Load(), StaleServed: c.staleServed.Load(),
 		Puts: c.puts.Load(), Deletes: c.deletes.Load(), Rejected: c.rejected.Load(),
 		RateLimited: c.rateLimited.Load(), CircuitOpen: c.circuitOpen.Load(),
+		HandedOff: c.handedOff.Load(), HandoffsTaken: c.handoffsTaken.Load(),
 		BreakerState: st.protect.breakerState(),
 		Entries:      cs.Entries, UsedBytes: cs.UsedBytes, MaxBytes: cs.MaxBytes,
 	}

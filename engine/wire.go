@@ -23,6 +23,7 @@ const (
 	opDelete         uint8 = 4 // ks, n, keys -> ()
 	opDeleteKeySpace uint8 = 5 // ks -> ()
 	opLeaving        uint8 = 6 // node name -> (): the sender is leaving gracefully
+	opHandoff        uint8 = 7 // like opPut -> (): entries moving to their new owner
 )
 
 // Statuses.

@@ -259,6 +259,7 @@ func (e *Engine) putLocal(ctx context.Context, st *ksState, en Entry) error {
 		delete(s.flights, en.Key)
 	}
 	err := st.store.Set(en.Key, cache.Entry{Value: val, ExpiresAt: exp})
+	e.noteWrite(st, en.Key)
 	s.mu.Unlock()
 	st.stats.puts.Add(1)
 	switch {
@@ -273,6 +274,13 @@ func (e *Engine) putLocal(ctx context.Context, st *ksState, en Entry) error {
 
 // deleteLocal removes key on this node and supersedes its in-flight load.
 func (e *Engine) deleteLocal(st *ksState, key string) {
+	e.removeLocal(st, key, true)
+	st.stats.deletes.Add(1)
+}
+
+// removeLocal drops key and supersedes its in-flight load; a delete that
+// is a write (not an ownership purge) is noted against stale hand-offs.
+func (e *Engine) removeLocal(st *ksState, key string, write bool) {
 	s := st.loads.stripe(key)
 	s.mu.Lock()
 	if f := s.flights[key]; f != nil {
@@ -280,8 +288,10 @@ func (e *Engine) deleteLocal(st *ksState, key string) {
 		delete(s.flights, key)
 	}
 	st.store.Delete(key)
+	if write {
+		e.noteWrite(st, key)
+	}
 	s.mu.Unlock()
-	st.stats.deletes.Add(1)
 }
 
 // Delete removes key from every node: its owner and any node holding a

@@ -1,0 +1,198 @@
+package engine
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/distcache/distcache/cache"
+	"github.com/distcache/distcache/cluster"
+	"github.com/distcache/distcache/cluster/transport"
+)
+
+// Hand-off: when keys move to another owner (a node joined, or this node is
+// leaving), their entries are sent to the new owner instead of only being
+// dropped, so a topology change does not empty the cache.
+//
+// The danger is resurrection: a hand-off still in flight when a Delete (or
+// a Put, then an eviction) of the key completes on the new owner would bring
+// back a value the cluster already replaced. So the receiver accepts a
+// handed-off entry only when it has no entry and no load in flight for the
+// key, and has not written or deleted the key itself since its last ring
+// change (recentWrites, kept for handoffWindow); and it accepts hand-offs
+// only within handoffWindow of its own last ring change, when it records
+// those writes.
+
+// handoffWindow is how long after a ring change a node accepts hand-offs
+// (and records its own writes to guard them).
+const handoffWindow = 10 * time.Second
+
+// handoffBatch bounds the entries per hand-off request.
+const handoffBatch = 256
+
+// recentWrites remembers when keys were last written or deleted on this
+// node, for handoffWindow, while hand-offs may arrive.
+type recentWrites struct {
+	mu   sync.Mutex // guards keys
+	keys map[string]int64
+	full bool // more than maxRecentWrites keys within the window: refuse all
+}
+
+// maxRecentWrites bounds the set; past it the receiver refuses hand-offs
+// until the window passes (safe, only less effective).
+const maxRecentWrites = 1 << 16
+
+func (r *recentWrites) add(key string, now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.keys == nil {
+		r.keys = map[string]int64{}
+	}
+	if len(r.keys) >= maxRecentWrites {
+		r.pruneLocked(now)
+		if len(r.keys) >= maxRecentWrites {
+			r.full = true
+			return
+		}
+	}
+	r.keys[key] = now.UnixNano()
+}
+
+func (r *recentWrites) pruneLocked(now time.Time) {
+	cutoff := now.Add(-handoffWindow).UnixNano()
+	for k, at := range r.keys {
+		if at < cutoff {
+			delete(r.keys, k)
+		}
+	}
+	r.full = false
+}
+
+// has reports whether key was written within handoffWindow of now (always
+// true while the set is full).
+func (r *recentWrites) has(key string, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	at, ok := r.keys[key]
+	return r.full || ok && at >= now.Add(-handoffWindow).UnixNano()
+}
+
+// handoffOpen reports whether this node is within handoffWindow of its last
+// ring change.
+func (e *Engine) handoffOpen() bool {
+	return time.Since(time.Unix(0, e.ringChangedAt.Load())) < handoffWindow
+}
+
+// noteWrite records a local write or delete of key while hand-offs may
+// arrive (called under the key's stripe lock).
+func (e *Engine) noteWrite(st *ksState, key string) {
+	if e.cfg.Handoff && e.handoffOpen() {
+		st.recent.add(key, time.Now())
+	}
+}
+
+// handOff sends entries to their owners in ring, in batches, best effort:
+// a failed batch only means the new owner reloads those keys.
+func (e *Engine) handOff(ctx context.Context, st *ksState, ring *cluster.Ring, entries map[string]cache.Entry) {
+	byOwner := map[cluster.Member][]Entry{}
+	now := time.Now()
+	for k, ent := range entries {
+		if ent.Negative || !ent.Fresh() {
+			continue
+		}
+		o := ring.Owner(k)
+		if o.Name == e.selfName {
+			continue
+		}
+		exp := ent.ExpiresAt
+		if !exp.IsZero() && !exp.After(now) {
+			continue
+		}
+		byOwner[o] = append(byOwner[o], Entry{Key: k, Value: ent.Value, Expiry: exp})
+	}
+	var wg sync.WaitGroup
+	for owner, list := range byOwner {
+		wg.Go(func() {
+			for len(list) > 0 {
+				n := min(len(list), handoffBatch)
+				cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				err := e.call(cctx, owner, opHandoff, encodePut(st.name, list[:n]))
+				cancel()
+				if err != nil {
+					e.log.Debug("hand-off failed; the new owner will reload", "keyspace", st.name, "peer", owner.Name, "entries", len(list), "err", err)
+					return
+				}
+				st.stats.handedOff.Add(int64(n))
+				list = list[n:]
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// serveHandoff stores handed-off entries that are safe to take (see the
+// file comment).
+func (e *Engine) serveHandoff(p []byte) transport.Response {
+	r, err := decodePut(p)
+	if err != nil {
+		return transport.Response{Status: statusBadRequest}
+	}
+	st, err := e.keyspace(r.keyspace)
+	if err != nil {
+		return statusResponse(err)
+	}
+	if !e.cfg.Handoff || !e.handoffOpen() {
+		return transport.Response{Status: statusOK}
+	}
+	// Entries are taken even if this node's ring does not give it the key
+	// yet (rings converge at slightly different moments); the fast path
+	// serves only owned keys, and the purge after the next ring change
+	// drops what this node does not own.
+	now := time.Now()
+	for _, en := range r.entries {
+		if e.checkKey(en.Key) != nil {
+			continue
+		}
+		s := st.loads.stripe(en.Key)
+		s.mu.Lock()
+		_, present := st.store.Peek(en.Key)
+		if !present && s.flights[en.Key] == nil && !st.recent.has(en.Key, now) {
+			val := append([]byte{}, en.Value...)
+			if st.store.Set(en.Key, cache.Entry{Value: val, ExpiresAt: en.Expiry}) == nil {
+				st.stats.handoffsTaken.Add(1)
+			}
+		}
+		s.mu.Unlock()
+	}
+	return transport.Response{Status: statusOK}
+}
+
+// handOffOnLeave pushes every entry of this node to its owner in the ring
+// cur without this node, so that a graceful leave does not empty its share.
+func (e *Engine) handOffOnLeave(ctx context.Context, cur *cluster.Ring) {
+	if !e.cfg.Handoff {
+		return
+	}
+	var others []cluster.Member
+	for _, m := range cur.Members() {
+		if m.Name != e.selfName {
+			others = append(others, m)
+		}
+	}
+	if len(others) == 0 {
+		return
+	}
+	ring, err := cluster.NewRing(others, cur.Config())
+	if err != nil {
+		e.log.Warn("hand-off on leave skipped", "err", err)
+		return
+	}
+	for _, st := range *e.keyspaces.Load() {
+		entries := map[string]cache.Entry{}
+		st.store.Range(func(k string, ent cache.Entry) bool {
+			entries[k] = ent
+			return ctx.Err() == nil
+		})
+		e.handOff(ctx, st, ring, entries)
+	}
+}
