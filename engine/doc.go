@@ -48,6 +48,16 @@
 // the old value; and a slow load never overwrites a newer write. Ordering
 // uses per-store versions, never wall clocks.
 //
+// # Topology changes
+//
+// After each ring change a node drops the entries of keys it no longer owns
+// and, with hand-off on (the default), first sends them to their new owner;
+// a node leaving gracefully sends all of its entries. Receivers take an
+// entry only if they could not have a newer write for the key (see
+// handoff.go). A node that lost contact with half of the cluster it knew
+// flushes its store when it reconnects, since invalidations may have missed
+// it.
+//
 // # Scope of keyspace operations
 //
 // DeleteKeySpace and DeleteKeySpaces act on the whole cluster.
