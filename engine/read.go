@@ -295,8 +295,8 @@ func (e *Engine) forwardGet(ctx context.Context, deadline time.Time, st *ksState
 	st.stats.forwardsDeduped.Add(1)
 	// Wait with a pooled timer rather than a context: followers of hot keys
 	// are the common case under load.
-	tm := e.timer(time.Until(deadline))
-	defer e.releaseTimer(tm)
+	tm := e.timers.Get(time.Until(deadline))
+	defer e.timers.Put(tm)
 	select {
 	case <-f.done:
 		if f.err != nil && ctx.Err() == nil && time.Now().Before(deadline) && isContextErr(f.err) {
@@ -309,21 +309,6 @@ func (e *Engine) forwardGet(ctx context.Context, deadline time.Time, st *ksState
 	case <-tm.C:
 		return nil, false, context.DeadlineExceeded
 	}
-}
-
-// timer returns a pooled timer set to d; give it back with releaseTimer.
-// Since Go 1.23 a stopped or reset timer never delivers a stale value.
-func (e *Engine) timer(d time.Duration) *time.Timer {
-	if tm, ok := e.timers.Get().(*time.Timer); ok {
-		tm.Reset(d)
-		return tm
-	}
-	return time.NewTimer(d)
-}
-
-func (e *Engine) releaseTimer(tm *time.Timer) {
-	tm.Stop()
-	e.timers.Put(tm)
 }
 
 func isContextErr(err error) bool {

@@ -30,21 +30,6 @@ type call struct {
 	err  error
 }
 
-// getTimer returns a stopped pooled timer reset to d. Since Go 1.23 a
-// stopped or reset timer never delivers a stale value, so reuse is safe.
-func (t *Transport) getTimer(d time.Duration) *time.Timer {
-	if tm, ok := t.timerPool.Get().(*time.Timer); ok {
-		tm.Reset(d)
-		return tm
-	}
-	return time.NewTimer(d)
-}
-
-func (t *Transport) putTimer(tm *time.Timer) {
-	tm.Stop()
-	t.timerPool.Put(tm)
-}
-
 func (t *Transport) getCall() *call { return t.callPool.Get().(*call) }
 
 func (t *Transport) putCall(c *call) {
@@ -137,8 +122,8 @@ func (t *Transport) call(ctx context.Context, addr string, req Request, deadline
 	} else {
 		var expired <-chan time.Time
 		if !deadline.IsZero() {
-			tm := t.getTimer(time.Until(deadline))
-			defer t.putTimer(tm)
+			tm := t.timers.Get(time.Until(deadline))
+			defer t.timers.Put(tm)
 			expired = tm.C
 		}
 		var cause error

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/distcache/distcache/internal/timerpool"
+
 	"github.com/hashicorp/memberlist"
 )
 
@@ -53,7 +55,7 @@ type Transport struct {
 	active    atomic.Int64  // handlers running
 	idleCh    chan struct{} // signalled when active drops to 0 while draining
 	callPool  sync.Pool
-	timerPool sync.Pool // *time.Timer for CallDeadline waits
+	timers    timerpool.Pool // for CallDeadline waits
 	st        counters
 	readIdle  time.Duration
 	maxFrame  int
