@@ -1,0 +1,5 @@
+//go:build race
+
+package olric
+
+const raceEnabled = true
