@@ -4,7 +4,6 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/dgraph-io/ristretto/v2"
 	"github.com/distcache/distcache/cache"
 	"github.com/distcache/distcache/testutil"
 )
@@ -43,30 +42,7 @@ func BenchmarkStoreGet(b *testing.B) {
 	})
 }
 
-func BenchmarkRistrettoGet(b *testing.B) {
-	c, err := ristretto.NewCache(&ristretto.Config[string, []byte]{NumCounters: 1 << 20, MaxCost: 256 << 20, BufferItems: 64})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	keys := benchKeyNames()
-	for _, k := range keys {
-		for !c.Set(k, make([]byte, 100), 100+int64(len(k))) {
-			c.Wait()
-		}
-	}
-	c.Wait()
-	idx := zipfIndexes(1 << 16)
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		i := rand.IntN(len(idx))
-		for pb.Next() {
-			i = (i + 1) & (len(idx) - 1)
-			c.Get(keys[idx[i]])
-		}
-	})
-}
+func BenchmarkRistrettoGet(b *testing.B) { testutil.BenchRawRistrettoGet(b, benchKeyNames(), false) }
 
 func BenchmarkStoreSet(b *testing.B) {
 	s, err := cache.New(cache.Config{MaxBytes: 256 << 20})

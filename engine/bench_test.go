@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -11,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dgraph-io/ristretto/v2"
 	"github.com/distcache/distcache/discovery/static"
 	"github.com/distcache/distcache/engine"
 	"github.com/distcache/distcache/keyspace"
@@ -96,42 +94,13 @@ func BenchmarkLocalHitAppend(b *testing.B) {
 	})
 }
 
-func BenchmarkRawRistrettoGet(b *testing.B) { benchRawRistretto(b, false) }
+func BenchmarkRawRistrettoGet(b *testing.B) { testutil.BenchRawRistrettoGet(b, benchKeyNames(), false) }
 
 // BenchmarkRawRistrettoGetCopy is the like-for-like baseline: the engine
 // must hand the caller its own copy of the value, so this adds that copy
 // to a raw ristretto Get.
-func BenchmarkRawRistrettoGetCopy(b *testing.B) { benchRawRistretto(b, true) }
-
-func benchRawRistretto(b *testing.B, copyValue bool) {
-	c, err := ristretto.NewCache(&ristretto.Config[string, []byte]{NumCounters: 1 << 20, MaxCost: 256 << 20, BufferItems: 64})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	keys := benchKeyNames()
-	for _, k := range keys {
-		for !c.Set(k, make([]byte, 100), 100+int64(len(k))) {
-			c.Wait()
-		}
-	}
-	c.Wait()
-	idx := zipf(1 << 16)
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		i := rand.IntN(len(idx))
-		for pb.Next() {
-			i = (i + 1) & (len(idx) - 1)
-			v, ok := c.Get(keys[idx[i]])
-			if !ok {
-				b.Fatal("miss")
-			}
-			if copyValue {
-				_ = bytes.Clone(v)
-			}
-		}
-	})
+func BenchmarkRawRistrettoGetCopy(b *testing.B) {
+	testutil.BenchRawRistrettoGet(b, benchKeyNames(), true)
 }
 
 func BenchmarkPut(b *testing.B) {

@@ -1,8 +1,12 @@
 package testutil
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"testing"
+
+	"github.com/dgraph-io/ristretto/v2"
 )
 
 // Keys returns n distinct keys "user:%08d".
@@ -28,4 +32,38 @@ func ZipfIndexes(n, keys int) []int {
 		idx[i] = int(z.Uint64())
 	}
 	return idx
+}
+
+// BenchRawRistrettoGet is the raw-ristretto baseline the cache and engine
+// benchmarks compare against: a parallel Zipf Get workload over keys of
+// 100-byte values in a bare ristretto v2 cache. With copyValue each Get
+// also copies the value, as the engine must for its caller.
+func BenchRawRistrettoGet(b *testing.B, keys []string, copyValue bool) {
+	c, err := ristretto.NewCache(&ristretto.Config[string, []byte]{NumCounters: 1 << 20, MaxCost: 256 << 20, BufferItems: 64})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	for _, k := range keys {
+		for !c.Set(k, make([]byte, 100), 100+int64(len(k))) {
+			c.Wait()
+		}
+	}
+	c.Wait()
+	idx := ZipfIndexes(1<<16, len(keys))
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := rand.IntN(len(idx))
+		for pb.Next() {
+			i = (i + 1) & (len(idx) - 1)
+			v, ok := c.Get(keys[idx[i]])
+			if !ok {
+				b.Fatal("miss")
+			}
+			if copyValue {
+				_ = bytes.Clone(v)
+			}
+		}
+	})
 }
