@@ -237,6 +237,9 @@ func (p *peer) pick(ctx context.Context) (*clientConn, error) {
 		return cc, nil
 	}
 	for attempt := 0; ; attempt++ {
+		// Scan under p.mu: dial stores a new conn under it, so a scan outside the lock could
+		// miss a conn stored just before this caller sees dialing == false and give up.
+		p.mu.Lock()
 		var found *clientConn
 		for j := range p.conns {
 			if cc := p.conns[j].Load(); cc != nil && cc.usable() {
@@ -244,7 +247,6 @@ func (p *peer) pick(ctx context.Context) (*clientConn, error) {
 				break
 			}
 		}
-		p.mu.Lock()
 		if p.closed {
 			err := p.closeErr
 			p.mu.Unlock()
