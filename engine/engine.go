@@ -15,7 +15,6 @@ import (
 	"github.com/distcache/distcache/cache"
 	"github.com/distcache/distcache/cluster"
 	"github.com/distcache/distcache/discovery"
-	"github.com/distcache/distcache/internal/timerpool"
 	"github.com/distcache/distcache/keyspace"
 )
 
@@ -42,8 +41,7 @@ type Engine struct {
 	ksMu sync.Mutex
 
 	cl       *cluster.Cluster
-	selfName string         // cl.Self().Name, set once in Start before any request
-	timers   timerpool.Pool // for waits on hot paths
+	selfName string // cl.Self().Name, set once in Start before any request
 	obs      *observer
 
 	// base is cancelled by Stop: background loops and in-flight loads end.
