@@ -60,6 +60,9 @@ func (e *Engine) PutMany(ctx context.Context, ks string, entries []Entry) error 
 }
 
 func lastWins(entries []Entry) []Entry {
+	if len(entries) < 2 {
+		return entries
+	}
 	idx := make(map[string]int, len(entries))
 	out := make([]Entry, 0, len(entries))
 	for _, en := range entries {
@@ -178,18 +181,26 @@ func (e *Engine) putOnce(ctx context.Context, st *ksState, entries []Entry) (map
 		mu.Unlock()
 	}
 	self := e.cl.Self()
-	for owner, group := range groups {
-		wg.Go(func() {
-			if owner == self {
-				for _, en := range group {
-					if err := e.putLocal(ctx, st, en); err != nil {
-						fail(en.Key, err)
-					}
+	put := func(owner cluster.Member, group []Entry) {
+		if owner == self {
+			for _, en := range group {
+				if err := e.putLocal(ctx, st, en); err != nil {
+					fail(en.Key, err)
 				}
-				return
 			}
-			e.putRemote(ctx, st, owner, group, fail)
-		})
+			return
+		}
+		e.putRemote(ctx, st, owner, group, fail)
+	}
+	if len(groups) == 1 {
+		// One owner (every single-key Put): no goroutine to wait for.
+		for owner, group := range groups {
+			put(owner, group)
+		}
+		return groups, failed
+	}
+	for owner, group := range groups {
+		wg.Go(func() { put(owner, group) })
 	}
 	wg.Wait()
 	return groups, failed
