@@ -50,8 +50,9 @@ func (t *Transport) Call(ctx context.Context, addr string, req Request) (Respons
 // CallDeadline is Call with an extra deadline that is enforced like a
 // ctx deadline (the earlier of the two is sent to the peer and waited for;
 // expiry gives an error wrapping context.DeadlineExceeded) but costs no
-// context allocation: the wait uses a pooled timer. The zero deadline means
-// none. It is for hot paths that would otherwise wrap every call in
+// context and no timer: the transport's sweeper fails calls whose deadline
+// has passed, within about a millisecond (see sweep.go). The zero deadline
+// means none. It is for hot paths that would otherwise wrap every call in
 // context.WithTimeout.
 func (t *Transport) CallDeadline(ctx context.Context, addr string, req Request, deadline time.Time) (Response, error) {
 	t.st.calls.Add(1)
@@ -95,7 +96,7 @@ func (t *Transport) call(ctx context.Context, addr string, req Request, deadline
 	}
 
 	// Backpressure: at most MaxInflightPerPeer calls in flight to this peer.
-	if err := p.inflight.acquire(ctx); err != nil {
+	if err := p.inflight.acquire(ctx, deadline); err != nil {
 		return Response{}, fmt.Errorf("%w (%s): %d calls in flight: %w", ErrPeerOverloaded, addr, p.inflight.max, err)
 	}
 	defer p.inflight.release()
@@ -105,10 +106,17 @@ func (t *Transport) call(ctx context.Context, addr string, req Request, deadline
 		return Response{}, err
 	}
 	c := t.getCall()
-	id, ok := cc.register(c)
+	var dl int64
+	if !deadline.IsZero() {
+		dl = t.mono(deadline)
+	}
+	id, ok := cc.register(c, dl)
 	if !ok {
 		t.putCall(c)
 		return Response{}, cc.failErr()
+	}
+	if dl != 0 {
+		t.wakeSweeper()
 	}
 	h := frameHeader{length: uint32(len(req.Payload)), typ: frameReq, code: req.Op, flags: req.Flags, id: id, budget: budget}
 	if !cc.w.enqueue(h, req.Payload) {
@@ -117,31 +125,19 @@ func (t *Transport) call(ctx context.Context, addr string, req Request, deadline
 			return Response{}, cc.failErr()
 		}
 		<-c.ch // failed by close meanwhile
-	} else if done := ctx.Done(); done == nil && deadline.IsZero() {
-		<-c.ch
+	} else if done := ctx.Done(); done == nil {
+		<-c.ch // a response, a failure, or the sweeper at the deadline
 	} else {
-		var expired <-chan time.Time
-		if !deadline.IsZero() {
-			tm := t.timers.Get(time.Until(deadline))
-			defer t.timers.Put(tm)
-			expired = tm.C
-		}
-		var cause error
 		select {
 		case <-c.ch:
 		case <-done:
-			cause = ctx.Err()
-		case <-expired:
-			cause = context.DeadlineExceeded
-		}
-		if cause != nil {
 			if cc.unregister(id) {
 				cc.w.enqueue(frameHeader{typ: frameCancel, id: id}, nil)
 				t.putCall(c)
 				t.st.cancelled.Add(1)
-				return Response{}, fmt.Errorf("transport: call %s: %w", addr, cause)
+				return Response{}, fmt.Errorf("transport: call %s: %w", addr, ctx.Err())
 			}
-			<-c.ch // the response won the race; use it
+			<-c.ch // the response (or the sweeper) won the race; use it
 		}
 	}
 	resp, err := c.resp, c.err
@@ -457,13 +453,13 @@ type clientConn struct {
 
 func (cc *clientConn) usable() bool { return !cc.dead.Load() && !cc.goaway.Load() }
 
-func (cc *clientConn) register(c *call) (uint64, bool) {
+func (cc *clientConn) register(c *call, deadline int64) (uint64, bool) {
 	cc.mu.Lock()
 	if cc.closed {
 		cc.mu.Unlock()
 		return 0, false
 	}
-	id := cc.pending.add(c)
+	id := cc.pending.add(c, deadline)
 	cc.mu.Unlock()
 	return id, true
 }

@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"sync/atomic"
+	"time"
 )
 
 // pendingTable maps request ids to waiting calls. An id carries a slot index in its low 32
@@ -18,11 +19,14 @@ type pendingTable struct {
 type pendingSlot struct {
 	id uint64 // 0 = empty
 	c  *call
+	// deadline is when the call expires, in the transport's monotonic clock
+	// (see Transport.monoNow); 0 = none. The sweeper enforces it.
+	deadline int64
 }
 
 const slotMask = 1<<32 - 1
 
-func (p *pendingTable) add(c *call) uint64 {
+func (p *pendingTable) add(c *call, deadline int64) uint64 {
 	if len(p.free) == 0 {
 		old := len(p.slots)
 		n := max(2*old, 16)
@@ -35,8 +39,28 @@ func (p *pendingTable) add(c *call) uint64 {
 	p.free = p.free[:len(p.free)-1]
 	p.seq++
 	id := p.seq<<32 | uint64(s)
-	p.slots[s] = pendingSlot{id: id, c: c}
+	p.slots[s] = pendingSlot{id: id, c: c, deadline: deadline}
 	return id
+}
+
+// expire removes the calls whose deadline is at or before now and appends
+// them and their ids to calls and ids; live counts the calls with a
+// deadline that remain.
+func (p *pendingTable) expire(now int64, calls []*call, ids []uint64) (_ []*call, _ []uint64, live int) {
+	for i := range p.slots {
+		s := &p.slots[i]
+		switch {
+		case s.c == nil || s.deadline == 0:
+		case s.deadline > now:
+			live++
+		default:
+			ids = append(ids, s.id)
+			calls = append(calls, s.c)
+			*s = pendingSlot{}
+			p.free = append(p.free, uint32(i))
+		}
+	}
+	return calls, ids, live
 }
 
 // take removes and returns the call for id, or nil if it is not pending.
@@ -84,13 +108,20 @@ func (l *limiter) tryAcquire() bool {
 	return false
 }
 
-// acquire takes a slot, waiting until ctx ends.
-func (l *limiter) acquire(ctx context.Context) error {
+// acquire takes a slot, waiting until ctx ends or the deadline (zero:
+// none) passes.
+func (l *limiter) acquire(ctx context.Context, deadline time.Time) error {
 	if l.tryAcquire() {
 		return nil
 	}
 	l.waiters.Add(1)
 	defer l.waiters.Add(-1)
+	var expired <-chan time.Time
+	if !deadline.IsZero() {
+		tm := time.NewTimer(time.Until(deadline)) // slow path only: the peer is saturated
+		defer tm.Stop()
+		expired = tm.C
+	}
 	for {
 		// Registered as a waiter before retrying: a release either is seen here or signals us.
 		if l.tryAcquire() {
@@ -103,6 +134,8 @@ func (l *limiter) acquire(ctx context.Context) error {
 		case <-l.freed:
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-expired:
+			return context.DeadlineExceeded
 		}
 	}
 }

@@ -121,7 +121,7 @@ func TestPendingTable(t *testing.T) {
 	ids := make([]uint64, 100)
 	for i := range calls {
 		calls[i] = &call{}
-		ids[i] = p.add(calls[i])
+		ids[i] = p.add(calls[i], 0)
 	}
 	assert.Nil(t, p.take(0))
 	assert.Nil(t, p.take(1<<40|5), "unknown sequence")
@@ -132,28 +132,54 @@ func TestPendingTable(t *testing.T) {
 	}
 	// Reused slots get new ids; old ids stay dead.
 	c := &call{}
-	id := p.add(c)
+	id := p.add(c, 0)
 	assert.Nil(t, p.take(ids[98]))
 	assert.Same(t, c, p.take(id))
 	assert.Len(t, p.drain(), 50)
 	assert.Empty(t, p.drain())
 }
 
+func TestPendingTableExpire(t *testing.T) {
+	var p pendingTable
+	none, early, late := &call{}, &call{}, &call{}
+	p.add(none, 0)
+	idEarly := p.add(early, 100)
+	idLate := p.add(late, 200)
+	calls, ids, live := p.expire(99, nil, nil)
+	assert.Empty(t, calls)
+	assert.Equal(t, 2, live, "calls without a deadline are not counted")
+	calls, ids, live = p.expire(100, nil, nil)
+	assert.Equal(t, []*call{early}, calls, "a deadline expires at its instant")
+	assert.Equal(t, []uint64{idEarly}, ids)
+	assert.Equal(t, 1, live)
+	assert.Nil(t, p.take(idEarly), "an expired call is no longer pending")
+	// The freed slot is reused.
+	again := &call{}
+	p.add(again, 0)
+	assert.Same(t, late, p.take(idLate))
+	calls, _, live = p.expire(1<<40, nil, nil)
+	assert.Empty(t, calls)
+	assert.Zero(t, live)
+	assert.Len(t, p.drain(), 2)
+}
+
 func TestLimiter(t *testing.T) {
 	l := newLimiter(2)
 	ctx := context.Background()
-	require.NoError(t, l.acquire(ctx))
-	require.NoError(t, l.acquire(ctx))
+	require.NoError(t, l.acquire(ctx, time.Time{}))
+	require.NoError(t, l.acquire(ctx, time.Time{}))
 	short, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
 	defer cancel()
-	require.ErrorIs(t, l.acquire(short), context.DeadlineExceeded)
+	require.ErrorIs(t, l.acquire(short, time.Time{}), context.DeadlineExceeded)
+	// An explicit deadline bounds the wait too, with a ctx that never ends.
+	require.ErrorIs(t, l.acquire(ctx, time.Now().Add(10*time.Millisecond)), context.DeadlineExceeded)
 
 	// Many waiters, releases collapsing into one token: every waiter gets through.
 	const waiters = 20
 	var wg sync.WaitGroup
 	for range waiters {
 		wg.Go(func() {
-			assert.NoError(t, l.acquire(ctx))
+			assert.NoError(t, l.acquire(ctx, time.Time{}))
 			l.release()
 		})
 	}

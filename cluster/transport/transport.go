@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/distcache/distcache/internal/timerpool"
 
 	"github.com/hashicorp/memberlist"
 )
@@ -55,7 +54,7 @@ type Transport struct {
 	active    atomic.Int64  // handlers running
 	idleCh    chan struct{} // signalled when active drops to 0 while draining
 	callPool  sync.Pool
-	timers    timerpool.Pool // for CallDeadline waits
+	sweep     sweeper // expires calls at their deadline
 	st        counters
 	readIdle  time.Duration
 	maxFrame  int
@@ -115,8 +114,10 @@ func New(cfg Config) (*Transport, error) {
 	if cfg.Handler != nil {
 		t.handler.Store(newHandlerBox(cfg.Handler))
 	}
+	t.sweep.init()
 	t.goTracked(t.packetPump)
 	t.goTracked(t.streamPump)
+	t.goTracked(t.sweepLoop)
 	if cfg.KeepaliveInterval > 0 {
 		t.goTracked(t.keepaliveLoop)
 	}

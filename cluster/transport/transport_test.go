@@ -528,10 +528,45 @@ func TestCallDeadline(t *testing.T) {
 	defer cancel()
 	_, err = cli.CallDeadline(ctx, addrOf(srv), Request{Op: 1}, time.Now().Add(time.Hour))
 	require.ErrorIs(t, err, context.DeadlineExceeded)
-	// Answered in time: the status comes back (and the timer is reused).
+	// Answered in time: the status comes back.
 	for range 3 {
 		resp, err := cli.CallDeadline(context.Background(), addrOf(srv), Request{Op: 2}, time.Now().Add(500*time.Millisecond))
 		require.NoError(t, err)
 		require.EqualValues(t, 2, resp.Status)
 	}
+	// With nothing in flight the sweeper goes back to sleep.
+	require.Eventually(t, cli.sweep.idle.Load, 5*time.Second, time.Millisecond)
+}
+
+// Many calls with staggered deadlines against a handler that never answers
+// in time: each fails with DeadlineExceeded, none before its deadline, and
+// the server is told to stop working on each one.
+func TestCallDeadlineSweeper(t *testing.T) {
+	release := make(chan struct{})
+	var cancelled sync.WaitGroup
+	srv := newTestTransport(t, func(c *Config) {
+		c.Handler = HandlerFunc(func(ctx context.Context, _ Request) Response {
+			<-ctx.Done() // by its budget or by our CANCEL
+			cancelled.Done()
+			<-release // never answer: only the client's sweeper ends the call
+			return Response{}
+		})
+	})
+	t.Cleanup(func() { close(release) })
+	cli := newTestTransport(t, nil)
+	const calls = 40
+	cancelled.Add(calls)
+	var wg sync.WaitGroup
+	for i := range calls {
+		wg.Go(func() {
+			deadline := time.Now().Add(time.Duration(20+5*i) * time.Millisecond)
+			_, err := cli.CallDeadline(context.Background(), addrOf(srv), Request{Op: 1}, deadline)
+			assert.ErrorIs(t, err, context.DeadlineExceeded)
+			assert.False(t, time.Now().Before(deadline), "failed before its deadline")
+		})
+	}
+	wg.Wait()
+	cancelled.Wait() // every handler's ctx ended
+	assert.EqualValues(t, calls, cli.Stats().Cancelled)
+	require.Eventually(t, cli.sweep.idle.Load, 5*time.Second, time.Millisecond)
 }
