@@ -47,9 +47,9 @@ type KeySpace struct {
 	WarmKeys []string `json:"warm_keys"`
 	// MainCacheBytes is the store's current size on this node.
 	MainCacheBytes int64 `json:"main_cache_bytes"`
-	// HotCacheBytes is the size of a cache of other owners' hot keys. It is
-	// always 0 here: a node holds only the keys it owns (see the engine's
-	// read path), so there is no hot cache. Kept for compatibility.
+	// HotCacheBytes is the size of the near cache: copies of keys owned by
+	// other nodes (0 when it is off, the default; see the engine's
+	// WithKeySpaceNearCache).
 	HotCacheBytes int64 `json:"hot_cache_bytes"`
 	// Stats are the keyspace's counters on this node.
 	Stats *KeySpaceStats `json:"stats,omitempty"`
@@ -60,6 +60,8 @@ type KeySpace struct {
 	// windows (0s: off).
 	NegativeTTL Duration `json:"negative_ttl"`
 	MaxStale    Duration `json:"max_stale"`
+	// NearCacheTTL is the near cache's time to live (0s: off).
+	NearCacheTTL Duration `json:"near_cache_ttl"`
 	// HotKeys are the most requested keys recently seen by this node (only
 	// with warmup on), most requested first.
 	HotKeys []HotKey `json:"hot_keys,omitempty"`
@@ -115,6 +117,9 @@ type KeySpaceStats struct {
 	Degraded        int64 `json:"degraded"`
 	// StaleServed counts expired values served because a refetch failed.
 	StaleServed int64 `json:"stale_served"`
+	// NearHits counts Gets of keys owned elsewhere served from the near
+	// cache (included in CacheHits).
+	NearHits int64 `json:"near_hits"`
 	// Puts, Deletes and Rejected count writes applied, removals, and writes
 	// refused by a full store.
 	Puts     int64 `json:"puts"`

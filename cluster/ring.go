@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync/atomic"
 
 	"github.com/buraksezer/consistent"
 	"github.com/cespare/xxhash/v2"
@@ -127,7 +128,17 @@ type Ring struct {
 	succ        []int32  // member indexes in xxhash(name) order (replica order)
 	succPos     []int32  // member index -> position in succ
 	fingerprint uint64
+	version     uint64
 }
+
+// ringVersions numbers the rings built in this process.
+var ringVersions atomic.Uint64
+
+// Version is unique to this ring among the rings built in this process, and
+// larger than the version of every ring built before it. Data derived from
+// one ring (a placement decision, a cached copy of a key owned elsewhere)
+// can be tagged with it and checked against the current ring's.
+func (r *Ring) Version() uint64 { return r.version }
 
 // NewRing builds the ring for members with buraksezer/consistent and an
 // xxhash64 hasher. The order of members does not matter. It returns an error,
@@ -150,7 +161,7 @@ func NewRing(members []Member, cfg RingConfig) (*Ring, error) {
 		}
 	}
 	n := len(sorted)
-	r := &Ring{cfg: cfg, members: sorted, counts: make([]int, n)}
+	r := &Ring{cfg: cfg, members: sorted, counts: make([]int, n), version: ringVersions.Add(1)}
 	r.fingerprint = ringFingerprint(cfg, sorted)
 	if n == 0 {
 		return r, nil

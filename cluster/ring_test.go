@@ -258,3 +258,17 @@ func BenchmarkNewRing(b *testing.B) {
 		})
 	}
 }
+
+// Every ring gets a new, larger version, whatever its members.
+func TestRingVersion(t *testing.T) {
+	members := []Member{{Name: "a", Addr: "a:1"}, {Name: "b", Addr: "b:1"}}
+	r1, err := NewRing(members, RingConfig{})
+	require.NoError(t, err)
+	r2, err := NewRing(members, RingConfig{})
+	require.NoError(t, err)
+	empty, err := NewRing(nil, RingConfig{})
+	require.NoError(t, err)
+	require.Positive(t, r1.Version())
+	require.Greater(t, r2.Version(), r1.Version(), "the same members, a new ring")
+	require.Greater(t, empty.Version(), r2.Version())
+}

@@ -90,7 +90,7 @@ func (e *Engine) deleteKeySpaceLocal(name string) error {
 		}
 	}
 	e.keyspaces.Store(&next)
-	st.store.Close()
+	st.close()
 	return nil
 }
 
@@ -139,7 +139,7 @@ func (e *Engine) updateKeySpace(ks keyspace.KeySpace) error {
 	}
 	next[ks.Name()] = st
 	e.keyspaces.Store(&next)
-	old.store.Close()
+	old.close()
 	e.keySpaceReplaced(ks.Name())
 	return nil
 }

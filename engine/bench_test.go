@@ -143,9 +143,9 @@ func BenchmarkMissSingleflight(b *testing.B) {
 }
 
 // remoteSetup returns a 3-node cluster and keys owned by node 1, cached there.
-func remoteSetup(b *testing.B) (*testutil.Cluster, []string) {
+func remoteSetup(b *testing.B, opts ...engine.Option) (*testutil.Cluster, []string) {
 	b.Helper()
-	c := testutil.NewCluster(b, 3, testutil.ClusterConfig{})
+	c := testutil.NewCluster(b, 3, testutil.ClusterConfig{Options: opts})
 	keys := c.KeysOwnedBy(1, 1000, "remote")
 	entries := make([]engine.Entry, len(keys))
 	for i, k := range keys {
@@ -183,45 +183,52 @@ func BenchmarkRemoteGet(b *testing.B) {
 	// 64 goroutines with their share of b.N and preallocated latency slices,
 	// the same shape as the transport's BenchmarkCall/callers=64: growing a
 	// shared latency slice cost this benchmark ~15% of its CPU.
-	b.Run("callers=64", func(b *testing.B) {
-		const callers = 64
-		c, keys := remoteSetup(b)
-		e := c.Node(0)
-		ctx := context.Background()
-		lats := make([][]time.Duration, callers)
-		var wg sync.WaitGroup
-		b.ReportAllocs()
-		b.ResetTimer()
-		start := time.Now()
-		for g := range callers {
-			n := b.N / callers
-			if g < b.N%callers {
-				n++
-			}
-			wg.Go(func() {
-				lat := make([]time.Duration, 0, n)
-				i := rand.IntN(len(keys))
-				for range n {
-					i = (i + 1) % len(keys)
-					t0 := time.Now()
-					if _, err := e.Get(ctx, ks, keys[i]); err != nil {
-						b.Error(err)
-						return
-					}
-					lat = append(lat, time.Since(t0))
-				}
-				lats[g] = lat
-			})
-		}
-		wg.Wait()
-		elapsed := time.Since(start)
-		b.StopTimer()
-		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "ops/s")
-		reportLatency(b, slices.Concat(lats...))
-		if st, _ := e.Stats().KeySpace(ks); st.Degraded > 0 {
-			b.Fatalf("%d degraded loads", st.Degraded)
-		}
+	b.Run("callers=64", func(b *testing.B) { benchRemoteGet64(b) })
+	// With a near cache, node 0 keeps copies of node 1's keys: after the
+	// first Get of each key, a remote Get costs a local lookup.
+	b.Run("callers=64/near", func(b *testing.B) {
+		benchRemoteGet64(b, engine.WithKeySpaceNearCache(ks, 64<<20, time.Minute))
 	})
+}
+
+func benchRemoteGet64(b *testing.B, opts ...engine.Option) {
+	const callers = 64
+	c, keys := remoteSetup(b, opts...)
+	e := c.Node(0)
+	ctx := context.Background()
+	lats := make([][]time.Duration, callers)
+	var wg sync.WaitGroup
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for g := range callers {
+		n := b.N / callers
+		if g < b.N%callers {
+			n++
+		}
+		wg.Go(func() {
+			lat := make([]time.Duration, 0, n)
+			i := rand.IntN(len(keys))
+			for range n {
+				i = (i + 1) % len(keys)
+				t0 := time.Now()
+				if _, err := e.Get(ctx, ks, keys[i]); err != nil {
+					b.Error(err)
+					return
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			lats[g] = lat
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "ops/s")
+	reportLatency(b, slices.Concat(lats...))
+	if st, _ := e.Stats().KeySpace(ks); st.Degraded > 0 {
+		b.Fatalf("%d degraded loads", st.Degraded)
+	}
 }
 
 func reportLatency(b *testing.B, lat []time.Duration) {

@@ -60,6 +60,9 @@ type KeySpaceConfig struct {
 	MaxStale       *time.Duration
 	RateLimit      *RateLimitConfig
 	CircuitBreaker *CircuitBreakerConfig
+	// NearCacheMaxBytes and NearCacheTTL: see WithKeySpaceNearCache.
+	NearCacheMaxBytes int64
+	NearCacheTTL      time.Duration
 }
 
 // Config configures an Engine. Build it with NewConfig and options; New
@@ -301,6 +304,7 @@ func (c *Config) settingsFor(ks keyspace.KeySpace) (keyspace.Settings, error) {
 		setIf(&s.WriteTimeout, o.WriteTimeout)
 		setIf(&s.NegativeTTL, o.NegativeTTL)
 		setIf(&s.MaxStale, o.MaxStale)
+		s.NearCacheMaxBytes, s.NearCacheTTL = o.NearCacheMaxBytes, o.NearCacheTTL
 		if o.WarmKeys != nil {
 			s.WarmKeys = append([]string(nil), o.WarmKeys...)
 		}

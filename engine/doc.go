@@ -30,6 +30,9 @@
 //     forwards again, even if its ring disagrees (one hop). If the owner is
 //     unreachable, overloaded, leaving or lacks the keyspace, the caller loads
 //     the key itself ("degraded", counted in Stats) rather than fail or hang.
+//     With a near cache (WithKeySpaceNearCache) the node first looks for a
+//     copy it fetched earlier under the same ring, and keeps the answer
+//     (see near.go for when a copy may be served).
 //  5. Errors travel typed: a status byte on the wire recreates the sentinel
 //     (keyspace.ErrNotFound, ErrDataSourceRateLimited, ...) on the caller;
 //     anything else arrives as *RemoteError.
@@ -42,7 +45,8 @@
 // takes the key's stripe lock, marks any in-flight load of the key
 // superseded (its result will not be stored), and stores the value
 // synchronously (cache.Store waits for admission and verifies it). Then
-// every other member is told to drop its copy. Delete removes the key on
+// every other member is told to drop its copy (and its near copy, and to
+// unlink its forward of the key in flight). Delete removes the key on
 // every member. Hence: once Put returns, every Get anywhere returns the new
 // value until it expires or is evicted; once Delete returns, no Get returns
 // the old value; and a slow load never overwrites a newer write. Ordering

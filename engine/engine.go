@@ -111,7 +111,7 @@ func New(cfg *Config) (*Engine, error) {
 
 func (t ksTable) close() {
 	for _, st := range t {
-		st.store.Close()
+		st.close()
 	}
 }
 
@@ -537,6 +537,9 @@ func (e *Engine) purgeNotOwned() {
 			}
 			if len(moved) > 0 {
 				e.log.Debug("dropped entries of keys now owned elsewhere", "keyspace", st.name, "entries", len(moved))
+			}
+			if st.near != nil {
+				purgeNear(st, ring)
 			}
 		}
 	}

@@ -464,11 +464,12 @@ func (s adminSource) KeySpaces() []admin.KeySpace {
 			WriteTimeout:   admin.Duration(set.WriteTimeout),
 			WarmKeys:       append([]string{}, set.WarmKeys...),
 			MainCacheBytes: snap.UsedBytes,
-			HotCacheBytes:  0, // no hot cache: a node stores only the keys it owns
+			HotCacheBytes:  snap.NearUsedBytes,
 			Stats:          adminStats(snap),
 			Entries:        snap.Entries,
 			NegativeTTL:    admin.Duration(set.NegativeTTL),
 			MaxStale:       admin.Duration(set.MaxStale),
+			NearCacheTTL:   admin.Duration(set.NearCacheTTL),
 		}
 		if w != nil {
 			for _, h := range w.trackers[name].Hot(adminHotKeys, 1) {
@@ -490,10 +491,10 @@ func adminStats(s KeySpaceStats) *admin.KeySpaceStats {
 	localErrs := s.FetchErrors + s.RateLimited + s.CircuitOpen
 	return &admin.KeySpaceStats{
 		Gets:               gets,
-		CacheHits:          s.Hits,
+		CacheHits:          s.Hits + s.NearHits,
 		PeerLoads:          max(s.Forwarded-s.ForwardErrors, 0),
 		PeerErrors:         s.ForwardErrors,
-		Loads:              max(gets-s.Hits, 0),
+		Loads:              max(gets-s.Hits-s.NearHits, 0),
 		LoadsDeduped:       s.Fetches + s.Forwarded,
 		LocalLoads:         max(s.Fetches-localErrs, 0),
 		LocalLoadErrs:      localErrs,
@@ -509,6 +510,7 @@ func adminStats(s KeySpaceStats) *admin.KeySpaceStats {
 		ForwardsDeduped:    s.ForwardsDeduped,
 		Degraded:           s.Degraded,
 		StaleServed:        s.StaleServed,
+		NearHits:           s.NearHits,
 		Puts:               s.Puts,
 		Deletes:            s.Deletes,
 		Rejected:           s.Rejected,

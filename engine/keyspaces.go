@@ -21,6 +21,9 @@ type ksState struct {
 	settings keyspace.Settings
 	store    *cache.Store
 	protect  *protection
+	// near holds values fetched from their owners (nil: near cache off); see
+	// near.go.
+	near *cache.Store
 
 	// loads coalesces DataSource fetches per key (owner side); forwards
 	// coalesces forwarded Gets per key (caller side).
@@ -45,9 +48,23 @@ func newKSState(ks keyspace.KeySpace, s keyspace.Settings, log *slog.Logger) (*k
 		store:    store,
 		protect:  newProtection(ks.Name(), s, log),
 	}
+	if s.NearCacheMaxBytes > 0 {
+		if st.near, err = cache.New(cache.Config{MaxBytes: s.NearCacheMaxBytes}); err != nil {
+			store.Close()
+			return nil, err
+		}
+	}
 	st.loads.init()
 	st.forwards.init()
 	return st, nil
+}
+
+// close releases the stores.
+func (st *ksState) close() {
+	st.store.Close()
+	if st.near != nil {
+		st.near.Close()
+	}
 }
 
 // ksTable is an immutable snapshot of the keyspaces, swapped atomically.
@@ -106,7 +123,7 @@ type ksCounters struct {
 	// Hits and misses are counted by the store (cheaply, on its reader
 	// slots). remoteGets counts keys asked for here and owned elsewhere;
 	// served counts keys looked up here for peers (see snapshot).
-	remoteGets, negativeHits                  atomic.Int64
+	remoteGets, negativeHits, nearHits        atomic.Int64
 	fetches, fetchErrors, loadsDeduped        atomic.Int64
 	forwarded, forwardsDeduped, forwardErrors atomic.Int64
 	served, degraded, staleServed             atomic.Int64

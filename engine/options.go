@@ -161,6 +161,24 @@ func WithKeySpaceStaleOnError(name string, maxStale time.Duration) Option {
 	return func(c *Config) { c.keyspaceConfig(name).MaxStale = &maxStale }
 }
 
+// WithKeySpaceNearCache keeps values this node fetched from their owners in
+// a near cache of maxBytes for up to ttl (never past the entry's expiry), so
+// repeated Gets of a hot key owned elsewhere are served without a network
+// hop. Off by default.
+//
+// Consistency: Put, PutMany, Delete and DeleteMany drop the near copies on
+// every node before they return, and a ring change invalidates them all, so
+// in a healthy cluster a Get never returns a value older than the last
+// completed write. A node that a write cannot reach (cut off, but still
+// serving its callers) may serve its near copy for up to ttl: choose ttl as
+// the staleness you accept in that case. Both values must be > 0.
+func WithKeySpaceNearCache(name string, maxBytes int64, ttl time.Duration) Option {
+	return func(c *Config) {
+		kc := c.keyspaceConfig(name)
+		kc.NearCacheMaxBytes, kc.NearCacheTTL = maxBytes, ttl
+	}
+}
+
 // WithKeySpaceRateLimiter overrides the engine rate limiter for a keyspace.
 func WithKeySpaceRateLimiter(name string, cfg RateLimitConfig) Option {
 	return func(c *Config) { c.keyspaceConfig(name).RateLimit = &cfg }

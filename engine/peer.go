@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"sync"
+	"time"
 
 	"github.com/distcache/distcache/cluster/transport"
 )
@@ -42,6 +44,10 @@ func (h rpcHandler) ServeInline(req transport.Request) (transport.Response, bool
 		st.stats.negativeHits.Add(1)
 		return transport.Response{Status: statusNotFound}, true
 	}
+	if req.Flags&getFlagExpiry != 0 {
+		// A near cache asks for the expiry: a fresh buffer, on its misses only.
+		return transport.Response{Status: statusOK, Payload: append(appendExpiry(make([]byte, 0, 8+len(ent.Value)), ent.ExpiresAt), ent.Value...)}, true
+	}
 	// Stored values are immutable, so the transport may read this slice
 	// while framing the response.
 	return transport.Response{Status: statusOK, Payload: ent.Value}, true
@@ -59,7 +65,7 @@ func (e *Engine) serveRPC(ctx context.Context, req transport.Request) transport.
 	}
 	switch req.Op {
 	case opGet:
-		return e.serveGet(ctx, req.Payload)
+		return e.serveGet(ctx, req.Payload, req.Flags)
 	case opGetMany:
 		return e.serveGetMany(ctx, req.Payload)
 	case opPut:
@@ -87,7 +93,7 @@ func statusResponse(err error) transport.Response {
 	return transport.Response{Status: st, Payload: []byte(msg)}
 }
 
-func (e *Engine) serveGet(ctx context.Context, p []byte) transport.Response {
+func (e *Engine) serveGet(ctx context.Context, p []byte, flags uint16) transport.Response {
 	r, err := decodeKeys(p)
 	if err != nil || len(r.keys) != 1 {
 		return transport.Response{Status: statusBadRequest}
@@ -101,6 +107,16 @@ func (e *Engine) serveGet(ctx context.Context, p []byte) transport.Response {
 	val, err := e.getLocal(ctx, st, r.keys[0])
 	if err != nil {
 		return statusResponse(err)
+	}
+	if flags&getFlagExpiry != 0 {
+		// The expiry of what the store now holds, if it holds this value:
+		// a value it does not hold (rejected, superseded, stale) must not
+		// be kept in the asker's near cache.
+		exp := time.Unix(0, expiryUnknown)
+		if ent, ok := st.store.Peek(r.keys[0]); ok && !ent.Negative && bytes.Equal(ent.Value, val) {
+			exp = ent.ExpiresAt
+		}
+		return transport.Response{Status: statusOK, Payload: append(appendExpiry(make([]byte, 0, 8+len(val)), exp), val...)}
 	}
 	// Stored and loaded values are immutable: the transport may read val
 	// while framing the response, and the bytes never alias caller memory.

@@ -44,7 +44,8 @@ func (e *Engine) GetAppend(ctx context.Context, ks, key string, dst []byte) ([]b
 	// never serves a key it does not own from its own store, and a non-owner
 	// does not spend a store lookup (nor feed its admission counters) on a
 	// key that lives elsewhere.
-	owner := e.cl.Ring().Owner(key)
+	ring := e.cl.Ring()
+	owner := ring.Owner(key)
 	self := owner.Name == e.selfName
 	var (
 		ent   cache.Entry
@@ -59,6 +60,11 @@ func (e *Engine) GetAppend(ctx context.Context, ks, key string, dst []byte) ([]b
 		}
 	} else {
 		st.stats.remoteGets.Add(1)
+		if st.near != nil {
+			if out, ok := nearGet(st, ring, key, dst); ok {
+				return out, nil
+			}
+		}
 	}
 	// The read timeout is a deadline passed down, not a context.WithTimeout:
 	// a forwarded Get then costs no context, timer or Done channel of its own.
@@ -73,7 +79,7 @@ func (e *Engine) GetAppend(ctx context.Context, ks, key string, dst []byte) ([]b
 		val, err = e.load(lctx, st, key, st.staleCandidate(ent, found))
 		cancel()
 	} else {
-		val, owned, err = e.forwardGet(ctx, deadline, st, key, owner)
+		val, owned, err = e.forwardGet(ctx, deadline, st, key, owner, ring.Version())
 	}
 	done(err)
 	if err != nil {
@@ -268,7 +274,7 @@ func (e *Engine) expiry(ctx context.Context, st *ksState, key string, explicit t
 // node loads the key itself (degraded, counted). owned reports that val is
 // the caller's alone (a response nobody else waited for), so Get need not
 // copy it again.
-func (e *Engine) forwardGet(ctx context.Context, deadline time.Time, st *ksState, key string, owner cluster.Member) (val []byte, owned bool, err error) {
+func (e *Engine) forwardGet(ctx context.Context, deadline time.Time, st *ksState, key string, owner cluster.Member, ringVersion uint64) (val []byte, owned bool, err error) {
 	s := st.forwards.stripe(key)
 	s.mu.Lock()
 	f := s.flights[key]
@@ -278,10 +284,14 @@ func (e *Engine) forwardGet(ctx context.Context, deadline time.Time, st *ksState
 		s.mu.Unlock()
 		// The leader forwards under its own ctx; followers wait on the flight
 		// or their own ctx (and retry if only the leader's ctx expired).
-		val, owned, err = e.forwardOnce(ctx, deadline, st, key, owner)
+		var exp time.Time
+		val, owned, exp, err = e.forwardOnce(ctx, deadline, st, key, owner)
 		s.mu.Lock()
 		if s.flights[key] == f {
 			delete(s.flights, key)
+		}
+		if owned && st.near != nil && !f.superseded {
+			nearPut(st, key, val, exp, ringVersion)
 		}
 		// Followers join under the stripe lock, and none can join now.
 		owned = owned && f.waiters.Load() == 0
@@ -303,7 +313,8 @@ func (e *Engine) forwardGet(ctx context.Context, deadline time.Time, st *ksState
 	case <-f.done:
 		if f.err != nil && ctx.Err() == nil && time.Now().Before(deadline) && isContextErr(f.err) {
 			// The leader's own deadline expired; ours has not: try ourselves.
-			return e.forwardOnce(ctx, deadline, st, key, owner)
+			val, owned, _, err = e.forwardOnce(ctx, deadline, st, key, owner)
+			return val, owned, err
 		}
 		return f.val, false, f.err
 	case <-ctx.Done():
@@ -316,33 +327,44 @@ func isContextErr(err error) bool {
 }
 
 // forwardOnce sends one Get to owner. owned reports that val is a fresh
-// response buffer (not shared with the cache).
-func (e *Engine) forwardOnce(ctx context.Context, deadline time.Time, st *ksState, key string, owner cluster.Member) (val []byte, owned bool, err error) {
+// response buffer from the owner (not shared with the cache, and not a
+// degraded local load); exp is then the entry's expiry if a near cache asked
+// for it.
+func (e *Engine) forwardOnce(ctx context.Context, deadline time.Time, st *ksState, key string, owner cluster.Member) (val []byte, owned bool, exp time.Time, err error) {
 	st.stats.forwarded.Add(1)
 	req := transport.Request{Op: opGet, Payload: encodeKeys(st.name, []string{key})}
+	if st.near != nil {
+		req.Flags = getFlagExpiry
+	}
 	resp, err := e.cl.Transport().CallDeadline(ctx, owner.Addr, req, deadline)
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
-			return nil, false, cerr
+			return nil, false, exp, cerr
 		}
 		if errors.Is(err, context.DeadlineExceeded) {
-			return nil, false, err // our read timeout: no budget left to degrade
+			return nil, false, exp, err // our read timeout: no budget left to degrade
 		}
 		st.stats.forwardErrors.Add(1)
 		val, err = e.degradeBy(ctx, deadline, st, key, owner, err)
-		return val, false, err
+		return val, false, exp, err
 	}
 	err = errorOf(owner.Name, resp.Status, resp.Payload)
 	switch {
 	case err == nil:
-		return resp.Payload, true, nil
+		val = resp.Payload
+		if req.Flags&getFlagExpiry != 0 {
+			if val, exp, err = splitExpiry(val); err != nil {
+				return nil, false, exp, fmt.Errorf("distcache: get %q from %s: %w", key, owner.Name, err)
+			}
+		}
+		return val, true, exp, nil
 	case errors.Is(err, ErrEngineStopped), errors.Is(err, ErrKeySpaceNotFound):
 		// The owner is leaving, or lacks the keyspace (a rolling config
 		// change): serve from here rather than fail.
 		val, err = e.degradeBy(ctx, deadline, st, key, owner, err)
-		return val, false, err
+		return val, false, exp, err
 	}
-	return nil, false, err
+	return nil, false, exp, err
 }
 
 // degradeBy is degrade under a deadline.

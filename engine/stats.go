@@ -1,6 +1,10 @@
 package engine
 
-import "sort"
+import (
+	"sort"
+
+	"github.com/distcache/distcache/cache"
+)
 
 // Stats is a point-in-time snapshot of this node's counters.
 type Stats struct {
@@ -27,6 +31,10 @@ type KeySpaceStats struct {
 	Forwarded, ForwardsDeduped, ForwardErrors, Served, Degraded int64
 	// StaleServed counts expired values returned because the refetch failed.
 	StaleServed int64
+	// NearHits counts Gets of keys owned elsewhere served from this node's
+	// near cache (included in Gets; see WithKeySpaceNearCache); NearEntries
+	// and NearUsedBytes describe the near cache (zero when it is off).
+	NearHits, NearEntries, NearUsedBytes int64
 	// Puts and Deletes applied on this node; Rejected writes refused by a
 	// full store.
 	Puts, Deletes, Rejected int64
@@ -68,6 +76,10 @@ func (s Stats) KeySpace(name string) (KeySpaceStats, bool) {
 func (st *ksState) snapshot() KeySpaceStats {
 	c := &st.stats
 	cs := st.store.Stats()
+	var ns cache.Stats
+	if st.near != nil {
+		ns = st.near.Stats()
+	}
 	return KeySpaceStats{
 		Name: st.name,
 		// Every owner-side lookup is a store Get; those made for peers are
@@ -77,6 +89,7 @@ func (st *ksState) snapshot() KeySpaceStats {
 		Fetches: c.fetches.Load(), FetchErrors: c.fetchErrors.Load(), LoadsDeduped: c.loadsDeduped.Load(),
 		Forwarded: c.forwarded.Load(), ForwardsDeduped: c.forwardsDeduped.Load(), ForwardErrors: c.forwardErrors.Load(),
 		Served: c.served.Load(), Degraded: c.degraded.Load(), StaleServed: c.staleServed.Load(),
+		NearHits: c.nearHits.Load(), NearEntries: ns.Entries, NearUsedBytes: ns.UsedBytes,
 		Puts: c.puts.Load(), Deletes: c.deletes.Load(), Rejected: c.rejected.Load(),
 		RateLimited: c.rateLimited.Load(), CircuitOpen: c.circuitOpen.Load(),
 		HandedOff: c.handedOff.Load(), HandoffsTaken: c.handoffsTaken.Load(),

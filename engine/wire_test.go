@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/distcache/distcache/keyspace"
+	"github.com/stretchr/testify/require"
 )
 
 func TestKeysRoundTrip(t *testing.T) {
@@ -83,6 +84,37 @@ func TestStatusRoundTrip(t *testing.T) {
 
 // The peer-payload decoders never panic and never allocate more than the
 // input justifies, whatever the bytes.
+func TestExpiryRoundTrip(t *testing.T) {
+	for _, exp := range []time.Time{{}, time.Unix(0, expiryUnknown), time.Unix(1700000000, 123)} {
+		p := append(appendExpiry(nil, exp), "value"...)
+		val, got, err := splitExpiry(p)
+		require.NoError(t, err)
+		require.Equal(t, "value", string(val))
+		if exp.IsZero() {
+			require.True(t, got.IsZero())
+		} else {
+			require.Equal(t, exp.UnixNano(), got.UnixNano())
+		}
+	}
+	// "Unknown" decodes as long expired, so a near cache never keeps it.
+	_, got, err := splitExpiry(appendExpiry(nil, time.Unix(0, expiryUnknown)))
+	require.NoError(t, err)
+	require.True(t, got.Before(time.Now()))
+	_, _, err = splitExpiry([]byte{1, 2, 3})
+	require.ErrorIs(t, err, errBadPayload)
+}
+
+func FuzzSplitExpiry(f *testing.F) {
+	f.Add(appendExpiry(nil, time.Now()))
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 'x'})
+	f.Fuzz(func(t *testing.T, p []byte) {
+		val, _, err := splitExpiry(p)
+		if err == nil && len(val) != len(p)-8 {
+			t.Fatalf("value of %d bytes from a %d-byte payload", len(val), len(p))
+		}
+	})
+}
+
 func FuzzDecodeKeys(f *testing.F) {
 	f.Add(encodeKeys("users", []string{"a", "b"}))
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})

@@ -290,7 +290,10 @@ func (e *Engine) deleteLocal(st *ksState, key string) {
 }
 
 // removeLocal drops key and supersedes its in-flight load; a delete that
-// is a write (not an ownership purge) is noted against stale hand-offs.
+// is a write (not an ownership purge) is noted against stale hand-offs, and
+// also drops the key's near copy and supersedes its forward in flight (see
+// dropNear): a Get after the write must not join a forward that may carry
+// the old value.
 func (e *Engine) removeLocal(st *ksState, key string, write bool) {
 	s := st.loads.stripe(key)
 	s.mu.Lock()
@@ -303,6 +306,9 @@ func (e *Engine) removeLocal(st *ksState, key string, write bool) {
 		e.noteWrite(st, key)
 	}
 	s.mu.Unlock()
+	if write {
+		dropNear(st, key)
+	}
 }
 
 // Delete removes key from every node: its owner and any node holding a

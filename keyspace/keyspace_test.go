@@ -34,6 +34,11 @@ func TestSettingsValidate(t *testing.T) {
 	if err := good.Validate(); err != nil {
 		t.Fatal(err)
 	}
+	withNear := good
+	withNear.NearCacheMaxBytes, withNear.NearCacheTTL = 1<<20, time.Second
+	if err := withNear.Validate(); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		mod  func(*Settings)
@@ -46,6 +51,9 @@ func TestSettingsValidate(t *testing.T) {
 		{"warm key", func(s *Settings) { s.WarmKeys = []string{"a", ""} }, "WarmKeys[1]"},
 		{"negative ttl", func(s *Settings) { s.NegativeTTL = -1 }, "NegativeTTL"},
 		{"stale", func(s *Settings) { s.MaxStale = -1 }, "MaxStale"},
+		{"near size only", func(s *Settings) { s.NearCacheMaxBytes = 1 }, "NearCacheTTL"},
+		{"near ttl only", func(s *Settings) { s.NearCacheTTL = time.Second }, "NearCacheMaxBytes"},
+		{"near negative", func(s *Settings) { s.NearCacheMaxBytes, s.NearCacheTTL = -1, -1 }, "NearCacheMaxBytes"},
 		{"rate", func(s *Settings) { s.RateLimit = &RateLimitConfig{RequestsPerSecond: math.NaN(), Burst: 1} }, "RateLimit: RequestsPerSecond"},
 		{"burst", func(s *Settings) { s.RateLimit = &RateLimitConfig{RequestsPerSecond: 1} }, "Burst"},
 		{"wait", func(s *Settings) { s.RateLimit = &RateLimitConfig{RequestsPerSecond: 1, Burst: 1, WaitTimeout: -1} }, "WaitTimeout"},

@@ -81,6 +81,14 @@ type Settings struct {
 	// its expiry and returned when its refetch fails, is rate limited or meets
 	// an open breaker. Zero disables.
 	MaxStale time.Duration
+	// NearCacheMaxBytes and NearCacheTTL enable the near cache: a node keeps
+	// values it fetched from their owners for up to NearCacheTTL (never past
+	// the entry's own expiry), in a store of NearCacheMaxBytes. Put and
+	// Delete drop near copies on every node before they return; a node that
+	// cannot be reached keeps its copies until NearCacheTTL at most. Both
+	// zero disables it; otherwise both must be > 0.
+	NearCacheMaxBytes int64
+	NearCacheTTL      time.Duration
 	// RateLimit and CircuitBreaker protect the DataSource; nil disables each.
 	RateLimit      *RateLimitConfig
 	CircuitBreaker *CircuitBreakerConfig
@@ -111,6 +119,9 @@ func (s Settings) Validate() error {
 	}
 	if s.MaxStale < 0 {
 		errs = append(errs, fmt.Errorf("MaxStale must be >= 0, got %v", s.MaxStale))
+	}
+	if s.NearCacheMaxBytes < 0 || s.NearCacheTTL < 0 || (s.NearCacheMaxBytes > 0) != (s.NearCacheTTL > 0) {
+		errs = append(errs, fmt.Errorf("NearCacheMaxBytes and NearCacheTTL must be both > 0 (near cache on) or both 0 (off), got %d and %v", s.NearCacheMaxBytes, s.NearCacheTTL))
 	}
 	if s.RateLimit != nil {
 		if err := s.RateLimit.Validate(); err != nil {

@@ -1,0 +1,124 @@
+package engine
+
+import (
+	"encoding/binary"
+	"time"
+
+	"github.com/distcache/distcache/cache"
+	"github.com/distcache/distcache/cluster"
+)
+
+// The near cache (WithKeySpaceNearCache) keeps, on a node that is not a
+// key's owner, the value it last fetched from the owner, so that repeated
+// Gets of a hot remote key cost a local lookup instead of a network hop.
+// It lives in its own store per keyspace (st.near), apart from the owned
+// entries, so that it never competes with them for the keyspace budget.
+//
+// A near copy is served only while all of these hold:
+//   - it has not expired: its expiry is the earlier of now+NearCacheTTL and
+//     the entry's own expiry, which the owner sends with the value;
+//   - the ring is the one the copy was fetched under: each copy is tagged
+//     with cluster.Ring.Version, so any membership change invalidates every
+//     copy at once (a key whose ownership moved and came back is never
+//     served from a copy older than the moves);
+//   - no Put or Delete of the key has completed since: writes drop the copy
+//     on every node before they return (invalidateOthers, deleteEverywhere
+//     -> removeLocal -> dropNear), and also supersede a forward in flight,
+//     so a response that left the owner before the write is not stored.
+//
+// A node that a write cannot reach keeps serving its copy until it expires:
+// NearCacheTTL bounds that staleness (documented on the option).
+//
+// Stored form: the ring version (8 bytes, big endian), then the value.
+const nearTagLen = 8
+
+// getFlagExpiry in a Get request asks the owner to put the entry's expiry
+// (8 bytes, unix ns, big endian; 0 = none) before the value. A near cache
+// needs it to never outlive the entry.
+const getFlagExpiry uint16 = 1
+
+// expiryUnknown is sent when the owner returns a value it has not stored
+// (a rejected or superseded load): a near cache must not keep it.
+const expiryUnknown = 1
+
+// nearGet appends a servable near copy of key to dst.
+func nearGet(st *ksState, ring *cluster.Ring, key string, dst []byte) ([]byte, bool) {
+	ent, ok := st.near.Peek(key)
+	if !ok || !ent.Fresh() || len(ent.Value) < nearTagLen || binary.BigEndian.Uint64(ent.Value) != ring.Version() {
+		return dst, false
+	}
+	st.stats.nearHits.Add(1)
+	return appendValue(dst, ent.Value[nearTagLen:]), true
+}
+
+// nearPut keeps a copy of val, fetched from its owner under the ring of
+// version ringVersion, with the entry's expiry exp. The caller holds the
+// key's forward stripe lock and has checked that no write superseded the
+// fetch.
+func nearPut(st *ksState, key string, val []byte, exp time.Time, ringVersion uint64) {
+	now := time.Now()
+	until := now.Add(st.settings.NearCacheTTL)
+	if !exp.IsZero() && exp.Before(until) {
+		until = exp
+	}
+	if !until.After(now) {
+		return
+	}
+	buf := make([]byte, nearTagLen+len(val))
+	binary.BigEndian.PutUint64(buf, ringVersion)
+	copy(buf[nearTagLen:], val)
+	// A full near cache may refuse the copy; the next Get forwards again.
+	_ = st.near.Set(key, cache.Entry{Value: buf, ExpiresAt: until})
+}
+
+// dropNear is the write side: it supersedes the key's forward in flight
+// (its response may predate the write) and removes it from the table, so
+// that a Get after the write starts a new forward rather than joining the
+// old one, and drops the key's near copy.
+func dropNear(st *ksState, key string) {
+	s := st.forwards.stripe(key)
+	s.mu.Lock()
+	if f := s.flights[key]; f != nil {
+		f.superseded = true
+		delete(s.flights, key)
+	}
+	if st.near != nil {
+		st.near.Delete(key)
+	}
+	s.mu.Unlock()
+}
+
+// purgeNear frees the near copies fetched under older rings (they are
+// never served again; this only returns their memory).
+func purgeNear(st *ksState, ring *cluster.Ring) {
+	var old []string
+	st.near.Range(func(key string, ent cache.Entry) bool {
+		if len(ent.Value) < nearTagLen || binary.BigEndian.Uint64(ent.Value) != ring.Version() {
+			old = append(old, key)
+		}
+		return true
+	})
+	for _, k := range old {
+		st.near.Delete(k)
+	}
+}
+
+// appendExpiry encodes an entry's expiry for a getFlagExpiry response.
+func appendExpiry(dst []byte, exp time.Time) []byte {
+	var n uint64
+	if !exp.IsZero() {
+		n = uint64(max(exp.UnixNano(), expiryUnknown)) // never 0 ("none"); 1 and older: expired
+	}
+	return binary.BigEndian.AppendUint64(dst, n)
+}
+
+// splitExpiry decodes a getFlagExpiry response.
+func splitExpiry(p []byte) (val []byte, exp time.Time, err error) {
+	if len(p) < 8 {
+		return nil, time.Time{}, errBadPayload
+	}
+	if n := binary.BigEndian.Uint64(p); n != 0 {
+		exp = time.Unix(0, int64(n))
+	}
+	return p[8:], exp, nil
+}

@@ -1,0 +1,237 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/distcache/distcache/engine"
+	"github.com/distcache/distcache/keyspace"
+	"github.com/distcache/distcache/testutil"
+	"github.com/stretchr/testify/require"
+)
+
+func nearCluster(t *testing.T, ttl time.Duration) *testutil.Cluster {
+	t.Helper()
+	return testutil.NewCluster(t, 3, testutil.ClusterConfig{
+		Options: []engine.Option{engine.WithKeySpaceNearCache(ks, 8<<20, ttl)},
+	})
+}
+
+// A non-owner serves repeated Gets of a remote key from its near cache: one
+// forward, then near hits; it stores nothing in its own store, and the
+// owner made the only fetch.
+func TestNearCacheServesRemoteKeysLocally(t *testing.T) {
+	c := nearCluster(t, time.Minute)
+	ctx := context.Background()
+	key := c.KeysOwnedBy(1, 1, "near")[0]
+	for range 5 {
+		v, err := c.Node(0).Get(ctx, ks, key)
+		require.NoError(t, err)
+		require.Equal(t, testutil.ValueOf(key), v)
+	}
+	st := ksStats(t, c.Node(0))
+	require.EqualValues(t, 1, st.Forwarded, "one hop, then near hits")
+	require.EqualValues(t, 4, st.NearHits)
+	require.EqualValues(t, 5, st.Gets)
+	require.EqualValues(t, 1, st.NearEntries)
+	require.Positive(t, st.NearUsedBytes)
+	require.Zero(t, st.Entries, "a non-owner's own store holds nothing")
+	require.Equal(t, 1, c.DataSource.Fetches(key))
+	require.EqualValues(t, 1, ksStats(t, c.Node(1)).Entries)
+
+	// The returned bytes are the caller's own: scribbling on them does not
+	// reach the near copy.
+	v, err := c.Node(0).Get(ctx, ks, key)
+	require.NoError(t, err)
+	copy(v, "XXXX")
+	v, err = c.Node(0).Get(ctx, ks, key)
+	require.NoError(t, err)
+	require.Equal(t, testutil.ValueOf(key), v)
+
+	// Off by default: without the option every Get of a remote key forwards.
+	plain := testutil.NewCluster(t, 3, testutil.ClusterConfig{})
+	key = plain.KeysOwnedBy(1, 1, "plain")[0]
+	for range 3 {
+		_, err := plain.Node(0).Get(ctx, ks, key)
+		require.NoError(t, err)
+	}
+	st = ksStats(t, plain.Node(0))
+	require.EqualValues(t, 3, st.Forwarded)
+	require.Zero(t, st.NearHits)
+	require.Zero(t, st.NearEntries)
+}
+
+// Put, PutMany, Delete and DeleteMany from any node drop every near copy
+// before they return: the next Get anywhere sees the write.
+func TestNearCacheInvalidatedByWrites(t *testing.T) {
+	c := nearCluster(t, time.Minute)
+	ctx := context.Background()
+	key := c.KeysOwnedBy(1, 1, "inv")[0]
+	warm := func() {
+		t.Helper()
+		for _, n := range []int{0, 2} {
+			for range 2 { // the second Get is a near hit
+				_, err := c.Node(n).Get(ctx, ks, key)
+				require.NoError(t, err)
+			}
+		}
+	}
+	expect := func(want []byte) {
+		t.Helper()
+		for n := range 3 {
+			v, err := c.Node(n).Get(ctx, ks, key)
+			require.NoError(t, err)
+			require.Equal(t, string(want), string(v), "node %d", n)
+		}
+	}
+	for i, writer := range []int{1, 0, 2} { // the owner, then non-owners
+		warm()
+		val := fmt.Appendf(nil, "put-%d", i)
+		require.NoError(t, c.Node(writer).Put(ctx, ks, engine.Entry{Key: key, Value: val}))
+		expect(val)
+	}
+	warm()
+	val := []byte("put-many")
+	require.NoError(t, c.Node(2).PutMany(ctx, ks, []engine.Entry{{Key: key, Value: val}}))
+	expect(val)
+
+	// After a Delete the owner loads afresh from the DataSource.
+	warm()
+	require.NoError(t, c.Node(0).Delete(ctx, ks, key))
+	expect(testutil.ValueOf(key))
+	require.NoError(t, c.Node(1).Put(ctx, ks, engine.Entry{Key: key, Value: val}))
+	warm()
+	require.NoError(t, c.Node(2).DeleteMany(ctx, ks, []string{key}))
+	expect(testutil.ValueOf(key))
+	require.Positive(t, ksStats(t, c.Node(0)).NearHits)
+	require.Positive(t, ksStats(t, c.Node(2)).NearHits)
+}
+
+// A near copy never outlives the entry's own expiry, which the owner sends
+// with the value (the near TTL here is far longer).
+func TestNearCacheHonoursEntryExpiry(t *testing.T) {
+	c := nearCluster(t, time.Hour)
+	ctx := context.Background()
+	key := c.KeysOwnedBy(1, 1, "exp")[0]
+	expiry := time.Now().Add(300 * time.Millisecond)
+	require.NoError(t, c.Node(1).Put(ctx, ks, engine.Entry{Key: key, Value: []byte("short-lived"), Expiry: expiry}))
+	v, err := c.Node(0).Get(ctx, ks, key)
+	require.NoError(t, err)
+	if time.Now().Before(expiry) { // a slow machine may already be past it
+		require.Equal(t, "short-lived", string(v))
+		v, err = c.Node(0).Get(ctx, ks, key)
+		require.NoError(t, err)
+		if time.Now().Before(expiry) {
+			require.Equal(t, "short-lived", string(v))
+		}
+	}
+	require.Eventually(t, func() bool { return time.Now().After(expiry) }, 5*time.Second, 5*time.Millisecond)
+	v, err = c.Node(0).Get(ctx, ks, key)
+	require.NoError(t, err)
+	require.Equal(t, testutil.ValueOf(key), v, "expired: the owner reloads; the near copy is not served")
+}
+
+// Any ring change invalidates every near copy at once (they are tagged with
+// the ring they were fetched under), so a key whose owner changed and came
+// back is never served from a copy older than the moves.
+func TestNearCacheInvalidatedByRingChange(t *testing.T) {
+	c := nearCluster(t, time.Hour)
+	ctx := context.Background()
+	keys := c.KeysOwnedBy(1, 20, "ring")
+	for range 2 {
+		for _, k := range keys {
+			_, err := c.Node(0).Get(ctx, ks, k)
+			require.NoError(t, err)
+		}
+	}
+	before := ksStats(t, c.Node(0))
+	require.EqualValues(t, len(keys), before.NearHits)
+	c.StopNode(2)
+	testutil.WaitFor(t, 10*time.Second, func() bool {
+		return len(c.Node(0).Members()) == 2 && len(c.Node(1).Members()) == 2
+	}, "the ring without node 2")
+	for _, k := range keys {
+		if c.OwnerIndex(0, k) == 0 {
+			continue // now owned here (a key of node 2's may not move, one of node 1's may)
+		}
+		_, err := c.Node(0).Get(ctx, ks, k)
+		require.NoError(t, err)
+	}
+	after := ksStats(t, c.Node(0))
+	require.Equal(t, before.NearHits, after.NearHits, "no near hit across a ring change")
+	require.Greater(t, after.Forwarded, before.Forwarded)
+	// The copies of the old ring are purged, in the background.
+	testutil.WaitFor(t, 10*time.Second, func() bool {
+		st := ksStats(t, c.Node(0))
+		return st.NearEntries <= int64(len(keys))
+	}, "old near copies purged")
+}
+
+// A Get that starts after a write has returned never joins a forward that
+// started before it (that forward may carry the old value), and a
+// superseded forward does not fill the near cache. With and without the
+// near cache.
+func TestForwardSupersededByWrite(t *testing.T) {
+	for _, near := range []bool{false, true} {
+		t.Run(fmt.Sprintf("near=%v", near), func(t *testing.T) {
+			cfg := testutil.ClusterConfig{}
+			if near {
+				cfg.Options = []engine.Option{engine.WithKeySpaceNearCache(ks, 8<<20, time.Hour)}
+			}
+			c := testutil.NewCluster(t, 3, cfg)
+			ctx := context.Background()
+			key := c.KeysOwnedBy(1, 1, "race")[0]
+			release := c.DataSource.Hold()
+			released := false
+			defer func() {
+				if !released {
+					release()
+				}
+			}()
+			first := make(chan []byte, 1)
+			go func() {
+				v, err := c.Node(0).Get(ctx, ks, key)
+				if err != nil {
+					v = []byte(err.Error())
+				}
+				first <- v
+			}()
+			testutil.WaitFor(t, 5*time.Second, func() bool { return c.DataSource.InFlight() == 1 }, "the owner fetching")
+			require.EqualValues(t, 1, ksStats(t, c.Node(0)).Forwarded)
+
+			require.NoError(t, c.Node(2).Put(ctx, ks, engine.Entry{Key: key, Value: []byte("new")}))
+			v, err := c.Node(0).Get(ctx, ks, key)
+			require.NoError(t, err)
+			require.Equal(t, "new", string(v), "a Get after the Put returned")
+			st := ksStats(t, c.Node(0))
+			require.Zero(t, st.ForwardsDeduped, "it did not join the forward that started before the Put")
+			require.EqualValues(t, 2, st.Forwarded)
+
+			release()
+			released = true
+			<-first // the old fetch's value, or the new one: both are allowed
+			for n := range 3 {
+				v, err := c.Node(n).Get(ctx, ks, key)
+				require.NoError(t, err)
+				require.Equal(t, "new", string(v), "node %d after the old fetch finished", n)
+			}
+		})
+	}
+}
+
+// A near cache needs both a size and a TTL; bad values are clear errors.
+func TestNearCacheConfigValidation(t *testing.T) {
+	ds := testutil.NewDataSource()
+	for _, bad := range []engine.Option{
+		engine.WithKeySpaceNearCache(ks, 1<<20, 0),
+		engine.WithKeySpaceNearCache(ks, 0, time.Second),
+		engine.WithKeySpaceNearCache(ks, -1, -time.Second),
+	} {
+		_, err := engine.New(engine.NewConfig(nil, []keyspace.KeySpace{keyspace.New(ks, 1<<20, ds)}, bad))
+		require.ErrorIs(t, err, engine.ErrInvalidConfig)
+		require.ErrorContains(t, err, "NearCache")
+		require.ErrorContains(t, err, ks)
+	}
+}
