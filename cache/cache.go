@@ -171,7 +171,14 @@ func (s *Store) get(key string, count bool) (Entry, bool) {
 // ErrRejected when the admission policy refused it. An entry whose retention
 // window (expiry plus RetainExpired) has already passed deletes the key
 // instead. The store keeps e.Value as given: do not modify it afterwards.
-func (s *Store) Set(key string, e Entry) error {
+func (s *Store) Set(key string, e Entry) error { return s.set(key, e, setAttempts) }
+
+// TrySet is Set with a single attempt: for best-effort copies (a near
+// cache), where a refused entry is cheaper to fetch again than to retry
+// while the admission policy keeps refusing it.
+func (s *Store) TrySet(key string, e Entry) error { return s.set(key, e, 1) }
+
+func (s *Store) set(key string, e Entry, attempts int) error {
 	slot, ok := s.guard.enter()
 	if !ok {
 		return ErrClosed
@@ -187,7 +194,7 @@ func (s *Store) Set(key string, e Entry) error {
 	}
 	it := item{Entry: e, key: key, version: s.version.Add(1)}
 	cost := int64(len(key)+len(e.Value)) + EntryOverheadBytes
-	for range setAttempts {
+	for range attempts {
 		s.c.SetWithTTL(key, it, cost, ttl)
 		s.c.Wait()
 		if cur, ok := s.c.Get(key); ok && cur.version >= it.version {

@@ -95,6 +95,18 @@ func TestSetLastWriterWins(t *testing.T) {
 	}
 }
 
+// TrySet makes one attempt: an admitted entry is visible at once, a refused
+// one is reported.
+func TestTrySet(t *testing.T) {
+	s := newStore(t, Config{MaxBytes: 1 << 20})
+	require.NoError(t, s.TrySet("k", Entry{Value: []byte("v")}))
+	e, ok := s.Get("k")
+	require.True(t, ok)
+	require.Equal(t, "v", string(e.Value))
+	require.ErrorIs(t, s.TrySet("big", Entry{Value: make([]byte, 2<<20)}), ErrRejected)
+	require.EqualValues(t, 1, s.Stats().Rejected)
+}
+
 func TestRejectsEntryLargerThanBudget(t *testing.T) {
 	s := newStore(t, Config{MaxBytes: 1024})
 	require.ErrorIs(t, s.Set("big", Entry{Value: make([]byte, 4096)}), ErrRejected)

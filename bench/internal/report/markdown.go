@@ -159,25 +159,30 @@ func Markdown(w io.Writer, rep *harness.Report, m Machine, command string) error
 	return err
 }
 
-// ratios writes distcache's figures divided by each peer's and each raw
-// limit's.
+// ratios writes, for distcache and each of its variants ("distcache+..."),
+// its figures divided by each peer's and each raw limit's.
 func ratios(p func(string, ...any), rep *harness.Report) {
-	ours, ok := rep.System(Ours)
-	if !ok {
-		return
-	}
-	var peers []*harness.SystemReport
+	var ours, peers []*harness.SystemReport
 	for i := range rep.Systems {
-		if rep.Systems[i].Name != Ours {
+		if strings.HasPrefix(rep.Systems[i].Name, Ours) {
+			ours = append(ours, &rep.Systems[i])
+		} else {
 			peers = append(peers, &rep.Systems[i])
 		}
 	}
-	p("### Ratios: %s divided by each peer (ops/s: above 1 favours %s; p99 and CPU/op: below 1 favours %s)\n\n", Ours, Ours, Ours)
+	for _, o := range ours {
+		ratiosOf(p, rep, o, peers)
+	}
+}
+
+func ratiosOf(p func(string, ...any), rep *harness.Report, ours *harness.SystemReport, peers []*harness.SystemReport) {
+	name := ours.Name
+	p("### Ratios: %s divided by each peer (ops/s: above 1 favours %s; p99 and CPU/op: below 1 favours %s)\n\n", name, name, name)
 	p("| workload |")
 	for _, peer := range peers {
 		p(" ops/s ÷ %s | p99 ÷ %s | CPU/op ÷ %s |", peer.Name, peer.Name, peer.Name)
 	}
-	p(" DataSource calls (%s", Ours)
+	p(" DataSource calls (%s", name)
 	for _, peer := range peers {
 		p(" / %s", peer.Name)
 	}
@@ -211,8 +216,8 @@ func ratios(p func(string, ...any), rep *harness.Report) {
 	}
 	bl := func(name string) harness.Result { r, _ := rep.Baselines.Result(name); return r }
 	rz, ru, pipe, pp := bl(harness.BaseRistrettoZipf), bl(harness.BaseRistrettoUniform), bl(harness.BaseTCPPipeline), bl(harness.BaseTCPPingPong)
-	p("### Ratios: %s against the raw limits\n\n", Ours)
-	p("| figure | %s | raw limit | ratio |\n|---|---:|---:|---:|\n", Ours)
+	p("### Ratios: %s against the raw limits\n\n", name)
+	p("| figure | %s | raw limit | ratio |\n|---|---:|---:|---:|\n", name)
 	if r, ok := ours.Result(harness.W1); ok {
 		p("| W1 ops/s vs ristretto Get (Zipf, in-process, no network) | %s | %s | %s |\n", rate(r.OpsPerSec), rate(rz.OpsPerSec), ratio(r.OpsPerSec, rz.OpsPerSec))
 		p("| W1 ops/s vs TCP pipeline (1 conn x 64 in flight) | %s | %s | %s |\n", rate(r.OpsPerSec), rate(pipe.OpsPerSec), ratio(r.OpsPerSec, pipe.OpsPerSec))
