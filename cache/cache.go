@@ -171,14 +171,7 @@ func (s *Store) get(key string, count bool) (Entry, bool) {
 // ErrRejected when the admission policy refused it. An entry whose retention
 // window (expiry plus RetainExpired) has already passed deletes the key
 // instead. The store keeps e.Value as given: do not modify it afterwards.
-func (s *Store) Set(key string, e Entry) error { return s.set(key, e, setAttempts) }
-
-// TrySet is Set with a single attempt: for best-effort copies (a near
-// cache), where a refused entry is cheaper to fetch again than to retry
-// while the admission policy keeps refusing it.
-func (s *Store) TrySet(key string, e Entry) error { return s.set(key, e, 1) }
-
-func (s *Store) set(key string, e Entry, attempts int) error {
+func (s *Store) Set(key string, e Entry) error {
 	slot, ok := s.guard.enter()
 	if !ok {
 		return ErrClosed
@@ -194,7 +187,7 @@ func (s *Store) set(key string, e Entry, attempts int) error {
 	}
 	it := item{Entry: e, key: key, version: s.version.Add(1)}
 	cost := int64(len(key)+len(e.Value)) + EntryOverheadBytes
-	for range attempts {
+	for range setAttempts {
 		s.c.SetWithTTL(key, it, cost, ttl)
 		s.c.Wait()
 		if cur, ok := s.c.Get(key); ok && cur.version >= it.version {
@@ -207,6 +200,29 @@ func (s *Store) set(key string, e Entry, attempts int) error {
 	}
 	s.stats.rejected.Add(1)
 	return ErrRejected
+}
+
+// SetAsync stores e under key without waiting for ristretto's admission:
+// the entry becomes readable shortly after, or never (dropped when
+// ristretto's buffer is full, or refused by the admission policy). A Delete
+// issued after SetAsync returns is applied after it (ristretto passes both
+// through one ordered buffer), so an entry removed by a later Delete never
+// reappears. For best-effort copies (the engine's near cache) on paths
+// where Set's wait would cost more than a lost copy.
+func (s *Store) SetAsync(key string, e Entry) {
+	slot, ok := s.guard.enter()
+	if !ok {
+		return
+	}
+	defer s.guard.exit(slot)
+	var ttl time.Duration
+	if !e.ExpiresAt.IsZero() {
+		if ttl = time.Until(e.ExpiresAt.Add(s.cfg.RetainExpired)); ttl <= 0 {
+			return
+		}
+	}
+	it := item{Entry: e, key: key, version: s.version.Add(1)}
+	s.c.SetWithTTL(key, it, int64(len(key)+len(e.Value))+EntryOverheadBytes, ttl)
 }
 
 // Delete removes key at once.

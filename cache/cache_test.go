@@ -95,16 +95,30 @@ func TestSetLastWriterWins(t *testing.T) {
 	}
 }
 
-// TrySet makes one attempt: an admitted entry is visible at once, a refused
-// one is reported.
-func TestTrySet(t *testing.T) {
+// SetAsync: the entry shows up once ristretto has applied it, and a Delete
+// issued after SetAsync returns is applied after it, so the entry never
+// comes back.
+func TestSetAsync(t *testing.T) {
 	s := newStore(t, Config{MaxBytes: 1 << 20})
-	require.NoError(t, s.TrySet("k", Entry{Value: []byte("v")}))
+	s.SetAsync("k", Entry{Value: []byte("v")})
+	s.c.Wait()
 	e, ok := s.Get("k")
 	require.True(t, ok)
 	require.Equal(t, "v", string(e.Value))
-	require.ErrorIs(t, s.TrySet("big", Entry{Value: make([]byte, 2<<20)}), ErrRejected)
-	require.EqualValues(t, 1, s.Stats().Rejected)
+	for i := range 500 {
+		k := fmt.Sprintf("gone-%d", i)
+		s.SetAsync(k, Entry{Value: []byte("x")})
+		s.Delete(k)
+	}
+	s.c.Wait()
+	for i := range 500 {
+		_, ok := s.Get(fmt.Sprintf("gone-%d", i))
+		require.False(t, ok, "gone-%d came back", i)
+	}
+	s.SetAsync("expired", Entry{Value: []byte("x"), ExpiresAt: time.Now().Add(-time.Second)})
+	s.c.Wait()
+	_, ok = s.Get("expired")
+	require.False(t, ok)
 }
 
 func TestRejectsEntryLargerThanBudget(t *testing.T) {

@@ -67,9 +67,11 @@ func nearPut(st *ksState, key string, val []byte, exp time.Time, ringVersion uin
 	buf := make([]byte, nearTagLen+len(val))
 	binary.BigEndian.PutUint64(buf, ringVersion)
 	copy(buf[nearTagLen:], val)
-	// A full near cache may refuse the copy (once: no retries on this
-	// path); the next Get forwards again.
-	_ = st.near.TrySet(key, cache.Entry{Value: buf, ExpiresAt: until})
+	// Asynchronous: no wait for ristretto's admission on the forward path.
+	// A full near cache may refuse the copy (the next Get forwards again);
+	// a dropNear after this (it takes the stripe lock we hold) is applied
+	// after it, so an invalidated copy never reappears.
+	st.near.SetAsync(key, cache.Entry{Value: buf, ExpiresAt: until})
 }
 
 // dropNear is the write side: it supersedes the key's forward in flight
