@@ -79,6 +79,32 @@ func TestNearCacheServesRemoteKeysLocally(t *testing.T) {
 	require.Zero(t, st.NearEntries)
 }
 
+// GetMany answers keys with a near copy locally and asks the owners only
+// for the rest.
+func TestNearCacheGetMany(t *testing.T) {
+	c := nearCluster(t, time.Minute)
+	ctx := context.Background()
+	keys := c.KeysOwnedBy(1, 4, "many")
+	for _, k := range keys[:2] {
+		awaitNear(t, c, 0, k)
+	}
+	before := ksStats(t, c.Node(0))
+	got, err := c.Node(0).GetMany(ctx, ks, keys)
+	require.NoError(t, err)
+	require.Len(t, got, len(keys))
+	for _, k := range keys {
+		require.Equal(t, testutil.ValueOf(k), got[k])
+	}
+	after := ksStats(t, c.Node(0))
+	require.Equal(t, before.NearHits+2, after.NearHits)
+	require.Equal(t, before.Forwarded+1, after.Forwarded, "one request for the two other keys")
+	// A write drops the copy for GetMany too.
+	require.NoError(t, c.Node(2).Put(ctx, ks, engine.Entry{Key: keys[0], Value: []byte("new")}))
+	got, err = c.Node(0).GetMany(ctx, ks, keys[:1])
+	require.NoError(t, err)
+	require.Equal(t, "new", string(got[keys[0]]))
+}
+
 // Put, PutMany, Delete and DeleteMany from any node drop every near copy
 // before they return: the next Get anywhere sees the write.
 func TestNearCacheInvalidatedByWrites(t *testing.T) {

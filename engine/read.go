@@ -435,7 +435,8 @@ func (r *manyResult) put(key string, val []byte, err error, owned bool) {
 func (e *Engine) getMany(ctx context.Context, st *ksState, keys []string) (map[string][]byte, error) {
 	keys = dedupe(keys)
 	res := &manyResult{vals: make(map[string][]byte, len(keys))}
-	groups := e.groupByOwner(keys)
+	ring := e.cl.Ring()
+	groups := groupByOwner(ring, keys)
 	self := e.cl.Self().Name
 	var wg sync.WaitGroup
 	for owner, group := range groups {
@@ -458,6 +459,21 @@ func (e *Engine) getMany(ctx context.Context, st *ksState, keys []string) (map[s
 			continue
 		}
 		st.stats.remoteGets.Add(int64(len(group)))
+		if st.near != nil {
+			// Near copies answer here; the rest go to the owner. (GetMany
+			// does not fill the near cache: its answers carry no expiry.)
+			rest := group[:0:0]
+			for _, k := range group {
+				if v, ok := nearGet(st, ring, k, nil); ok {
+					res.put(k, v, nil, true)
+				} else {
+					rest = append(rest, k)
+				}
+			}
+			if group = rest; len(group) == 0 {
+				continue
+			}
+		}
 		wg.Go(func() { e.forwardMany(ctx, st, owner, group, res) })
 	}
 	wg.Wait()
@@ -503,9 +519,8 @@ func (e *Engine) forwardMany(ctx context.Context, st *ksState, owner cluster.Mem
 	wg.Wait()
 }
 
-// groupByOwner splits keys by their owner in the current ring.
-func (e *Engine) groupByOwner(keys []string) map[cluster.Member][]string {
-	ring := e.cl.Ring()
+// groupByOwner splits keys by their owner in ring.
+func groupByOwner(ring *cluster.Ring, keys []string) map[cluster.Member][]string {
 	groups := map[cluster.Member][]string{}
 	for _, k := range keys {
 		o := ring.Owner(k)
