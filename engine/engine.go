@@ -55,8 +55,10 @@ type Engine struct {
 	// purging is set while purgeNotOwned runs; purgePending asks it to run
 	// once more for a ring change that arrived meanwhile.
 	purging, purgePending atomic.Bool
-	// flushAll asks the next purge to drop every entry (see onRingChange).
-	flushAll atomic.Bool
+	// flushReq counts the flushes onRingChange asked for (a node that may
+	// have missed writes), flushDone the last one purgeNotOwned completed.
+	// In between the stores are not trusted for reads (storeTrusted).
+	flushReq, flushDone atomic.Uint64
 	// peakMembers and missedWrites are only touched by onRingChange, which
 	// the cluster never runs concurrently with itself.
 	peakMembers  int
@@ -162,6 +164,12 @@ func (e *Engine) start(ctx context.Context) error {
 	for _, tweak := range e.cfg.clusterTweaks {
 		tweak(&ccfg)
 	}
+	// Open the hand-off window now: peers purge the keys this node takes
+	// over as soon as they see it, and may hand them off before its own
+	// (debounced) ring rebuild; under load that happens seconds later, and
+	// a closed window would drop every such hand-off. Safe: the store is
+	// empty and its writes are recorded from now on.
+	e.ringChangedAt.Store(time.Now().UnixNano())
 	cl, err := cluster.New(ccfg)
 	if err != nil {
 		return fmt.Errorf("distcache: start cluster: %w", err)
@@ -497,7 +505,10 @@ func (e *Engine) onRingChange(prev, next *cluster.Ring) {
 	if e.missedWrites && next.Len() > prev.Len() {
 		e.missedWrites = false
 		e.peakMembers = next.Len()
-		e.flushAll.Store(true)
+		// From here until the flush has run, reads bypass the stores (they
+		// may hold values overwritten while this node was cut off): the
+		// flush itself runs in the background and may lag under load.
+		e.flushReq.Add(1)
 	}
 	e.topologyChanged(prev, next)
 	e.purgePending.Store(true)
@@ -508,6 +519,10 @@ func (e *Engine) onRingChange(prev, next *cluster.Ring) {
 	}
 }
 
+// storeTrusted reports whether the local stores may answer reads: false from
+// a partition-flush decision until that flush has run.
+func (e *Engine) storeTrusted() bool { return e.flushReq.Load() == e.flushDone.Load() }
+
 // purgeNotOwned drops the local entries of keys this node no longer owns,
 // repeating while ring changes keep arriving. It keeps the invariant that
 // only a key's owner holds it (so a key whose ownership comes back later is
@@ -515,11 +530,23 @@ func (e *Engine) onRingChange(prev, next *cluster.Ring) {
 // now owns. Values are not handed to the new owners: they reload them on
 // first use.
 func (e *Engine) purgeNotOwned() {
-	defer e.purging.Store(false)
+	for {
+		e.purgeRounds()
+		e.purging.Store(false)
+		// A ring change between the last round and the Store above found
+		// purging set and left its purge to us.
+		if !e.purgePending.Load() || !e.purging.CompareAndSwap(false, true) {
+			return
+		}
+	}
+}
+
+func (e *Engine) purgeRounds() {
 	for e.purgePending.Swap(false) {
 		ring := e.cl.Ring()
 		self := e.cl.Self().Name
-		all := e.flushAll.Swap(false)
+		req := e.flushReq.Load()
+		all := req != e.flushDone.Load()
 		for _, st := range *e.keyspaces.Load() {
 			moved := map[string]cache.Entry{}
 			st.store.Range(func(key string, ent cache.Entry) bool {
@@ -541,6 +568,9 @@ func (e *Engine) purgeNotOwned() {
 			if st.near != nil {
 				purgeNear(st, ring)
 			}
+		}
+		if all && e.base.Err() == nil {
+			e.flushDone.Store(req) // a later request makes another round
 		}
 	}
 }

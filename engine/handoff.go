@@ -20,8 +20,8 @@ import (
 // handed-off entry only when it has no entry and no load in flight for the
 // key, and has not written or deleted the key itself since its last ring
 // change (recentWrites, kept for handoffWindow); and it accepts hand-offs
-// only within handoffWindow of its own last ring change, when it records
-// those writes.
+// only within handoffWindow of its own last ring change or of its start,
+// when it records those writes.
 
 // handoffWindow is how long after a ring change a node accepts hand-offs
 // (and records its own writes to guard them).

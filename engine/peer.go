@@ -23,7 +23,7 @@ func (h rpcHandler) ServeRPC(ctx context.Context, req transport.Request) transpo
 // ServeInline must never block: a store lookup is all it does.
 func (h rpcHandler) ServeInline(req transport.Request) (transport.Response, bool) {
 	e := h.e
-	if req.Op != opGet || e.state.Load() == stateStopped {
+	if req.Op != opGet || e.state.Load() == stateStopped || !e.storeTrusted() {
 		return transport.Response{}, false
 	}
 	r, err := decodeKeys(req.Payload)

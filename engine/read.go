@@ -54,7 +54,9 @@ func (e *Engine) GetAppend(ctx context.Context, ks, key string, dst []byte) ([]b
 	if self {
 		// Fast path: a fresh local entry needs no context, span, timer or
 		// shared counter (the store counts hits on its reader slot).
-		ent, found = st.store.Get(key)
+		if e.storeTrusted() {
+			ent, found = st.store.Get(key)
+		}
 		if found && ent.Fresh() {
 			return st.hit(key, ent, dst)
 		}
@@ -113,7 +115,13 @@ func (st *ksState) hit(key string, ent cache.Entry, dst []byte) ([]byte, error) 
 // getLocal is the owner's read path: store, then a coalesced load.
 // The lookup is counted by the store (hits and misses).
 func (e *Engine) getLocal(ctx context.Context, st *ksState, key string) ([]byte, error) {
-	ent, ok := st.store.Get(key)
+	var (
+		ent cache.Entry
+		ok  bool
+	)
+	if e.storeTrusted() {
+		ent, ok = st.store.Get(key)
+	}
 	if ok && ent.Fresh() {
 		if ent.Negative {
 			st.stats.negativeHits.Add(1)
@@ -146,7 +154,7 @@ func (e *Engine) load(ctx context.Context, st *ksState, key string, stale *cache
 	s.mu.Lock()
 	f := s.flights[key]
 	if f == nil {
-		if ent, ok := st.store.Peek(key); ok && ent.Fresh() {
+		if ent, ok := st.store.Peek(key); ok && ent.Fresh() && e.storeTrusted() {
 			s.mu.Unlock()
 			if ent.Negative {
 				return nil, keyspace.ErrNotFound
@@ -443,8 +451,15 @@ func (e *Engine) getMany(ctx context.Context, st *ksState, keys []string) (map[s
 		if owner.Name == self {
 			// Hits are answered inline; only misses get a goroutine each,
 			// so that their loads run in parallel.
+			trusted := e.storeTrusted()
 			for _, k := range group {
-				ent, ok := st.store.Get(k)
+				var (
+					ent cache.Entry
+					ok  bool
+				)
+				if trusted {
+					ent, ok = st.store.Get(k)
+				}
 				if ok && ent.Fresh() {
 					v, err := st.hit(k, ent, nil) // a copy
 					res.put(k, v, err, true)
