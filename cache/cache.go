@@ -149,6 +149,25 @@ func (s *Store) Peek(key string) (Entry, bool) {
 	return s.get(key, false)
 }
 
+// Version returns the version the store gave its latest write: every write
+// after this call gets a larger one.
+func (s *Store) Version() uint64 { return s.version.Load() }
+
+// PeekVersion is Peek that also returns the version of the write that
+// stored the entry (see Version).
+func (s *Store) PeekVersion(key string) (Entry, uint64, bool) {
+	slot, ok := s.guard.enter()
+	if !ok {
+		return Entry{}, 0, false
+	}
+	defer s.guard.exit(slot)
+	it, found := s.c.Get(key)
+	if !found {
+		return Entry{}, 0, false
+	}
+	return it.Entry, it.version, true
+}
+
 func (s *Store) get(key string, count bool) (Entry, bool) {
 	slot, ok := s.guard.enter()
 	if !ok {

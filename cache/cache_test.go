@@ -95,6 +95,24 @@ func TestSetLastWriterWins(t *testing.T) {
 	}
 }
 
+// Versions grow with every write and come back with the entry.
+func TestVersions(t *testing.T) {
+	s := newStore(t, Config{MaxBytes: 1 << 20})
+	v0 := s.Version()
+	require.NoError(t, s.Set("a", Entry{Value: []byte("1")}))
+	_, va, ok := s.PeekVersion("a")
+	require.True(t, ok)
+	require.Greater(t, va, v0)
+	require.Equal(t, va, s.Version())
+	require.NoError(t, s.Set("a", Entry{Value: []byte("2")}))
+	e, va2, ok := s.PeekVersion("a")
+	require.True(t, ok)
+	require.Greater(t, va2, va)
+	require.Equal(t, "2", string(e.Value))
+	_, _, ok = s.PeekVersion("missing")
+	require.False(t, ok)
+}
+
 // SetAsync: the entry shows up once ristretto has applied it, and a Delete
 // issued after SetAsync returns is applied after it, so the entry never
 // comes back.

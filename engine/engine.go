@@ -505,9 +505,13 @@ func (e *Engine) onRingChange(prev, next *cluster.Ring) {
 	if e.missedWrites && next.Len() > prev.Len() {
 		e.missedWrites = false
 		e.peakMembers = next.Len()
-		// From here until the flush has run, reads bypass the stores (they
-		// may hold values overwritten while this node was cut off): the
-		// flush itself runs in the background and may lag under load.
+		// From here until the flush has run, reads bypass the entries
+		// stored before now (they may hold values overwritten while this
+		// node was cut off): the flush runs in the background and may lag
+		// under load. Entries written from now on are trusted and kept.
+		for _, st := range *e.keyspaces.Load() {
+			st.flushFrom.Store(st.store.Version())
+		}
 		e.flushReq.Add(1)
 	}
 	e.topologyChanged(prev, next)
@@ -520,8 +524,19 @@ func (e *Engine) onRingChange(prev, next *cluster.Ring) {
 }
 
 // storeTrusted reports whether the local stores may answer reads: false from
-// a partition-flush decision until that flush has run.
+// a partition-flush decision until that flush has run. Meanwhile reads go
+// through lookupSinceFlush.
 func (e *Engine) storeTrusted() bool { return e.flushReq.Load() == e.flushDone.Load() }
+
+// lookupSinceFlush is the store lookup while a partition flush is pending:
+// only entries written after the flush decision count.
+func lookupSinceFlush(st *ksState, key string) (cache.Entry, bool) {
+	ent, v, ok := st.store.PeekVersion(key)
+	if !ok || v <= st.flushFrom.Load() {
+		return cache.Entry{}, false
+	}
+	return ent, true
+}
 
 // purgeNotOwned drops the local entries of keys this node no longer owns,
 // repeating while ring changes keep arriving. It keeps the invariant that
@@ -559,8 +574,13 @@ func (e *Engine) purgeRounds() {
 			if !all && e.cfg.Handoff && len(moved) > 0 {
 				e.handOff(e.base, st, ring, moved)
 			}
+			upTo := st.flushFrom.Load()
 			for k := range moved {
-				e.removeLocal(st, k, false)
+				if all {
+					e.flushLocal(st, k, upTo)
+				} else {
+					e.removeLocal(st, k, false)
+				}
 			}
 			if len(moved) > 0 {
 				e.log.Debug("dropped entries of keys now owned elsewhere", "keyspace", st.name, "entries", len(moved))

@@ -33,6 +33,11 @@ type ksState struct {
 	// recent guards hand-offs against resurrecting values (handoff.go).
 	recent recentWrites
 
+	// flushFrom is the store version at the latest partition-flush decision:
+	// while that flush is pending, only entries with a larger version
+	// (written after it) may answer reads, and the flush spares them.
+	flushFrom atomic.Uint64
+
 	stats ksCounters
 }
 

@@ -56,6 +56,8 @@ func (e *Engine) GetAppend(ctx context.Context, ks, key string, dst []byte) ([]b
 		// shared counter (the store counts hits on its reader slot).
 		if e.storeTrusted() {
 			ent, found = st.store.Get(key)
+		} else {
+			ent, found = lookupSinceFlush(st, key)
 		}
 		if found && ent.Fresh() {
 			return st.hit(key, ent, dst)
@@ -121,6 +123,8 @@ func (e *Engine) getLocal(ctx context.Context, st *ksState, key string) ([]byte,
 	)
 	if e.storeTrusted() {
 		ent, ok = st.store.Get(key)
+	} else {
+		ent, ok = lookupSinceFlush(st, key)
 	}
 	if ok && ent.Fresh() {
 		if ent.Negative {
@@ -154,7 +158,16 @@ func (e *Engine) load(ctx context.Context, st *ksState, key string, stale *cache
 	s.mu.Lock()
 	f := s.flights[key]
 	if f == nil {
-		if ent, ok := st.store.Peek(key); ok && ent.Fresh() && e.storeTrusted() {
+		var (
+			ent cache.Entry
+			ok  bool
+		)
+		if e.storeTrusted() {
+			ent, ok = st.store.Peek(key)
+		} else {
+			ent, ok = lookupSinceFlush(st, key)
+		}
+		if ok && ent.Fresh() {
 			s.mu.Unlock()
 			if ent.Negative {
 				return nil, keyspace.ErrNotFound
@@ -459,6 +472,8 @@ func (e *Engine) getMany(ctx context.Context, st *ksState, keys []string) (map[s
 				)
 				if trusted {
 					ent, ok = st.store.Get(k)
+				} else {
+					ent, ok = lookupSinceFlush(st, k)
 				}
 				if ok && ent.Fresh() {
 					v, err := st.hit(k, ent, nil) // a copy

@@ -297,11 +297,7 @@ func (e *Engine) deleteLocal(st *ksState, key string) {
 func (e *Engine) removeLocal(st *ksState, key string, write bool) {
 	s := st.loads.stripe(key)
 	s.mu.Lock()
-	if f := s.flights[key]; f != nil {
-		f.superseded = true
-		delete(s.flights, key)
-	}
-	st.store.Delete(key)
+	removeLocked(st, s, key)
 	if write {
 		e.noteWrite(st, key)
 	}
@@ -309,6 +305,28 @@ func (e *Engine) removeLocal(st *ksState, key string, write bool) {
 	if write {
 		dropNear(st, key)
 	}
+}
+
+// flushLocal is the partition flush of one key: it removes the entry only
+// if it was stored before the flush decision (version <= upTo), so a write
+// acknowledged since is kept.
+func (e *Engine) flushLocal(st *ksState, key string, upTo uint64) {
+	s := st.loads.stripe(key)
+	s.mu.Lock()
+	if _, v, ok := st.store.PeekVersion(key); ok && v <= upTo {
+		removeLocked(st, s, key)
+	}
+	s.mu.Unlock()
+}
+
+// removeLocked supersedes key's in-flight load and deletes its entry; the
+// caller holds the key's load stripe lock s.
+func removeLocked(st *ksState, s *flightStripe, key string) {
+	if f := s.flights[key]; f != nil {
+		f.superseded = true
+		delete(s.flights, key)
+	}
+	st.store.Delete(key)
 }
 
 // Delete removes key from every node: its owner and any node holding a
