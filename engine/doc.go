@@ -60,7 +60,8 @@
 // entry only if they could not have a newer write for the key (see
 // handoff.go). A node that lost contact with half of the cluster it knew
 // flushes its store when it reconnects, since invalidations may have missed
-// it.
+// it; until the background flush has run, its entries from before the
+// reconnection answer no reads, and writes made since are kept.
 //
 // # Scope of keyspace operations
 //
