@@ -525,8 +525,21 @@ func (e *Engine) onRingChange(prev, next *cluster.Ring) {
 
 // storeTrusted reports whether the local stores may answer reads: false from
 // a partition-flush decision until that flush has run. Meanwhile reads go
-// through lookupSinceFlush.
+// through lookupSinceFlush (see lookup).
 func (e *Engine) storeTrusted() bool { return e.flushReq.Load() == e.flushDone.Load() }
+
+// lookup reads key from st's store for serving it (counted as a hit or a
+// miss when count is set): while a partition flush is pending, only entries
+// written after the flush decision count.
+func (e *Engine) lookup(st *ksState, key string, count bool) (cache.Entry, bool) {
+	switch {
+	case !e.storeTrusted():
+		return lookupSinceFlush(st, key)
+	case count:
+		return st.store.Get(key)
+	}
+	return st.store.Peek(key)
+}
 
 // lookupSinceFlush is the store lookup while a partition flush is pending:
 // only entries written after the flush decision count.

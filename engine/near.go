@@ -115,6 +115,11 @@ func appendExpiry(dst []byte, exp time.Time) []byte {
 	return binary.BigEndian.AppendUint64(dst, n)
 }
 
+// withExpiry builds a getFlagExpiry response payload: exp, then a copy of val.
+func withExpiry(exp time.Time, val []byte) []byte {
+	return append(appendExpiry(make([]byte, 0, 8+len(val)), exp), val...)
+}
+
 // splitExpiry decodes a getFlagExpiry response.
 func splitExpiry(p []byte) (val []byte, exp time.Time, err error) {
 	if len(p) < 8 {

@@ -46,7 +46,7 @@ func (h rpcHandler) ServeInline(req transport.Request) (transport.Response, bool
 	}
 	if req.Flags&getFlagExpiry != 0 {
 		// A near cache asks for the expiry: a fresh buffer, on its misses only.
-		return transport.Response{Status: statusOK, Payload: append(appendExpiry(make([]byte, 0, 8+len(ent.Value)), ent.ExpiresAt), ent.Value...)}, true
+		return transport.Response{Status: statusOK, Payload: withExpiry(ent.ExpiresAt, ent.Value)}, true
 	}
 	// Stored values are immutable, so the transport may read this slice
 	// while framing the response.
@@ -116,7 +116,7 @@ func (e *Engine) serveGet(ctx context.Context, p []byte, flags uint16) transport
 		if ent, ok := st.store.Peek(r.keys[0]); ok && !ent.Negative && bytes.Equal(ent.Value, val) {
 			exp = ent.ExpiresAt
 		}
-		return transport.Response{Status: statusOK, Payload: append(appendExpiry(make([]byte, 0, 8+len(val)), exp), val...)}
+		return transport.Response{Status: statusOK, Payload: withExpiry(exp, val)}
 	}
 	// Stored and loaded values are immutable: the transport may read val
 	// while framing the response, and the bytes never alias caller memory.

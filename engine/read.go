@@ -54,6 +54,7 @@ func (e *Engine) GetAppend(ctx context.Context, ks, key string, dst []byte) ([]b
 	if self {
 		// Fast path: a fresh local entry needs no context, span, timer or
 		// shared counter (the store counts hits on its reader slot).
+		// e.lookup, spelled out: it does not inline, and this is the hot path.
 		if e.storeTrusted() {
 			ent, found = st.store.Get(key)
 		} else {
@@ -117,15 +118,7 @@ func (st *ksState) hit(key string, ent cache.Entry, dst []byte) ([]byte, error) 
 // getLocal is the owner's read path: store, then a coalesced load.
 // The lookup is counted by the store (hits and misses).
 func (e *Engine) getLocal(ctx context.Context, st *ksState, key string) ([]byte, error) {
-	var (
-		ent cache.Entry
-		ok  bool
-	)
-	if e.storeTrusted() {
-		ent, ok = st.store.Get(key)
-	} else {
-		ent, ok = lookupSinceFlush(st, key)
-	}
+	ent, ok := e.lookup(st, key, true)
 	if ok && ent.Fresh() {
 		if ent.Negative {
 			st.stats.negativeHits.Add(1)
@@ -158,16 +151,7 @@ func (e *Engine) load(ctx context.Context, st *ksState, key string, stale *cache
 	s.mu.Lock()
 	f := s.flights[key]
 	if f == nil {
-		var (
-			ent cache.Entry
-			ok  bool
-		)
-		if e.storeTrusted() {
-			ent, ok = st.store.Peek(key)
-		} else {
-			ent, ok = lookupSinceFlush(st, key)
-		}
-		if ok && ent.Fresh() {
+		if ent, ok := e.lookup(st, key, false); ok && ent.Fresh() {
 			s.mu.Unlock()
 			if ent.Negative {
 				return nil, keyspace.ErrNotFound
@@ -464,17 +448,8 @@ func (e *Engine) getMany(ctx context.Context, st *ksState, keys []string) (map[s
 		if owner.Name == self {
 			// Hits are answered inline; only misses get a goroutine each,
 			// so that their loads run in parallel.
-			trusted := e.storeTrusted()
 			for _, k := range group {
-				var (
-					ent cache.Entry
-					ok  bool
-				)
-				if trusted {
-					ent, ok = st.store.Get(k)
-				} else {
-					ent, ok = lookupSinceFlush(st, k)
-				}
+				ent, ok := e.lookup(st, k, true)
 				if ok && ent.Fresh() {
 					v, err := st.hit(k, ent, nil) // a copy
 					res.put(k, v, err, true)
