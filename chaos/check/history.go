@@ -1,0 +1,158 @@
+// Package check judges a chaos run: given every call the driver made (with
+// its start and end on one monotonic clock), the phases of the run and the
+// faults injected, it finds the reads that broke the cache's promise (no
+// read of an older version, or of a deleted value, once a write was
+// acknowledged), the calls that overran their deadline, the failures in
+// steady state and a recovery that came too late.
+//
+// It is a pure function of its Input, so it is unit-tested without
+// processes; the driver (cmd/chaos) only records.
+package check
+
+import (
+	"fmt"
+	"time"
+)
+
+// Op is the kind of a call.
+type Op uint8
+
+// The operations the workload issues.
+const (
+	Get Op = iota
+	Put
+	Delete
+)
+
+func (o Op) String() string {
+	switch o {
+	case Get:
+		return "get"
+	case Put:
+		return "put"
+	case Delete:
+		return "delete"
+	}
+	return fmt.Sprintf("op(%d)", uint8(o))
+}
+
+// Call is one client call as the driver saw it.
+type Call struct {
+	// Client is the workload goroutine that made the call; Node the index of
+	// the node (process) it was sent to.
+	Client, Node int
+	Op           Op
+	Key          string
+	// Version is, for a Put or a Delete, the version the write carries (the
+	// driver numbers the writes of a key 1, 2, 3... in the order it issues
+	// them, one at a time); for a successful Get, the version read (0: the
+	// DataSource's value, i.e. no write is visible).
+	Version uint64
+	// Start and End are offsets from the run's epoch on the driver's
+	// monotonic clock: End is when the answer (or the error) arrived.
+	Start, End time.Duration
+	// OK is false when the call returned an error; Err is its class
+	// (ctlapi error class, or "transport" when the node did not answer).
+	OK  bool
+	Err string
+	// BadValue is set when a Get returned a value that does not decode, or
+	// that names another key: always a violation.
+	BadValue string
+}
+
+// Phase is the part of a run a call started in.
+type Phase int
+
+// Phases of a scenario: before the fault, while it lasts, after it ended.
+const (
+	Steady Phase = iota
+	Fault
+	Recovery
+	// NumPhases counts the phases: loop with for p := Steady; p < NumPhases; p++.
+	NumPhases
+)
+
+func (p Phase) String() string {
+	switch p {
+	case Steady:
+		return "steady"
+	case Fault:
+		return "fault"
+	case Recovery:
+		return "recovery"
+	}
+	return fmt.Sprintf("phase(%d)", int(p))
+}
+
+// Timeline gives the phase boundaries, as offsets from the epoch.
+type Timeline struct {
+	// FaultStart is when the fault was injected, FaultEnd when it ended (the
+	// restart was launched, SIGCONT sent, the partition healed), End when the
+	// workload stopped.
+	FaultStart, FaultEnd, End time.Duration
+}
+
+// PhaseOf returns the phase a call starting at t belongs to.
+func (tl Timeline) PhaseOf(t time.Duration) Phase {
+	switch {
+	case t < tl.FaultStart:
+		return Steady
+	case t < tl.FaultEnd:
+		return Fault
+	}
+	return Recovery
+}
+
+// Outage is an interval during which a node could not answer its clients
+// (killed, stopped, leaving, restarting). The driver sends no call to a
+// node during its outage; a call already in flight when it began is
+// "interrupted": the client lost its server, which says nothing about the
+// cache, so such calls are exempt from the failure and deadline invariants.
+// Their reads are still checked.
+type Outage struct {
+	Node     int
+	From, To time.Duration
+}
+
+// Partition describes a network partition: from From to To, the nodes in
+// Minority could reach each other but none of the others (the driver still
+// reached every node, over a separate control network).
+type Partition struct {
+	From, To time.Duration
+	Minority []int
+}
+
+// side reports whether node n was on the minority side.
+func (p *Partition) side(n int) bool {
+	for _, m := range p.Minority {
+		if m == n {
+			return true
+		}
+	}
+	return false
+}
+
+// Input is everything Check needs.
+type Input struct {
+	Calls    []Call
+	Timeline Timeline
+	Outages  []Outage
+	// Partition is nil when the scenario has none.
+	Partition *Partition
+	// Deadline is the context deadline each call was given; Slack what a
+	// call may take beyond it (0.5 s in the issue).
+	Deadline, Slack time.Duration
+	// Recovered is when, after Timeline.FaultEnd, every node was serving
+	// again (negative: never); RecoveryBound how long that may take.
+	Recovered, RecoveryBound time.Duration
+}
+
+// interrupted reports whether c was in flight on a node during its outage.
+func (in *Input) interrupted(c *Call) bool {
+	for _, o := range in.Outages {
+		if o.Node == c.Node && c.Start < o.To && c.End >= o.From {
+			return true
+		}
+	}
+	return false
+}
