@@ -1,7 +1,6 @@
 package transport
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -366,32 +365,64 @@ func (p *peer) remove(cc *clientConn) {
 	p.mu.Unlock()
 }
 
-// dialConn dials addr and runs the client side of the handshake (and TLS), bounded by
+// dialConn dials the peer and runs the client side of the handshake, bounded by
 // DialTimeout and Shutdown.
 func (t *Transport) dialConn(p *peer) (*clientConn, error) {
-	ctx, cancel := context.WithTimeout(t.baseCtx, t.cfg.DialTimeout)
-	defer cancel()
-	d := net.Dialer{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: 15 * time.Second, Interval: 5 * time.Second, Count: 3}}
-	raw, err := d.DialContext(ctx, "tcp", p.addr)
+	conn, err := t.dialHandshake(t.baseCtx, p.addr)
 	if err != nil {
-		return nil, fmt.Errorf("transport: dial %s: %w", p.addr, err)
+		return nil, err
+	}
+	cc := &clientConn{
+		p:    p,
+		conn: conn,
+	}
+	cc.w = newConnWriter(conn, t.cfg.WriteTimeout, &t.st.bytesOut, t.cfg.MaxQueuedBytesPerConn)
+	return cc, nil
+}
+
+// dialHandshake dials addr and completes the handshake (label, TLS, secret), bounded by
+// parent, DialTimeout and Shutdown. The returned connection has no deadline.
+func (t *Transport) dialHandshake(parent context.Context, addr string) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(parent, t.cfg.DialTimeout)
+	defer cancel()
+	if parent != t.baseCtx {
+		defer context.AfterFunc(t.baseCtx, cancel)()
+	}
+	d := net.Dialer{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: 15 * time.Second, Interval: 5 * time.Second, Count: 3}}
+	raw, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("transport: dial %s: %w", addr, err)
 	}
 	stop := context.AfterFunc(ctx, func() { _ = raw.Close() })
-	conn, err := t.clientHandshake(ctx, raw, p.addr)
+	conn, err := t.clientHandshake(ctx, raw, addr)
 	if !stop() && err == nil {
-		err = fmt.Errorf("transport: dial %s: %w", p.addr, ctx.Err())
+		err = fmt.Errorf("transport: dial %s: %w", addr, ctx.Err())
 	}
 	if err != nil {
 		_ = raw.Close()
 		return nil, err
 	}
 	_ = raw.SetDeadline(time.Time{})
-	cc := &clientConn{
-		p:    p,
-		conn: conn,
+	return conn, nil
+}
+
+// Probe dials addr, completes the RPC handshake (cluster label, TLS and the shared secret,
+// as configured) and closes the connection. A nil error means that the peer is a member of
+// this cluster in the same security mode: it proved the secret or presented a trusted
+// certificate, and accepted ours. The cluster admits a member into the ring only after a
+// successful Probe. It fails with ErrPeerUnavailable for addresses blocked by SetBlocked.
+func (t *Transport) Probe(ctx context.Context, addr string) error {
+	if t.shut.Load() {
+		return ErrClosed
 	}
-	cc.w = newConnWriter(conn, t.cfg.WriteTimeout, &t.st.bytesOut)
-	return cc, nil
+	if t.isBlocked(addr) {
+		return fmt.Errorf("%w (%s): blocked by SetBlocked", ErrPeerUnavailable, addr)
+	}
+	conn, err := t.dialHandshake(ctx, addr)
+	if err != nil {
+		return fmt.Errorf("%w (%s): %w", ErrPeerUnavailable, addr, err)
+	}
+	return conn.Close()
 }
 
 func (t *Transport) clientHandshake(ctx context.Context, raw net.Conn, addr string) (net.Conn, error) {
@@ -402,36 +433,52 @@ func (t *Transport) clientHandshake(ctx context.Context, raw net.Conn, addr stri
 	if t.clientTLS != nil {
 		h.flags |= hsFlagTLS
 	}
-	buf := appendHello(make([]byte, 0, helloFixedLen+len(h.label)), h)
+	if t.auth != nil {
+		h.flags |= hsFlagAuth
+		h.nonce = newNonce()
+	}
+	buf := appendHello(make([]byte, 0, helloLen(h)), h)
 	if _, err := raw.Write(buf); err != nil {
 		return nil, fmt.Errorf("transport: dial %s: send handshake: %w", addr, err)
 	}
-	var reply [helloReplyLen]byte
-	if _, err := io.ReadFull(raw, reply[:]); err != nil {
+	var reply [helloReplyLen + nonceLen]byte
+	if _, err := io.ReadFull(raw, reply[:helloReplyLen]); err != nil {
 		return nil, fmt.Errorf("transport: dial %s: read handshake reply: %w", addr, err)
 	}
 	t.st.bytesOut.Add(uint64(len(buf)))
 	t.st.bytesIn.Add(helloReplyLen)
-	if err := decodeHelloReply(reply[:], t.cfg.Label); err != nil {
+	if err := decodeHelloReply(reply[:helloReplyLen], t.cfg.Label); err != nil {
 		return nil, fmt.Errorf("transport: dial %s: %w", addr, err)
 	}
-	if t.clientTLS == nil {
-		return raw, nil
-	}
-	cfg := t.clientTLS
-	if cfg.ServerName == "" {
-		host, _, err := net.SplitHostPort(addr)
-		if err != nil {
-			host = addr
+	var ns [nonceLen]byte
+	if t.auth != nil {
+		if _, err := io.ReadFull(raw, ns[:]); err != nil {
+			return nil, fmt.Errorf("transport: dial %s: read handshake nonce: %w", addr, err)
 		}
-		cfg = cfg.Clone()
-		cfg.ServerName = host
 	}
-	tc := tls.Client(raw, cfg)
-	if err := tc.HandshakeContext(ctx); err != nil {
-		return nil, fmt.Errorf("transport: dial %s: TLS handshake: %w", addr, err)
+	conn := raw
+	if t.clientTLS != nil {
+		cfg := t.clientTLS
+		if cfg.ServerName == "" {
+			host, _, err := net.SplitHostPort(addr)
+			if err != nil {
+				host = addr
+			}
+			cfg = cfg.Clone()
+			cfg.ServerName = host
+		}
+		tc := tls.Client(raw, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return nil, fmt.Errorf("transport: dial %s: TLS handshake: %w", addr, err)
+		}
+		conn = tc
 	}
-	return tc, nil
+	if t.auth != nil {
+		if err := t.auth.clientAuth(conn, h, &ns); err != nil {
+			return nil, fmt.Errorf("transport: dial %s: %w", addr, err)
+		}
+	}
+	return conn, nil
 }
 
 // clientConn is one multiplexed connection to a peer: callers register a pending call and
@@ -515,10 +562,10 @@ func (cc *clientConn) close(err error, broken bool) {
 // readLoop routes responses to pending calls until the connection fails.
 func (cc *clientConn) readLoop() {
 	t := cc.p.t
-	br := bufio.NewReaderSize(&deadlineReader{conn: cc.conn, idle: t.readIdle, bytes: &t.st.bytesIn}, readBufSize)
+	fr := newFrameReader(cc.conn, t.readIdle, t.cfg.ReadTimeout, &t.st.bytesIn, nil, t.baseCtx)
 	var hb [frameHeaderLen]byte
 	for {
-		if _, err := io.ReadFull(br, hb[:]); err != nil {
+		if _, err := io.ReadFull(fr.br, hb[:]); err != nil {
 			cc.close(fmt.Errorf("%w (%s): read: %w", ErrPeerUnavailable, cc.p.addr, err), true)
 			return
 		}
@@ -538,8 +585,7 @@ func (cc *clientConn) readLoop() {
 		case frameResp, frameErr:
 			var payload []byte
 			if h.length > 0 {
-				payload = make([]byte, h.length)
-				if _, err := io.ReadFull(br, payload); err != nil {
+				if payload, err = fr.payload(int(h.length)); err != nil {
 					cc.close(fmt.Errorf("%w (%s): read: %w", ErrPeerUnavailable, cc.p.addr, err), true)
 					return
 				}
@@ -555,7 +601,9 @@ func (cc *clientConn) readLoop() {
 			}
 			c.ch <- struct{}{}
 		case framePing:
-			cc.w.enqueue(frameHeader{typ: framePong, id: h.id}, nil)
+			if !cc.w.full() { // a peer that pings and never reads gets no answers
+				cc.w.enqueue(frameHeader{typ: framePong, id: h.id}, nil)
+			}
 		case framePong:
 		case frameGoAway:
 			cc.goaway.Store(true)

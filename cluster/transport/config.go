@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"cmp"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -19,6 +20,11 @@ const (
 	DefaultHandshakeTimeout      = 5 * time.Second
 	DefaultKeepaliveInterval     = 15 * time.Second
 	DefaultWriteTimeout          = 10 * time.Second
+	DefaultReadTimeout           = 10 * time.Second
+	DefaultIdleTimeout           = 5 * time.Minute
+	DefaultMaxConnsPerIP         = 64
+	DefaultMaxPendingConns       = 128
+	DefaultMaxQueuedBytesPerConn = 8 << 20
 
 	// minFrameBytes is the smallest accepted MaxFrameBytes (a header plus a little payload).
 	minFrameBytes = 64
@@ -48,6 +54,13 @@ type Config struct {
 	// ClientTLS is used when dialing peers. When ServerName is empty, the host part of the
 	// peer address is used (so certificates need IP SANs when peers are addressed by IP).
 	ClientTLS *tls.Config
+	// AuthSecret, when set, authenticates every RPC connection in both directions: each side
+	// proves it knows the secret with an HMAC-SHA256 over both sides' nonces, the label and
+	// (under TLS) the TLS session, keyed by a key derived from the secret (see auth.go). A
+	// peer without it, or with another, cannot exchange a single frame. Use the cluster's
+	// gossip secret, so that the one secret protects gossip and data. nil = no secret: only
+	// mutual TLS, if configured, authenticates peers. Every node must use the same.
+	AuthSecret []byte
 	// Handler serves incoming requests. It may be nil and set later with SetHandler; requests
 	// arriving before that fail on the caller with ErrNoHandler.
 	Handler Handler
@@ -89,6 +102,44 @@ type Config struct {
 	// WriteTimeout bounds each socket write; a connection whose peer stops reading is closed
 	// after it. 0 = DefaultWriteTimeout (10 s).
 	WriteTimeout time.Duration
+	// ReadTimeout bounds receiving the payload of one large frame (over 64 KiB) once its
+	// header has arrived, so that a peer cannot hold a half-sent frame, and its share of
+	// MaxReceiveBufferBytes, by trickling bytes. 0 = DefaultReadTimeout (10 s): at least
+	// 1.6 MB/s for a 16 MiB frame.
+	ReadTimeout time.Duration
+	// IdleTimeout closes an accepted RPC connection that has served no request for this long
+	// (keepalive pings do not count): the server sends GOAWAY, then closes it about one
+	// KeepaliveInterval later; the client redials on its next Call. It bounds how long an
+	// abandoned connection holds a slot of MaxConnsPerIP. Checked every KeepaliveInterval
+	// (or every IdleTimeout/2 when keepalives are off). 0 = DefaultIdleTimeout (5 min);
+	// negative never expires idle connections.
+	IdleTimeout time.Duration
+	// MaxConnsPerIP bounds the TCP connections accepted from one remote IP address and open
+	// at once: RPC connections, memberlist streams and connections still in their handshake.
+	// Beyond it a new connection is closed at once. Nodes sharing an IP (a test cluster on
+	// 127.0.0.1) each hold ConnsPerPeer connections to every other: raise it above
+	// ConnsPerPeer × (nodes per IP) + a few when many nodes share one.
+	// 0 = DefaultMaxConnsPerIP (64); negative = no limit.
+	MaxConnsPerIP int
+	// MaxPendingConns bounds the accepted connections that have not yet finished their
+	// handshake (not yet classified, or RPC and not yet authenticated), over all addresses.
+	// Beyond it a new connection is closed at once. Each waits at most HandshakeTimeout.
+	// 0 = DefaultMaxPendingConns (128); negative = no limit.
+	MaxPendingConns int
+	// MaxQueuedBytesPerConn bounds the reply bytes queued on one accepted connection: when
+	// they reach it, the server stops reading that connection until its writer has drained
+	// them (a client that sends requests and never reads the replies gets TCP backpressure,
+	// and its connection is closed after WriteTimeout). Replies of requests already running
+	// are still queued, so the queue can exceed it by those. Keepalive answers are dropped
+	// beyond it. 0 = DefaultMaxQueuedBytesPerConn (8 MiB).
+	MaxQueuedBytesPerConn int
+	// MaxReceiveBufferBytes bounds the memory of large frames (payload over 64 KiB) being
+	// received on all accepted connections at once. Payload buffers grow as bytes arrive
+	// (never sized from the header alone) and take their size from this budget; a frame that
+	// cannot get budget within ReadTimeout closes its connection. A received frame returns
+	// its budget when it is complete (handed to the Handler).
+	// 0 = 2 × MaxFrameBytes (32 MiB by default). At least MaxFrameBytes.
+	MaxReceiveBufferBytes int
 }
 
 // DefaultConnsPerPeer is the ConnsPerPeer default: 1 below 4 usable CPUs, where one
@@ -113,6 +164,12 @@ func DefaultConfig() Config {
 		HandshakeTimeout:      DefaultHandshakeTimeout,
 		KeepaliveInterval:     DefaultKeepaliveInterval,
 		WriteTimeout:          DefaultWriteTimeout,
+		ReadTimeout:           DefaultReadTimeout,
+		IdleTimeout:           DefaultIdleTimeout,
+		MaxConnsPerIP:         DefaultMaxConnsPerIP,
+		MaxPendingConns:       DefaultMaxPendingConns,
+		MaxQueuedBytesPerConn: DefaultMaxQueuedBytesPerConn,
+		MaxReceiveBufferBytes: 2 * DefaultMaxFrameBytes,
 	}
 }
 
@@ -158,6 +215,18 @@ func (c Config) Validate() error {
 	if c.WriteTimeout < 0 {
 		bad("WriteTimeout %v is negative", c.WriteTimeout)
 	}
+	if c.ReadTimeout < 0 {
+		bad("ReadTimeout %v is negative", c.ReadTimeout)
+	}
+	if c.MaxQueuedBytesPerConn < 0 {
+		bad("MaxQueuedBytesPerConn %d is negative", c.MaxQueuedBytesPerConn)
+	}
+	if c.MaxReceiveBufferBytes < 0 {
+		bad("MaxReceiveBufferBytes %d is negative", c.MaxReceiveBufferBytes)
+	} else if c.MaxReceiveBufferBytes > 0 && c.MaxReceiveBufferBytes < cmp.Or(c.MaxFrameBytes, DefaultMaxFrameBytes) {
+		bad("MaxReceiveBufferBytes %d is below MaxFrameBytes %d: the largest frame could never be received",
+			c.MaxReceiveBufferBytes, cmp.Or(c.MaxFrameBytes, DefaultMaxFrameBytes))
+	}
 	return errors.Join(errs...)
 }
 
@@ -187,6 +256,24 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = d.WriteTimeout
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = d.ReadTimeout
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = d.IdleTimeout
+	}
+	if c.MaxConnsPerIP == 0 {
+		c.MaxConnsPerIP = d.MaxConnsPerIP
+	}
+	if c.MaxPendingConns == 0 {
+		c.MaxPendingConns = d.MaxPendingConns
+	}
+	if c.MaxQueuedBytesPerConn == 0 {
+		c.MaxQueuedBytesPerConn = d.MaxQueuedBytesPerConn
+	}
+	if c.MaxReceiveBufferBytes == 0 {
+		c.MaxReceiveBufferBytes = 2 * c.MaxFrameBytes
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -1,6 +1,10 @@
 package transport
 
 import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
 	"net"
 	"runtime"
 	"sync"
@@ -30,20 +34,29 @@ const maxSpareWriteBuf = 1 << 20
 // writes everything queued with one Write call. Frames queued while a Write is in progress
 // go out together in the next one, so a busy connection batches many frames per syscall and
 // an idle one writes a lone frame at once: batching without a Nagle-style delay.
+//
+// queued counts the bytes queued or being written, so that a server reader can stop
+// reading a connection whose peer does not read its replies (waitRoom).
 type connWriter struct {
 	conn    net.Conn
 	timeout time.Duration
 	bytes   *atomic.Uint64
+	limit   int64 // waitRoom blocks while queued >= limit
+	queued  atomic.Int64
 
 	mu       sync.Mutex
 	buf      []byte
 	signaled bool // a wake token is pending or the writer is about to swap
 	state    int
 	wake     chan struct{} // capacity 1
+	room     *sync.Cond    // on mu: queued dropped below limit, or the writer stopped
+	waiting  bool          // a reader waits on room
 }
 
-func newConnWriter(conn net.Conn, timeout time.Duration, bytes *atomic.Uint64) *connWriter {
-	return &connWriter{conn: conn, timeout: timeout, bytes: bytes, wake: make(chan struct{}, 1), buf: make([]byte, 0, 4096)}
+func newConnWriter(conn net.Conn, timeout time.Duration, bytes *atomic.Uint64, limit int) *connWriter {
+	w := &connWriter{conn: conn, timeout: timeout, bytes: bytes, limit: int64(limit), wake: make(chan struct{}, 1), buf: make([]byte, 0, 4096)}
+	w.room = sync.NewCond(&w.mu)
+	return w
 }
 
 // enqueue appends one frame (header plus payload, copied) and reports whether the writer
@@ -56,9 +69,37 @@ func (w *connWriter) enqueue(h frameHeader, payload []byte) bool {
 	}
 	w.buf = appendHeader(w.buf, h)
 	w.buf = append(w.buf, payload...)
+	w.queued.Add(int64(frameHeaderLen + len(payload)))
 	w.signalLocked()
 	w.mu.Unlock()
 	return true
+}
+
+// full reports whether the queue has reached its limit.
+func (w *connWriter) full() bool { return w.queued.Load() >= w.limit }
+
+// waitRoom blocks while the queue is full and reports whether the writer is still open.
+// The fast path is one atomic load. paused counts the waits.
+func (w *connWriter) waitRoom(paused *atomic.Uint64) bool {
+	if !w.full() {
+		return true
+	}
+	paused.Add(1)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for w.full() && w.state == writerOpen {
+		w.waiting = true
+		w.room.Wait()
+	}
+	return w.state == writerOpen
+}
+
+// wakeReaderLocked wakes a reader blocked in waitRoom. w.mu must be held.
+func (w *connWriter) wakeReaderLocked() {
+	if w.waiting {
+		w.waiting = false
+		w.room.Broadcast()
+	}
 }
 
 // signalLocked wakes the writer unless a wake-up is already pending. w.mu must be held.
@@ -80,6 +121,7 @@ func (w *connWriter) finish() {
 	if w.state == writerOpen {
 		w.state = writerFinishing
 		w.signalLocked()
+		w.wakeReaderLocked()
 	}
 	w.mu.Unlock()
 }
@@ -91,6 +133,7 @@ func (w *connWriter) abort() {
 		w.state = writerClosed
 		w.buf = nil
 		w.signalLocked()
+		w.wakeReaderLocked()
 	}
 	w.mu.Unlock()
 	_ = w.conn.Close()
@@ -99,7 +142,14 @@ func (w *connWriter) abort() {
 // loop runs the writer until finish, abort or a write error. It always closes the
 // connection on exit and reports a write error (not caused by abort) to onErr.
 func (w *connWriter) loop(onErr func(error)) {
-	defer func() { _ = w.conn.Close() }()
+	defer func() {
+		w.mu.Lock()
+		w.state = writerClosed
+		w.buf = nil
+		w.wakeReaderLocked()
+		w.mu.Unlock()
+		_ = w.conn.Close()
+	}()
 	var spare []byte
 	var refreshAt time.Time
 	for range w.wake {
@@ -137,6 +187,11 @@ func (w *connWriter) loop(onErr func(error)) {
 			}
 			n, err := w.conn.Write(out)
 			w.bytes.Add(uint64(n))
+			if w.queued.Add(-int64(len(out))) < w.limit {
+				w.mu.Lock()
+				w.wakeReaderLocked()
+				w.mu.Unlock()
+			}
 			if err != nil {
 				w.mu.Lock()
 				aborted := w.state == writerClosed
@@ -166,16 +221,25 @@ func (w *connWriter) loop(onErr func(error)) {
 
 // deadlineReader refreshes the connection's read deadline while reading, so that a
 // connection that receives nothing for between idle/2 and idle fails its Read. Keepalive
-// pings guarantee traffic on a healthy connection. It also counts bytes read.
+// pings guarantee traffic on a healthy connection. While a large frame is read, its
+// own deadline (setFrameDeadline) applies instead. It also counts bytes read.
 type deadlineReader struct {
 	conn      net.Conn
 	idle      time.Duration // 0 = no deadline
 	refreshAt time.Time
 	bytes     *atomic.Uint64
+	frameDL   time.Time // non-zero while a large frame is read
+	frameSet  bool      // frameDL is installed on conn
 }
 
 func (r *deadlineReader) Read(p []byte) (int, error) {
-	if r.idle > 0 {
+	switch {
+	case !r.frameDL.IsZero():
+		if !r.frameSet {
+			_ = r.conn.SetReadDeadline(r.frameDL)
+			r.frameSet = true
+		}
+	case r.idle > 0:
 		if now := time.Now(); now.After(r.refreshAt) {
 			_ = r.conn.SetReadDeadline(now.Add(r.idle))
 			r.refreshAt = now.Add(r.idle / 2)
@@ -186,11 +250,107 @@ func (r *deadlineReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// prefixConn replays the byte the classifier read before handing the connection to memberlist.
+// setFrameDeadline makes reads fail after dl until clearFrameDeadline.
+func (r *deadlineReader) setFrameDeadline(dl time.Time) { r.frameDL, r.frameSet = dl, false }
+
+// clearFrameDeadline restores the idle deadline (refreshed on the next Read).
+func (r *deadlineReader) clearFrameDeadline() {
+	if r.frameSet {
+		if r.idle > 0 {
+			r.refreshAt = time.Time{}
+		} else {
+			_ = r.conn.SetReadDeadline(time.Time{})
+		}
+	}
+	r.frameDL, r.frameSet = time.Time{}, false
+}
+
+// directPayloadBytes is the largest payload allocated at its full length as soon as its
+// header arrives; larger ones grow as their bytes arrive.
+const directPayloadBytes = 64 << 10
+
+// frameReader reads frames from one connection: headers, and payloads into buffers that
+// grow as bytes arrive, so a header announcing 16 MiB reserves nothing until the bytes
+// come. With a budget (server side), a large payload takes its buffer size from the
+// node-wide budget while it is received, waiting for it at most until the frame deadline.
+type frameReader struct {
+	br      *bufio.Reader
+	dr      *deadlineReader
+	timeout time.Duration   // bounds one large frame, header to last byte
+	budget  *byteBudget     // nil: no budget (client side)
+	ctx     context.Context // ends budget waits at shutdown
+}
+
+func newFrameReader(conn net.Conn, idle, timeout time.Duration, bytes *atomic.Uint64, budget *byteBudget, ctx context.Context) *frameReader {
+	dr := &deadlineReader{conn: conn, idle: idle, bytes: bytes}
+	return &frameReader{br: bufio.NewReaderSize(dr, readBufSize), dr: dr, timeout: timeout, budget: budget, ctx: ctx}
+}
+
+// payload reads an n-byte payload.
+func (r *frameReader) payload(n int) ([]byte, error) {
+	if n <= directPayloadBytes {
+		p := make([]byte, n)
+		_, err := io.ReadFull(r.br, p)
+		return p, err
+	}
+	deadline := time.Now().Add(r.timeout)
+	r.dr.setFrameDeadline(deadline)
+	defer r.dr.clearFrameDeadline()
+	var held int64
+	if r.budget != nil {
+		defer func() { r.budget.release(held) }()
+	}
+	var buf []byte
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			newCap := min(max(2*cap(buf), directPayloadBytes), n)
+			if r.budget != nil {
+				if err := r.grant(int64(newCap-cap(buf)), deadline); err != nil {
+					return nil, err
+				}
+				held += int64(newCap - cap(buf))
+			}
+			nb := make([]byte, len(buf), newCap)
+			copy(nb, buf)
+			buf = nb
+		}
+		m, err := r.br.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+m]
+		if err != nil && len(buf) < n {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	return buf, nil
+}
+
+// grant takes n bytes of the budget, waiting at most until deadline.
+func (r *frameReader) grant(n int64, deadline time.Time) error {
+	if r.budget.tryAcquire(n) {
+		return nil
+	}
+	ctx, cancel := context.WithDeadline(r.ctx, deadline)
+	defer cancel()
+	if err := r.budget.acquire(ctx, n); err != nil {
+		return fmt.Errorf("%w: waiting %v for %d bytes of MaxReceiveBufferBytes: %w", ErrBadFrame, r.timeout, n, err)
+	}
+	return nil
+}
+
+// prefixConn replays the byte the classifier read before handing the connection to
+// memberlist, and frees the connection's limiter slot when memberlist closes it.
 type prefixConn struct {
 	net.Conn
 	first    byte
 	replayed bool
+	slot     *connSlot
+}
+
+func (c *prefixConn) Close() error {
+	c.slot.release()
+	return c.Conn.Close()
 }
 
 func (c *prefixConn) Read(p []byte) (int, error) {

@@ -25,6 +25,9 @@ var (
 	ErrBadFrame = errors.New("transport: bad frame")
 	// ErrBadHandshake: the connection preamble was malformed or refused (version, TLS mode).
 	ErrBadHandshake = errors.New("transport: bad handshake")
+	// ErrAuthFailed: the peer could not be authenticated with the shared secret (it has
+	// another secret or none), or it refused ours. Nothing was exchanged.
+	ErrAuthFailed = errors.New("transport: peer authentication failed")
 	// ErrNoHandler: the peer has no Handler set yet.
 	ErrNoHandler = errors.New("transport: no handler")
 	// ErrHandlerPanic: the peer's Handler panicked while serving the request.

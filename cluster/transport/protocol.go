@@ -12,12 +12,16 @@ const (
 	// magic is the first byte of every RPC connection. memberlist streams start
 	// with a message type (0-13) or its label marker (244), never with 0xC3.
 	magic byte = 0xC3
-	// protoVersion is the only protocol version this package speaks.
-	protoVersion byte = 1
+	// protoVersion is the only protocol version this package speaks. Version 2 added the
+	// secret-based authentication (hsFlagAuth).
+	protoVersion byte = 2
 
 	// hsFlagTLS in the hello flags: both sides start TLS after the reply.
-	hsFlagTLS    byte = 1 << 0
-	hsKnownFlags      = hsFlagTLS
+	hsFlagTLS byte = 1 << 0
+	// hsFlagAuth in the hello flags: the client knows the shared secret; a nonce follows the
+	// label and both sides prove the secret after the reply (and after TLS).
+	hsFlagAuth   byte = 1 << 1
+	hsKnownFlags      = hsFlagTLS | hsFlagAuth
 
 	// helloFixedLen is magic, version, flags and label length.
 	helloFixedLen = 4
@@ -36,6 +40,10 @@ const (
 	hsTLSUnavailable byte = 4
 	hsShuttingDown   byte = 5
 	hsBadFlags       byte = 6
+	// hsAuthRequired: the server has a secret and the client offered none.
+	hsAuthRequired byte = 7
+	// hsAuthUnavailable: the client offered a secret the server does not have.
+	hsAuthUnavailable byte = 8
 )
 
 // Frame types.
@@ -138,12 +146,26 @@ type hello struct {
 	version byte
 	flags   byte
 	label   string
+	nonce   [nonceLen]byte // the client's challenge; present when flags has hsFlagAuth
+}
+
+// helloLen is the encoded size of h.
+func helloLen(h hello) int {
+	n := helloFixedLen + len(h.label)
+	if h.flags&hsFlagAuth != 0 {
+		n += nonceLen
+	}
+	return n
 }
 
 // appendHello appends the encoded hello. The label must be at most 255 bytes (Validate checks).
 func appendHello(b []byte, h hello) []byte {
 	b = append(b, magic, h.version, h.flags, byte(len(h.label)))
-	return append(b, h.label...)
+	b = append(b, h.label...)
+	if h.flags&hsFlagAuth != 0 {
+		b = append(b, h.nonce[:]...)
+	}
+	return b
 }
 
 // decodeHello parses a complete hello from b and returns the bytes consumed.
@@ -158,18 +180,30 @@ func decodeHello(b []byte) (hello, int, error) {
 	if len(b) < n {
 		return hello{}, 0, fmt.Errorf("%w: truncated label: have %d of %d bytes", ErrBadHandshake, len(b)-helloFixedLen, b[3])
 	}
-	return hello{version: b[1], flags: b[2], label: string(b[helloFixedLen:n])}, n, nil
+	h := hello{version: b[1], flags: b[2], label: string(b[helloFixedLen:n])}
+	if h.flags&hsFlagAuth != 0 {
+		if len(b) < n+nonceLen {
+			return hello{}, 0, fmt.Errorf("%w: truncated nonce: have %d of %d bytes", ErrBadHandshake, len(b)-n, nonceLen)
+		}
+		copy(h.nonce[:], b[n:n+nonceLen])
+		n += nonceLen
+	}
+	return h, n, nil
 }
 
 // readHello reads a hello from r. The magic byte has already been consumed by the
-// connection classifier, so r starts at the version byte.
+// connection classifier, so r starts at the version byte. It reads at most
+// helloFixedLen+maxLabelLen+nonceLen bytes, into a fixed buffer.
 func readHello(r io.Reader) (hello, error) {
-	var buf [helloFixedLen + maxLabelLen]byte
+	var buf [helloFixedLen + maxLabelLen + nonceLen]byte
 	buf[0] = magic
 	if _, err := io.ReadFull(r, buf[1:helloFixedLen]); err != nil {
 		return hello{}, fmt.Errorf("%w: reading hello: %w", ErrBadHandshake, err)
 	}
 	n := helloFixedLen + int(buf[3])
+	if buf[2]&hsFlagAuth != 0 {
+		n += nonceLen
+	}
 	if _, err := io.ReadFull(r, buf[helloFixedLen:n]); err != nil {
 		return hello{}, fmt.Errorf("%w: reading label: %w", ErrBadHandshake, err)
 	}
@@ -200,13 +234,17 @@ func decodeHelloReply(b []byte, label string) error {
 		return ErrShuttingDown
 	case hsBadFlags:
 		return fmt.Errorf("%w: peer refused our handshake flags", ErrBadHandshake)
+	case hsAuthRequired:
+		return fmt.Errorf("%w: peer requires the cluster secret but AuthSecret is not configured", ErrAuthFailed)
+	case hsAuthUnavailable:
+		return fmt.Errorf("%w: peer has no cluster secret configured but we have one", ErrAuthFailed)
 	default:
 		return fmt.Errorf("%w: unknown reply status %d", ErrBadHandshake, b[1])
 	}
 }
 
 // checkHello decides the server's reply status for a hello.
-func checkHello(h hello, label string, serverTLS bool) byte {
+func checkHello(h hello, label string, serverTLS, serverAuth bool) byte {
 	switch {
 	case h.version != protoVersion:
 		return hsBadVersion
@@ -218,6 +256,10 @@ func checkHello(h hello, label string, serverTLS bool) byte {
 		return hsTLSRequired
 	case !serverTLS && h.flags&hsFlagTLS != 0:
 		return hsTLSUnavailable
+	case serverAuth && h.flags&hsFlagAuth == 0:
+		return hsAuthRequired
+	case !serverAuth && h.flags&hsFlagAuth != 0:
+		return hsAuthUnavailable
 	}
 	return hsOK
 }

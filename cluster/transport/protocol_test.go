@@ -62,12 +62,31 @@ func TestHelloRoundTripAndChecks(t *testing.T) {
 	_, err = readHello(bytes.NewReader([]byte{1, 0, 5, 'a'}))
 	require.ErrorIs(t, err, ErrBadHandshake)
 
-	assert.Equal(t, hsOK, checkHello(hello{version: protoVersion, label: "x"}, "x", false))
-	assert.Equal(t, hsBadLabel, checkHello(hello{version: protoVersion, label: "y"}, "x", false))
-	assert.Equal(t, hsBadVersion, checkHello(hello{version: 2, label: "x"}, "x", false))
-	assert.Equal(t, hsBadFlags, checkHello(hello{version: protoVersion, flags: 0x80, label: "x"}, "x", false))
-	assert.Equal(t, hsTLSRequired, checkHello(hello{version: protoVersion, label: "x"}, "x", true))
-	assert.Equal(t, hsTLSUnavailable, checkHello(hello{version: protoVersion, flags: hsFlagTLS, label: "x"}, "x", false))
+	// With the auth flag, a nonce follows the label.
+	ha := hello{version: protoVersion, flags: hsFlagAuth | hsFlagTLS, label: "prod/eu", nonce: newNonce()}
+	b = appendHello(nil, ha)
+	assert.Len(t, b, helloLen(ha))
+	got, n, err = decodeHello(b)
+	require.NoError(t, err)
+	assert.Equal(t, ha, got)
+	assert.Equal(t, len(b), n)
+	got, err = readHello(bytes.NewReader(b[1:]))
+	require.NoError(t, err)
+	assert.Equal(t, ha, got)
+	_, _, err = decodeHello(b[:len(b)-1])
+	require.ErrorIs(t, err, ErrBadHandshake)
+
+	assert.Equal(t, hsOK, checkHello(hello{version: protoVersion, label: "x"}, "x", false, false))
+	assert.Equal(t, hsBadLabel, checkHello(hello{version: protoVersion, label: "y"}, "x", false, false))
+	assert.Equal(t, hsBadVersion, checkHello(hello{version: 1, label: "x"}, "x", false, false))
+	assert.Equal(t, hsBadFlags, checkHello(hello{version: protoVersion, flags: 0x80, label: "x"}, "x", false, false))
+	assert.Equal(t, hsTLSRequired, checkHello(hello{version: protoVersion, label: "x"}, "x", true, false))
+	assert.Equal(t, hsTLSUnavailable, checkHello(hello{version: protoVersion, flags: hsFlagTLS, label: "x"}, "x", false, false))
+	assert.Equal(t, hsAuthRequired, checkHello(hello{version: protoVersion, label: "x"}, "x", false, true))
+	assert.Equal(t, hsAuthUnavailable, checkHello(hello{version: protoVersion, flags: hsFlagAuth, label: "x"}, "x", false, false))
+	assert.Equal(t, hsOK, checkHello(hello{version: protoVersion, flags: hsFlagAuth, label: "x"}, "x", false, true))
+	require.ErrorIs(t, decodeHelloReply([]byte{magic, hsAuthRequired}, "x"), ErrAuthFailed)
+	require.ErrorIs(t, decodeHelloReply([]byte{magic, hsAuthUnavailable}, "x"), ErrAuthFailed)
 
 	require.NoError(t, decodeHelloReply([]byte{magic, hsOK}, ""))
 	require.ErrorIs(t, decodeHelloReply([]byte{magic, hsBadLabel}, "x"), ErrLabelMismatch)
@@ -114,6 +133,7 @@ func FuzzDecodeHello(f *testing.F) {
 	f.Add(appendHello(nil, hello{version: protoVersion, flags: hsFlagTLS, label: "prod"}))
 	f.Add([]byte{magic, 1, 0, 200})
 	f.Add([]byte{magic})
+	f.Add(appendHello(nil, hello{version: protoVersion, flags: hsFlagAuth, label: "prod", nonce: [nonceLen]byte{1, 2, 3}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, n, err := decodeHello(b)
 		if err != nil {
@@ -130,7 +150,7 @@ func FuzzDecodeHello(f *testing.F) {
 				t.Fatalf("readHello disagrees: %v/%v %+v/%+v", err, err2, h, h2)
 			}
 		}
-		_ = checkHello(h, "prod", len(b)%2 == 0)
+		_ = checkHello(h, "prod", len(b)%2 == 0, len(b)%3 == 0)
 		_ = decodeHelloReply(b, "prod")
 	})
 }

@@ -1,7 +1,6 @@
 package transport
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -9,71 +8,44 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // acceptRPC runs the server side of the handshake on a classified connection (its magic
 // byte already read), then serves it on this goroutine until it closes. stop cancels the
-// classifier's close-on-shutdown hook.
-func (t *Transport) acceptRPC(c net.Conn, stop func() bool) {
+// classifier's close-on-shutdown hook; deadline bounds the whole handshake.
+func (t *Transport) acceptRPC(c net.Conn, stop func() bool, slot *connSlot, deadline time.Time) {
 	remote := c.RemoteAddr().String()
-	fail := func(msg string, args ...any) {
-		stop()
-		_ = c.Close()
-		t.log.Warn(msg, append([]any{"remote", remote}, args...)...)
-	}
-	h, err := readHello(c)
+	conn, err := t.serverHandshake(c, deadline)
 	if err != nil {
-		fail("refused RPC connection: malformed handshake", "err", err)
-		return
-	}
-	status := checkHello(h, t.cfg.Label, t.cfg.ServerTLS != nil)
-	if status == hsOK && (t.draining.Load() || t.shut.Load()) {
-		status = hsShuttingDown
-	}
-	_ = c.SetWriteDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
-	if _, err := c.Write([]byte{magic, status}); err != nil {
-		fail("RPC handshake reply failed", "err", err)
-		return
-	}
-	t.st.bytesIn.Add(uint64(helloFixedLen + len(h.label)))
-	t.st.bytesOut.Add(helloReplyLen)
-	switch status {
-	case hsOK:
-	case hsBadLabel:
-		fail("refused RPC connection: cluster label mismatch", "their_label", h.label, "our_label", t.cfg.Label)
-		return
-	case hsShuttingDown:
 		stop()
 		_ = c.Close()
-		return
-	default:
-		fail("refused RPC connection", "status", status, "version", h.version, "flags", h.flags)
-		return
-	}
-	conn := c
-	if t.cfg.ServerTLS != nil {
-		tc := tls.Server(c, t.cfg.ServerTLS)
-		ctx, cancel := context.WithTimeout(t.baseCtx, t.cfg.HandshakeTimeout)
-		err := tc.HandshakeContext(ctx)
-		cancel()
-		if err != nil {
-			fail("refused RPC connection: TLS handshake failed", "err", err)
-			return
+		slot.release()
+		switch {
+		case errors.Is(err, ErrShuttingDown):
+		case errors.Is(err, ErrAuthFailed), errors.Is(err, ErrLabelMismatch):
+			t.st.authFailures.Add(1)
+			t.log.Warn("refused RPC connection", "remote", remote, "err", err)
+		default:
+			t.log.Debug("refused RPC connection", "remote", remote, "err", err)
 		}
-		conn = tc
+		return
 	}
 	_ = c.SetDeadline(time.Time{})
+	slot.settle()
 	if !stop() {
 		_ = c.Close()
+		slot.release()
 		return // shut down meanwhile
 	}
-	sc := &serverConn{t: t, conn: conn, remote: remote, running: make(map[uint64]*reqCtx)}
-	sc.w = newConnWriter(conn, t.cfg.WriteTimeout, &t.st.bytesOut)
+	sc := &serverConn{t: t, conn: conn, remote: remote, slot: slot, running: make(map[uint64]*reqCtx)}
+	sc.w = newConnWriter(conn, t.cfg.WriteTimeout, &t.st.bytesOut, t.cfg.MaxQueuedBytesPerConn)
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
 		_ = conn.Close()
+		slot.release()
 		return
 	}
 	t.sconns[sc] = struct{}{}
@@ -93,6 +65,65 @@ func (t *Transport) acceptRPC(c net.Conn, stop func() bool) {
 	sc.readLoop()
 }
 
+// serverHandshake reads the hello, answers it, and runs TLS and the secret-based
+// authentication as configured, all before deadline. It returns the connection to serve
+// (TLS or plain), or an error saying why the peer was refused. Nothing it reads is sized by
+// the peer beyond the 255-byte label, so an unauthenticated connection costs a goroutine
+// and a few hundred bytes for at most HandshakeTimeout.
+func (t *Transport) serverHandshake(c net.Conn, deadline time.Time) (net.Conn, error) {
+	h, err := readHello(c)
+	if err != nil {
+		return nil, err
+	}
+	status := checkHello(h, t.cfg.Label, t.cfg.ServerTLS != nil, t.auth != nil)
+	if status == hsOK && (t.draining.Load() || t.shut.Load()) {
+		status = hsShuttingDown
+	}
+	reply := make([]byte, 0, helloReplyLen+nonceLen)
+	reply = append(reply, magic, status)
+	var ns [nonceLen]byte
+	auth := status == hsOK && h.flags&hsFlagAuth != 0
+	if auth {
+		ns = newNonce()
+		reply = append(reply, ns[:]...)
+	}
+	if _, err := c.Write(reply); err != nil {
+		return nil, fmt.Errorf("%w: sending reply: %w", ErrBadHandshake, err)
+	}
+	t.st.bytesIn.Add(uint64(helloLen(h)))
+	t.st.bytesOut.Add(uint64(len(reply)))
+	switch status {
+	case hsOK:
+	case hsBadLabel:
+		return nil, fmt.Errorf("%w: peer's label %q, ours %q", ErrLabelMismatch, h.label, t.cfg.Label)
+	case hsShuttingDown:
+		return nil, ErrShuttingDown
+	case hsAuthRequired:
+		return nil, fmt.Errorf("%w: peer has no cluster secret", ErrAuthFailed)
+	case hsAuthUnavailable:
+		return nil, fmt.Errorf("%w: peer has a cluster secret and we have none", ErrAuthFailed)
+	default:
+		return nil, fmt.Errorf("%w: status %d (version %d, flags %#x)", ErrBadHandshake, status, h.version, h.flags)
+	}
+	conn := c
+	if t.cfg.ServerTLS != nil {
+		tc := tls.Server(c, t.cfg.ServerTLS)
+		ctx, cancel := context.WithDeadline(t.baseCtx, deadline)
+		err := tc.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("%w: TLS handshake: %w", ErrAuthFailed, err)
+		}
+		conn = tc
+	}
+	if auth {
+		if err := t.auth.serverAuth(conn, h, &ns); err != nil {
+			return nil, err
+		}
+	}
+	return conn, nil
+}
+
 // serverConn is one accepted RPC connection: a reader (the accepting goroutine) dispatching
 // each request to its own goroutine, and a writer.
 type serverConn struct {
@@ -100,6 +131,13 @@ type serverConn struct {
 	conn   net.Conn
 	remote string
 	w      *connWriter
+	slot   *connSlot // released when the connection ends
+	reqs   atomic.Uint64
+
+	// Idle tracking, touched only by the maintenance goroutine (checkIdle).
+	idleReqs   uint64    // reqs when last seen changing
+	idleSince  time.Time // when reqs last changed (zero: not yet observed)
+	idleGoAway bool      // GOAWAY sent for idleness
 
 	// mu guards running and closed.
 	mu      sync.Mutex
@@ -132,11 +170,17 @@ func (sc *serverConn) readLoop() {
 		t.mu.Lock()
 		delete(t.sconns, sc)
 		t.mu.Unlock()
+		sc.slot.release()
 	}()
-	br := bufio.NewReaderSize(&deadlineReader{conn: sc.conn, idle: t.readIdle, bytes: &t.st.bytesIn}, readBufSize)
+	fr := newFrameReader(sc.conn, t.readIdle, t.cfg.ReadTimeout, &t.st.bytesIn, t.budget, t.baseCtx)
 	var hb [frameHeaderLen]byte
 	for {
-		if _, err := io.ReadFull(br, hb[:]); err != nil {
+		// A peer that does not read its replies stops being read: TCP backpressure
+		// instead of an unbounded reply queue.
+		if !sc.w.waitRoom(&t.st.readsPaused) {
+			return
+		}
+		if _, err := io.ReadFull(fr.br, hb[:]); err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 				t.st.connsBroken.Add(1)
 				t.log.Debug("RPC connection read failed", "remote", sc.remote, "err", err)
@@ -155,10 +199,12 @@ func (sc *serverConn) readLoop() {
 		}
 		switch h.typ {
 		case frameReq:
+			sc.reqs.Add(1)
 			var payload []byte
 			if h.length > 0 {
-				payload = make([]byte, h.length)
-				if _, err := io.ReadFull(br, payload); err != nil {
+				if payload, err = fr.payload(int(h.length)); err != nil {
+					t.st.connsBroken.Add(1)
+					t.log.Debug("RPC connection read failed", "remote", sc.remote, "err", err)
 					return
 				}
 			}
@@ -173,7 +219,9 @@ func (sc *serverConn) readLoop() {
 				rc.cancel(context.Canceled)
 			}
 		case framePing:
-			sc.w.enqueue(frameHeader{typ: framePong, id: h.id}, nil)
+			if !sc.w.full() {
+				sc.w.enqueue(frameHeader{typ: framePong, id: h.id}, nil)
+			}
 		case framePong, frameGoAway:
 		default:
 			t.st.connsBroken.Add(1)
@@ -181,6 +229,34 @@ func (sc *serverConn) readLoop() {
 				"err", fmt.Errorf("%w: unexpected frame type %d from client", ErrBadFrame, h.typ))
 			return
 		}
+	}
+}
+
+// checkIdle expires a connection that has served no request for idle: the first check past
+// it sends GOAWAY (the client stops sending on it and dials anew when it needs to), a later
+// one closes it once nothing runs on it. Called by the maintenance goroutine under t.mu.
+func (sc *serverConn) checkIdle(now time.Time, idle time.Duration) {
+	if n := sc.reqs.Load(); n != sc.idleReqs || sc.idleSince.IsZero() {
+		sc.idleReqs, sc.idleSince = n, now
+		if !sc.idleGoAway {
+			return
+		}
+		// A request raced with our GOAWAY: the client has it now and sends no more.
+	}
+	if now.Sub(sc.idleSince) < idle {
+		return
+	}
+	if !sc.idleGoAway {
+		sc.idleGoAway = true
+		sc.w.enqueue(frameHeader{typ: frameGoAway}, nil)
+		return
+	}
+	sc.mu.Lock()
+	busy := len(sc.running) > 0
+	sc.mu.Unlock()
+	if !busy {
+		sc.t.st.connsIdleClosed.Add(1)
+		sc.w.finish()
 	}
 }
 

@@ -38,6 +38,24 @@ type Stats struct {
 	StreamsForwarded uint64
 	// PacketsDropped counts UDP packets dropped by SetBlocked.
 	PacketsDropped uint64
+	// ConnsRefused counts accepted TCP connections closed at once by MaxConnsPerIP or
+	// MaxPendingConns.
+	ConnsRefused uint64
+	// AuthFailures counts RPC connections refused for their credentials: another cluster
+	// label, a missing or different secret, or a failed TLS handshake.
+	AuthFailures uint64
+	// ConnsIdleClosed counts accepted RPC connections closed by IdleTimeout.
+	ConnsIdleClosed uint64
+	// ReadsPaused counts the times a connection stopped being read because its queued replies
+	// reached MaxQueuedBytesPerConn.
+	ReadsPaused uint64
+	// PendingConns is a gauge: accepted connections still in their handshake.
+	PendingConns int
+	// OpenConns is a gauge: accepted connections open (RPC, memberlist streams, pending).
+	OpenConns int
+	// ReceiveBufferBytes is a gauge: bytes of MaxReceiveBufferBytes held by large frames
+	// being received.
+	ReceiveBufferBytes int64
 	// ActiveHandlers is a gauge: handlers running now.
 	ActiveHandlers int64
 }
@@ -49,11 +67,14 @@ type counters struct {
 	handlerPanics, bytesIn, bytesOut                      atomic.Uint64
 	connsDialed, dialFailures, connsAccepted, connsBroken atomic.Uint64
 	streamsForwarded, packetsDropped                      atomic.Uint64
+	connsRefused, authFailures, connsIdleClosed           atomic.Uint64
+	readsPaused                                           atomic.Uint64
 }
 
 // Stats returns a snapshot of the counters. Safe to call at any time, also after Shutdown.
 func (t *Transport) Stats() Stats {
 	c := &t.st
+	pending, open := t.limiter.counts()
 	return Stats{
 		Calls:                c.calls.Load(),
 		CallErrors:           c.callErrors.Load(),
@@ -72,5 +93,12 @@ func (t *Transport) Stats() Stats {
 		StreamsForwarded:     c.streamsForwarded.Load(),
 		PacketsDropped:       c.packetsDropped.Load(),
 		ActiveHandlers:       t.active.Load(),
+		ConnsRefused:         c.connsRefused.Load(),
+		AuthFailures:         c.authFailures.Load(),
+		ConnsIdleClosed:      c.connsIdleClosed.Load(),
+		ReadsPaused:          c.readsPaused.Load(),
+		PendingConns:         pending,
+		OpenConns:            open,
+		ReceiveBufferBytes:   t.budget.inUse.Load(),
 	}
 }

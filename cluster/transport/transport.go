@@ -23,6 +23,9 @@ type Transport struct {
 	log       *slog.Logger
 	nt        *memberlist.NetTransport
 	clientTLS *tls.Config
+	auth      *authenticator // nil: no shared secret
+	limiter   *connLimiter   // MaxConnsPerIP, MaxPendingConns
+	budget    *byteBudget    // MaxReceiveBufferBytes
 
 	packetCh chan *memberlist.Packet
 	streamCh chan net.Conn
@@ -82,6 +85,10 @@ func New(cfg Config) (*Transport, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	auth, err := newAuthenticator(cfg.AuthSecret)
+	if err != nil {
+		return nil, err
+	}
 	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
 		BindAddrs: []string{cfg.BindAddr},
 		BindPort:  cfg.BindPort,
@@ -94,6 +101,9 @@ func New(cfg Config) (*Transport, error) {
 		cfg:       cfg,
 		log:       cfg.Logger.With("component", "transport"),
 		nt:        nt,
+		auth:      auth,
+		limiter:   newConnLimiter(cfg.MaxConnsPerIP, cfg.MaxPendingConns),
+		budget:    newByteBudget(cfg.MaxReceiveBufferBytes),
 		packetCh:  make(chan *memberlist.Packet),
 		streamCh:  make(chan net.Conn),
 		ntDone:    make(chan struct{}),
@@ -117,8 +127,8 @@ func New(cfg Config) (*Transport, error) {
 	t.goTracked(t.packetPump)
 	t.goTracked(t.streamPump)
 	t.goTracked(t.sweepLoop)
-	if cfg.KeepaliveInterval > 0 {
-		t.goTracked(t.keepaliveLoop)
+	if cfg.KeepaliveInterval > 0 || cfg.IdleTimeout > 0 {
+		t.goTracked(t.maintenanceLoop)
 	}
 	return t, nil
 }
@@ -271,13 +281,22 @@ func (t *Transport) packetPump() {
 }
 
 // streamPump takes accepted TCP connections from NetTransport (whose accept loop blocks
-// on an unbuffered channel) and classifies each on its own goroutine.
+// on an unbuffered channel), applies the connection limits, and classifies each admitted
+// connection on its own goroutine.
 func (t *Transport) streamPump() {
 	in := t.nt.StreamCh()
 	for {
 		select {
 		case c := <-in:
-			if !t.goTracked(func() { t.classify(c) }) {
+			slot, reason := t.limiter.admit(c)
+			if slot == nil {
+				t.st.connsRefused.Add(1)
+				t.log.Debug("refused connection", "remote", c.RemoteAddr().String(), "reason", reason)
+				_ = c.Close()
+				continue
+			}
+			if !t.goTracked(func() { t.classify(c, slot) }) {
+				slot.release()
 				_ = c.Close()
 			}
 		case <-t.ntDone:
@@ -287,52 +306,75 @@ func (t *Transport) streamPump() {
 }
 
 // classify reads the first byte of an accepted connection: the RPC magic byte starts the
-// RPC handshake; anything else is memberlist's, replayed and handed to StreamCh.
-func (t *Transport) classify(c net.Conn) {
+// RPC handshake; anything else is memberlist's, replayed and handed to StreamCh. The whole
+// handshake, RPC or not, must complete within HandshakeTimeout of the accept.
+func (t *Transport) classify(c net.Conn, slot *connSlot) {
 	stop := context.AfterFunc(t.baseCtx, func() { _ = c.Close() })
-	_ = c.SetReadDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
+	deadline := time.Now().Add(t.cfg.HandshakeTimeout)
+	_ = c.SetDeadline(deadline)
 	var b [1]byte
 	if _, err := io.ReadFull(c, b[:]); err != nil {
 		stop()
 		_ = c.Close()
+		slot.release()
 		return
 	}
 	if b[0] == magic {
-		t.acceptRPC(c, stop)
+		t.acceptRPC(c, stop, slot, deadline)
 		return
 	}
-	_ = c.SetReadDeadline(time.Time{})
+	_ = c.SetDeadline(time.Time{})
+	slot.settle()
+	pc := &prefixConn{Conn: c, first: b[0], slot: slot}
 	if !stop() {
-		return // shut down meanwhile; c is closed
+		_ = pc.Close() // shut down meanwhile
+		return
 	}
 	select {
-	case t.streamCh <- &prefixConn{Conn: c, first: b[0]}:
+	case t.streamCh <- pc:
 		t.st.streamsForwarded.Add(1)
 	case <-t.baseCtx.Done():
-		_ = c.Close()
+		_ = pc.Close()
 	}
 }
 
-// keepaliveLoop pings every RPC connection each KeepaliveInterval; the peer's PONG keeps
-// our read deadline fresh, so a half-open connection fails its reads.
-func (t *Transport) keepaliveLoop() {
-	tk := time.NewTicker(t.cfg.KeepaliveInterval)
+// maintenanceLoop pings every RPC connection each KeepaliveInterval (the peer's PONG keeps
+// our read deadline fresh, so a half-open connection fails its reads) and expires idle
+// accepted connections (IdleTimeout).
+func (t *Transport) maintenanceLoop() {
+	tick := t.cfg.KeepaliveInterval
+	if tick <= 0 {
+		tick = t.cfg.IdleTimeout / 2
+	}
+	tk := time.NewTicker(tick)
 	defer tk.Stop()
 	ping := frameHeader{typ: framePing}
 	for {
+		var now time.Time
 		select {
-		case <-tk.C:
+		case now = <-tk.C:
 		case <-t.baseCtx.Done():
 			return
 		}
-		if m := t.peers.Load(); m != nil {
-			for _, p := range *m {
-				p.forEachConn(func(cc *clientConn) { cc.w.enqueue(ping, nil) })
+		if t.cfg.KeepaliveInterval > 0 {
+			if m := t.peers.Load(); m != nil {
+				for _, p := range *m {
+					p.forEachConn(func(cc *clientConn) {
+						if !cc.w.full() {
+							cc.w.enqueue(ping, nil)
+						}
+					})
+				}
 			}
 		}
 		t.mu.Lock()
 		for sc := range t.sconns {
-			sc.w.enqueue(ping, nil)
+			if t.cfg.KeepaliveInterval > 0 && !sc.w.full() {
+				sc.w.enqueue(ping, nil)
+			}
+			if t.cfg.IdleTimeout > 0 {
+				sc.checkIdle(now, t.cfg.IdleTimeout)
+			}
 		}
 		t.mu.Unlock()
 	}
