@@ -134,10 +134,11 @@ type Config struct {
 	// beyond it. 0 = DefaultMaxQueuedBytesPerConn (8 MiB).
 	MaxQueuedBytesPerConn int
 	// MaxReceiveBufferBytes bounds the memory of large frames (payload over 64 KiB) being
-	// received on all accepted connections at once. Payload buffers grow as bytes arrive
-	// (never sized from the header alone) and take their size from this budget; a frame that
-	// cannot get budget within ReadTimeout closes its connection. A received frame returns
-	// its budget when it is complete (handed to the Handler).
+	// received on all accepted connections at once. Such a frame reserves its announced
+	// length from this budget before its payload is read (its buffer still grows only as
+	// bytes arrive); a frame that cannot get its reservation within ReadTimeout closes its
+	// connection. The reservation is returned when the frame is complete (handed to the
+	// Handler) or its connection fails.
 	// 0 = 2 × MaxFrameBytes (32 MiB by default). At least MaxFrameBytes.
 	MaxReceiveBufferBytes int
 }

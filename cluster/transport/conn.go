@@ -270,9 +270,12 @@ func (r *deadlineReader) clearFrameDeadline() {
 const directPayloadBytes = 64 << 10
 
 // frameReader reads frames from one connection: headers, and payloads into buffers that
-// grow as bytes arrive, so a header announcing 16 MiB reserves nothing until the bytes
-// come. With a budget (server side), a large payload takes its buffer size from the
-// node-wide budget while it is received, waiting for it at most until the frame deadline.
+// grow as bytes arrive, so a header announcing 16 MiB allocates nothing until the bytes
+// come. With a budget (server side), a large payload first reserves its announced length
+// from the node-wide budget (bookkeeping, not memory), waiting for it at most until the
+// frame deadline. Reserving the whole frame at once, rather than growing the reservation
+// with the buffer, keeps many half-sent frames from each holding part of the budget and
+// all waiting for more: the budget goes to a few frames that can complete.
 type frameReader struct {
 	br      *bufio.Reader
 	dr      *deadlineReader
@@ -296,21 +299,16 @@ func (r *frameReader) payload(n int) ([]byte, error) {
 	deadline := time.Now().Add(r.timeout)
 	r.dr.setFrameDeadline(deadline)
 	defer r.dr.clearFrameDeadline()
-	var held int64
 	if r.budget != nil {
-		defer func() { r.budget.release(held) }()
+		if err := r.reserve(int64(n), deadline); err != nil {
+			return nil, err
+		}
+		defer r.budget.release(int64(n))
 	}
 	var buf []byte
 	for len(buf) < n {
 		if len(buf) == cap(buf) {
-			newCap := min(max(2*cap(buf), directPayloadBytes), n)
-			if r.budget != nil {
-				if err := r.grant(int64(newCap-cap(buf)), deadline); err != nil {
-					return nil, err
-				}
-				held += int64(newCap - cap(buf))
-			}
-			nb := make([]byte, len(buf), newCap)
+			nb := make([]byte, len(buf), min(max(2*cap(buf), directPayloadBytes), n))
 			copy(nb, buf)
 			buf = nb
 		}
@@ -326,15 +324,15 @@ func (r *frameReader) payload(n int) ([]byte, error) {
 	return buf, nil
 }
 
-// grant takes n bytes of the budget, waiting at most until deadline.
-func (r *frameReader) grant(n int64, deadline time.Time) error {
+// reserve takes n bytes of the budget, waiting at most until deadline.
+func (r *frameReader) reserve(n int64, deadline time.Time) error {
 	if r.budget.tryAcquire(n) {
 		return nil
 	}
 	ctx, cancel := context.WithDeadline(r.ctx, deadline)
 	defer cancel()
 	if err := r.budget.acquire(ctx, n); err != nil {
-		return fmt.Errorf("%w: waiting %v for %d bytes of MaxReceiveBufferBytes: %w", ErrBadFrame, r.timeout, n, err)
+		return fmt.Errorf("%w: no room for a %d byte frame in MaxReceiveBufferBytes within %v: %w", ErrPeerOverloaded, n, r.timeout, err)
 	}
 	return nil
 }

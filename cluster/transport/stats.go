@@ -53,8 +53,8 @@ type Stats struct {
 	PendingConns int
 	// OpenConns is a gauge: accepted connections open (RPC, memberlist streams, pending).
 	OpenConns int
-	// ReceiveBufferBytes is a gauge: bytes of MaxReceiveBufferBytes held by large frames
-	// being received.
+	// ReceiveBufferBytes is a gauge: bytes of MaxReceiveBufferBytes reserved by large
+	// frames being received.
 	ReceiveBufferBytes int64
 	// ActiveHandlers is a gauge: handlers running now.
 	ActiveHandlers int64
