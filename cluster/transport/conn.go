@@ -308,6 +308,14 @@ func (r *frameReader) payload(n int) ([]byte, error) {
 	var buf []byte
 	for len(buf) < n {
 		if len(buf) == cap(buf) {
+			// Grow only once the next byte is here: a peer that stops mid-frame does not get
+			// the next doubling allocated for bytes it never sends.
+			if _, err := r.br.Peek(1); err != nil {
+				if err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				return nil, err
+			}
 			nb := make([]byte, len(buf), min(max(2*cap(buf), directPayloadBytes), n))
 			copy(nb, buf)
 			buf = nb
