@@ -67,10 +67,11 @@ func fmtT(d time.Duration) string { return fmt.Sprintf("%.3fs", d.Seconds()) }
 // PhaseStats are one phase's counts. A call belongs to the phase it started in.
 type PhaseStats struct {
 	Calls, Gets, Puts, Deletes int
-	// Failures are calls that returned an error, Interrupted those (failed
-	// or not) that were in flight on a node when its outage began.
+	// Interrupted are the calls (failed or not) that were in flight on a
+	// node when its outage began; Failures the other calls that returned
+	// an error.
 	Failures, Interrupted int
-	// FailureClasses counts failures by error class.
+	// FailureClasses counts Failures by error class.
 	FailureClasses map[string]int
 	// Stale counts reads that broke the promise; SplitBrain the stale reads
 	// explained by the partition (see Check); LostReads the reads that
@@ -178,11 +179,10 @@ func Check(in Input) Result {
 		intr := in.interrupted(c)
 		if intr {
 			ph.Interrupted++
-		}
-		if !c.OK {
+		} else if !c.OK {
 			ph.Failures++
 			ph.FailureClasses[c.Err]++
-			if !intr && in.Timeline.PhaseOf(c.Start) == Steady {
+			if in.Timeline.PhaseOf(c.Start) == Steady {
 				steadyFailures = append(steadyFailures, fmtCall(c))
 			}
 		}

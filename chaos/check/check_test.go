@@ -145,7 +145,7 @@ func TestDeadlineOverrun(t *testing.T) {
 	require.Len(t, r.Overruns, 1)
 	require.Equal(t, 1, r.Overruns[0].Node)
 	require.Equal(t, 1, r.Phases[Fault].Interrupted)
-	require.Equal(t, 2, r.Phases[Fault].Failures)
+	require.Equal(t, 1, r.Phases[Fault].Failures)
 	require.Equal(t, 1, r.Phases[Fault].FailureClasses["deadline"])
 
 	r = Check(input(failed(get(1, "k", 0, 12_000, 14_400), "deadline")))

@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/distcache/distcache/chaos/check"
+	"github.com/distcache/distcache/chaos/internal/ctlapi"
+)
+
+// monitorEvery is how often the monitor reads every node's status.
+const monitorEvery = 250 * time.Millisecond
+
+// monitor polls every serving node's status: it attributes DataSource
+// fetches to the phase they happened in (per process, so a restart's
+// counters starting again at zero are not lost) and detects when every
+// node serves again after the fault.
+type monitor struct {
+	c *cluster
+
+	sampleMu sync.Mutex // serializes samples; guards the fields below
+	phase    check.Phase
+	fetches  [check.NumPhases]int64
+	degraded [check.NumPhases]int64
+	seen     []counters // last counters read per node
+	// watchFrom is when recovery started to be watched (the fault's end),
+	// recovered when every node served again, as an offset from it; -1
+	// until then.
+	watching  bool
+	watchFrom time.Duration
+	recovered time.Duration
+}
+
+type counters struct {
+	gen               int64
+	fetches, degraded int64
+}
+
+func newMonitor(c *cluster) *monitor {
+	return &monitor{c: c, seen: make([]counters, len(c.nodes)), recovered: -1}
+}
+
+// run samples until ctx ends.
+func (m *monitor) run(ctx context.Context) {
+	t := time.NewTicker(monitorEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			m.sample(ctx)
+		}
+	}
+}
+
+// setPhase samples (so fetches up to now count for the phase that ends)
+// and switches phase. With watch, recovery is watched from now on.
+func (m *monitor) setPhase(ctx context.Context, p check.Phase, watch bool) {
+	m.sample(ctx)
+	m.sampleMu.Lock()
+	defer m.sampleMu.Unlock()
+	m.phase = p
+	if watch {
+		m.watching, m.watchFrom = true, m.c.now()
+	}
+}
+
+// sample reads every serving node's status, adds the fetches since the
+// previous sample to the current phase, and checks for recovery.
+func (m *monitor) sample(ctx context.Context) {
+	m.sampleMu.Lock()
+	defer m.sampleMu.Unlock()
+	sts, _ := m.c.statuses(ctx)
+	for i, st := range sts {
+		if st == nil {
+			continue
+		}
+		gen := m.c.nodes[i].gen.Load()
+		last := &m.seen[i]
+		if last.gen != gen {
+			*last = counters{gen: gen}
+		}
+		m.fetches[m.phase] += st.Fetches - last.fetches
+		m.degraded[m.phase] += st.Degraded - last.degraded
+		last.fetches, last.degraded = st.Fetches, st.Degraded
+	}
+	if m.watching && m.recovered < 0 {
+		if ok, _ := m.c.serving(ctx, sts); ok {
+			m.recovered = m.c.now() - m.watchFrom
+		}
+	}
+}
+
+// recoveredAfter returns the recovery time (-1: not yet).
+func (m *monitor) recoveredAfter() time.Duration {
+	m.sampleMu.Lock()
+	defer m.sampleMu.Unlock()
+	return m.recovered
+}
+
+func (m *monitor) totals() (fetches, degraded [check.NumPhases]int64) {
+	m.sampleMu.Lock()
+	defer m.sampleMu.Unlock()
+	return m.fetches, m.degraded
+}
+
+// statuses reads the status of every serving node in parallel; nil for a
+// node that is down or did not answer within a second.
+func (c *cluster) statuses(ctx context.Context) ([]*ctlapi.Status, error) {
+	out := make([]*ctlapi.Status, len(c.nodes))
+	errs := make([]error, len(c.nodes))
+	var wg sync.WaitGroup
+	for i, n := range c.nodes {
+		cl := n.client.Load()
+		if cl == nil {
+			errs[i] = fmt.Errorf("%s is down", n.name)
+			continue
+		}
+		wg.Go(func() {
+			sctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			st, err := cl.Status(sctx)
+			if err != nil {
+				errs[i] = fmt.Errorf("%s: status: %w", n.name, err)
+				return
+			}
+			out[i] = &st
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// serving reports whether every node serves on the full ring: each is up,
+// has every node in its ring, all rings have one fingerprint, and a Get
+// through each node succeeds. The reason says what is missing.
+func (c *cluster) serving(ctx context.Context, sts []*ctlapi.Status) (bool, string) {
+	var fp uint64
+	for i, st := range sts {
+		if st == nil {
+			return false, c.nodes[i].name + " does not answer"
+		}
+		if st.RingMembers != len(c.nodes) {
+			return false, fmt.Sprintf("%s has %d members in its ring", st.Name, st.RingMembers)
+		}
+		if i == 0 {
+			fp = st.Fingerprint
+		} else if st.Fingerprint != fp {
+			return false, "rings differ"
+		}
+	}
+	for _, n := range c.nodes {
+		cl := n.client.Load()
+		if cl == nil {
+			return false, n.name + " is down"
+		}
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		res, err := cl.Op(pctx, ctlapi.OpGet, "probe-"+n.name, 0, time.Second)
+		cancel()
+		if err != nil || !res.OK {
+			return false, fmt.Sprintf("probe Get through %s failed: %v %s", n.name, err, res.Msg)
+		}
+	}
+	return true, ""
+}
+
+// waitServing waits until every node serves on the full ring, up to bound.
+func (c *cluster) waitServing(ctx context.Context, bound time.Duration) error {
+	deadline := time.Now().Add(bound)
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		sts, _ := c.statuses(ctx)
+		ok, why := c.serving(ctx, sts)
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("cluster not serving after %s: %s", bound, why)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/distcache/distcache/chaos/check"
+	"github.com/distcache/distcache/chaos/internal/netns"
+)
+
+// outcome is one scenario's result.
+type outcome struct {
+	sc       scenario
+	res      check.Result
+	fetches  [check.NumPhases]int64
+	degraded [check.NumPhases]int64
+	// recovery is how long after the fault's end every node served again
+	// (-1: never within the bound).
+	recovery time.Duration
+	timeline check.Timeline
+	took     time.Duration
+	logs     string
+	// err is a failure to run the scenario at all (setup, a node that
+	// would not start): the run fails too.
+	err error
+}
+
+// runScenario starts a fresh cluster, runs the workload through the steady,
+// fault and recovery phases, stops everything and checks the history.
+func (env *env) runScenario(ctx context.Context, sc scenario) (out outcome) {
+	begin := time.Now()
+	out = outcome{sc: sc, recovery: -1}
+	defer func() { out.took = time.Since(begin) }()
+	cfg := env.cfg
+	out.logs = filepath.Join(env.dir, sc.name)
+	if err := os.MkdirAll(out.logs, 0o755); err != nil {
+		out.err = err
+		return out
+	}
+
+	var nw *netns.Net
+	if sc.netns {
+		var err error
+		if nw, err = netns.Create(ctx, cfg.nodes); err != nil {
+			out.err = fmt.Errorf("partition scenario needs network namespaces: %w", err)
+			return out
+		}
+		env.addNet(nw)
+		defer env.closeNet(nw)
+	}
+
+	epoch := time.Now()
+	c, err := newCluster(cfg, env.procs, nw, out.logs, fmt.Sprintf("chaos-%d-%s", os.Getpid(), sc.name), epoch)
+	if err != nil {
+		out.err = err
+		return out
+	}
+	defer c.stopAll()
+	if err := c.startAll(ctx); err != nil {
+		out.err = err
+		return out
+	}
+	if err := c.waitServing(ctx, 30*time.Second); err != nil {
+		out.err = fmt.Errorf("before the workload: %w", err)
+		return out
+	}
+
+	mon := newMonitor(c)
+	wl := newWorkload(c, cfg)
+	mctx, stopMon := context.WithCancel(ctx)
+	wctx, stopWork := context.WithCancel(ctx)
+	var monWG, workWG sync.WaitGroup
+	monWG.Go(func() { env.guard(func() { mon.run(mctx) }) })
+	workWG.Go(func() { env.guard(func() { wl.run(wctx) }) })
+	defer func() {
+		stopWork()
+		workWG.Wait()
+		stopMon()
+		monWG.Wait()
+	}()
+
+	tl := &out.timeline
+	if !waitFor(ctx, cfg.steady) {
+		out.err = ctx.Err()
+		return out
+	}
+	mon.setPhase(ctx, check.Fault, false)
+	tl.FaultStart = c.now()
+	faultEnds := time.Now().Add(sc.duration(cfg))
+	if err := sc.inject(ctx, c); err != nil {
+		out.err = fmt.Errorf("inject: %w", err)
+		return out
+	}
+	if !waitFor(ctx, time.Until(faultEnds)) {
+		out.err = ctx.Err()
+		return out
+	}
+	mon.setPhase(ctx, check.Recovery, true)
+	tl.FaultEnd = c.now()
+	if err := sc.end(ctx, c); err != nil {
+		out.err = fmt.Errorf("end of fault: %w", err)
+		return out
+	}
+	// The recovery phase lasts cfg.recovery, and at least cfg.afterRecovery
+	// past the moment every node served again (to catch stale reads then),
+	// unless recovery takes longer than its bound.
+	for {
+		since := c.now() - tl.FaultEnd
+		rec := mon.recoveredAfter()
+		if rec >= 0 && since >= cfg.recovery && since >= rec+cfg.afterRecovery {
+			break
+		}
+		if rec < 0 && since >= max(cfg.recovery, cfg.recoveryBound) {
+			break
+		}
+		if !waitFor(ctx, monitorEvery) {
+			out.err = ctx.Err()
+			return out
+		}
+	}
+	stopWork()
+	workWG.Wait() // the workload and its calls in flight are done
+	tl.End = c.now()
+	mon.sample(ctx)
+	out.fetches, out.degraded = mon.totals()
+	out.recovery = mon.recoveredAfter()
+
+	in := check.Input{
+		Calls: wl.calls(), Timeline: *tl, Outages: c.outagesSnapshot(),
+		Deadline: cfg.deadline, Slack: cfg.slack,
+		Recovered: out.recovery, RecoveryBound: cfg.recoveryBound,
+	}
+	if sc.netns {
+		in.Partition = &check.Partition{From: tl.FaultStart, To: tl.FaultEnd, Minority: sc.minority}
+	}
+	out.res = check.Check(in)
+	return out
+}
+
+// waitFor waits d, or until ctx ends (false). The phases of a run are
+// durations by definition; the driver's waits for conditions poll.
+func waitFor(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(max(d, 0))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// stopAll kills this scenario's node processes.
+func (c *cluster) stopAll() {
+	for _, n := range c.nodes {
+		n.client.Store(nil)
+		if n.proc != nil {
+			n.proc.Kill()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_ = n.proc.Wait(ctx)
+			cancel()
+		}
+	}
+	c.hc.CloseIdleConnections()
+}

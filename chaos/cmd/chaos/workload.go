@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/distcache/distcache/chaos/check"
+	"github.com/distcache/distcache/chaos/internal/ctlapi"
+)
+
+// workload is the driver's clients: cfg.clients goroutines sharing one rate
+// limit, each making Gets, Puts and Deletes (80/15/5) on uniformly chosen
+// keys through a random serving node, and recording every call.
+//
+// Writes of a key are serialized (one writer per key at a time: a write
+// takes the key's lock for the whole call), and each carries the key's
+// next version, so a key's writes are totally ordered in time and the
+// checker can tell an older version from a newer one.
+type workload struct {
+	c       *cluster
+	cfg     *config
+	keys    []string
+	limiter *rate.Limiter
+
+	// locks[i] guards versions[i] and is held for the whole of a write of
+	// keys[i].
+	locks    []sync.Mutex
+	versions []uint64
+
+	records [][]check.Call // one slice per client, merged by calls()
+}
+
+func newWorkload(c *cluster, cfg *config) *workload {
+	w := &workload{
+		c: c, cfg: cfg,
+		limiter:  rate.NewLimiter(rate.Limit(cfg.rate), cfg.clients),
+		locks:    make([]sync.Mutex, cfg.keys),
+		versions: make([]uint64, cfg.keys),
+		records:  make([][]check.Call, cfg.clients),
+	}
+	for i := range cfg.keys {
+		w.keys = append(w.keys, fmt.Sprintf("key-%04d", i))
+	}
+	return w
+}
+
+// run makes calls until ctx ends, then waits for the calls in flight.
+func (w *workload) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for id := range w.cfg.clients {
+		wg.Go(func() { w.client(ctx, id) })
+	}
+	wg.Wait()
+}
+
+func (w *workload) client(ctx context.Context, id int) {
+	r := rand.New(rand.NewPCG(uint64(id), uint64(time.Now().UnixNano())))
+	for w.limiter.Wait(ctx) == nil {
+		node, cl := w.c.pick(r)
+		if cl == nil {
+			continue // nobody serves: nothing to call
+		}
+		op := r.IntN(100)
+		switch {
+		case op < 80:
+			w.records[id] = append(w.records[id], w.get(ctx, id, node, cl, r.IntN(len(w.keys))))
+		default:
+			k, ok := w.lockFree(r)
+			if !ok {
+				continue
+			}
+			kind := check.Put
+			if op >= 95 {
+				kind = check.Delete
+			}
+			w.records[id] = append(w.records[id], w.write(ctx, id, node, cl, k, kind))
+			w.locks[k].Unlock()
+		}
+	}
+}
+
+// lockFree locks a random key that no other client is writing.
+func (w *workload) lockFree(r *rand.Rand) (int, bool) {
+	for range 8 {
+		k := r.IntN(len(w.keys))
+		if w.locks[k].TryLock() {
+			return k, true
+		}
+	}
+	return 0, false
+}
+
+// callCtx bounds a call well past its deadline (so an overrun is measured,
+// not cut short) and does not end with the workload (calls in flight finish).
+func (w *workload) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), w.cfg.deadline+10*time.Second)
+}
+
+func (w *workload) get(ctx context.Context, id, node int, cl *ctlapi.Client, k int) check.Call {
+	cctx, cancel := w.callCtx(ctx)
+	defer cancel()
+	c := check.Call{Client: id, Node: node, Op: check.Get, Key: w.keys[k], Start: w.c.now()}
+	res, err := cl.Op(cctx, ctlapi.OpGet, c.Key, 0, w.cfg.deadline)
+	c.End = w.c.now()
+	record(&c, res, err)
+	if c.OK {
+		v, perr := ctlapi.ParseValue(c.Key, []byte(res.Value))
+		if perr != nil {
+			c.BadValue = perr.Error()
+		}
+		c.Version = v
+	}
+	return c
+}
+
+// write runs a Put or a Delete of key k, whose lock the caller holds.
+func (w *workload) write(ctx context.Context, id, node int, cl *ctlapi.Client, k int, kind check.Op) check.Call {
+	cctx, cancel := w.callCtx(ctx)
+	defer cancel()
+	w.versions[k]++
+	c := check.Call{Client: id, Node: node, Op: kind, Key: w.keys[k], Version: w.versions[k], Start: w.c.now()}
+	op := ctlapi.OpPut
+	if kind == check.Delete {
+		op = ctlapi.OpDelete
+	}
+	res, err := cl.Op(cctx, op, c.Key, c.Version, w.cfg.deadline)
+	c.End = w.c.now()
+	record(&c, res, err)
+	return c
+}
+
+func record(c *check.Call, res ctlapi.OpResult, err error) {
+	switch {
+	case err != nil:
+		c.Err = ctlapi.ErrTransport
+	case !res.OK:
+		c.Err = res.Err
+	default:
+		c.OK = true
+	}
+}
+
+// calls returns every recorded call; call it after run returned.
+func (w *workload) calls() []check.Call {
+	var out []check.Call
+	for _, r := range w.records {
+		out = append(out, r...)
+	}
+	return out
+}

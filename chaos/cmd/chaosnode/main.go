@@ -1,0 +1,149 @@
+// Command chaosnode is one node of the chaos suite: a process embedding one
+// engine.Engine, with static discovery of the other nodes and one keyspace
+// whose DataSource is a constant "database" (every key's value is version
+// 0, see ctlapi.Value), so any other version a Get returns was written by a
+// Put. The driver (cmd/chaos) starts several of these, makes calls through
+// each one's control API (HTTP), and kills, pauses or partitions them.
+//
+// It prints one ready line on stdout (ctlapi.ReadyLine) once the engine has
+// started and the control API listens; logs go to stderr. SIGTERM or SIGINT
+// stops the engine gracefully (leave, hand-off) and exits 0.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/distcache/distcache/chaos/internal/ctlapi"
+	"github.com/distcache/distcache/cluster"
+	"github.com/distcache/distcache/discovery/static"
+	"github.com/distcache/distcache/engine"
+	"github.com/distcache/distcache/keyspace"
+)
+
+type options struct {
+	name, bind, control, label, timings, logLevel string
+	port                                          int
+	peers                                         []string
+}
+
+func main() {
+	var o options
+	var peers string
+	flag.StringVar(&o.name, "name", "", "node name (stable across restarts)")
+	flag.StringVar(&o.bind, "bind", "127.0.0.1", "gossip/data bind address")
+	flag.IntVar(&o.port, "port", 0, "gossip/data port (0: any free port)")
+	flag.StringVar(&peers, "peers", "", "comma-separated host:port of every node (static discovery)")
+	flag.StringVar(&o.control, "control", "127.0.0.1:0", "control API listen address")
+	flag.StringVar(&o.label, "label", "distcache-chaos", "cluster label")
+	flag.StringVar(&o.timings, "timings", "lan", "failure-detection timings: lan (engine defaults) or local (fast, as in the tests)")
+	flag.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	flag.Parse()
+	if peers != "" {
+		o.peers = strings.Split(peers, ",")
+	}
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "chaosnode:", err)
+		os.Exit(1)
+	}
+}
+
+func run(o options) error {
+	if o.name == "" {
+		return errors.New("-name is required")
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return fmt.Errorf("-log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})) // the engine adds node=
+
+	opts, err := engineOptions(o, log)
+	if err != nil {
+		return err
+	}
+	ks := keyspace.New(ctlapi.KeySpace, 64<<20, keyspace.DataSourceFunc(
+		func(_ context.Context, key string) ([]byte, error) { return ctlapi.Value(key, 0), nil }))
+	e, err := engine.New(engine.NewConfig(static.NewDiscovery(&static.Config{Addresses: o.peers}), []keyspace.KeySpace{ks}, opts...))
+	if err != nil {
+		return err
+	}
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	if err := e.Start(context.Background()); err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	ln, err := net.Listen("tcp", o.control)
+	if err != nil {
+		_ = e.Stop(context.Background())
+		return fmt.Errorf("control listener: %w", err)
+	}
+	srv := &http.Server{Handler: newControl(e), ReadHeaderTimeout: 5 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	fmt.Println(ctlapi.ReadyLine(e.Addr(), ln.Addr().String()))
+
+	select {
+	case sig := <-sigs:
+		log.Info("stopping", "signal", sig.String())
+	case err := <-served:
+		log.Error("control API failed", "err", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err = e.Stop(ctx)
+	_ = srv.Shutdown(ctx)
+	if err != nil {
+		return fmt.Errorf("stop: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// engineOptions are the node's engine options. Both timing sets join fast
+// and re-discover every second (so a healed partition or a restarted node
+// is found at once); "lan" keeps the engine's production failure detection
+// (memberlist LAN profile: 1 s probes, 500 ms probe timeout, a dead node
+// declared after about 5 s, DeadNodeReclaimTime 10 s), "local" uses the
+// loopback test timings (200 ms probes, dead after about 1 s).
+func engineOptions(o options, log *slog.Logger) ([]engine.Option, error) {
+	opts := []engine.Option{
+		engine.WithNodeName(o.name),
+		engine.WithBindAddr(o.bind),
+		engine.WithBindPort(o.port),
+		engine.WithLabel(o.label),
+		engine.WithJoinRetryInterval(100 * time.Millisecond),
+		engine.WithDiscoveryInterval(time.Second),
+		engine.WithBootstrapTimeout(10 * time.Second),
+		engine.WithShutdownTimeout(10 * time.Second),
+		engine.WithLogger(log),
+	}
+	switch o.timings {
+	case "lan":
+	case "local":
+		opts = append(opts, engine.WithClusterConfig(func(c *cluster.Config) {
+			lc := cluster.DefaultLocalConfig()
+			c.Profile = lc.Profile
+			c.DeadNodeReclaimTime = lc.DeadNodeReclaimTime
+			c.PushPullInterval = lc.PushPullInterval
+			c.GossipToTheDeadTime = lc.GossipToTheDeadTime
+			c.ProbeInterval = 200 * time.Millisecond
+			c.ProbeTimeout = 100 * time.Millisecond
+			c.RingDebounce = 10 * time.Millisecond
+		}))
+	default:
+		return nil, fmt.Errorf("-timings %q: want lan or local", o.timings)
+	}
+	return opts, nil
+}
