@@ -136,8 +136,9 @@ func (r *Result) Totals() PhaseStats {
 // DataSource's version 0. Anything else is:
 //   - a lost write, when it returns version 0 but W is a Put: reported, not
 //     a violation (an acknowledged Put lost with its only holder; the
-//     replicas issue deals with them), except in steady state, before any
-//     fault, where nothing can explain it;
+//     replicas issue deals with them), except in steady state, where
+//     nothing can explain it (a read that was still in flight when the
+//     fault began may have met it: it is not held to steady state);
 //   - a split-brain read, when it began during a partition and W was
 //     acknowledged during the partition through a node on the other side:
 //     reported, not a violation (both sides keep serving; the promise
@@ -182,7 +183,7 @@ func Check(in Input) Result {
 		} else if !c.OK {
 			ph.Failures++
 			ph.FailureClasses[c.Err]++
-			if in.Timeline.PhaseOf(c.Start) == Steady {
+			if in.Timeline.steady(c) {
 				steadyFailures = append(steadyFailures, fmtCall(c))
 			}
 		}
@@ -231,7 +232,7 @@ func Check(in Input) Result {
 					ph.LostWrites++
 				}
 				res.Lost = append(res.Lost, a)
-				if in.Timeline.PhaseOf(r.Start) == Steady {
+				if in.Timeline.steady(r) {
 					steadyLost = append(steadyLost, a)
 				}
 			case a.Kind == KindImpossible:

@@ -133,6 +133,11 @@ func TestLostWriteClassified(t *testing.T) {
 	r = Check(input(put(0, "a", 1, 100, 110), get(1, "a", 0, 200, 210)))
 	require.Equal(t, []string{InvSteadyLost}, invariants(r))
 	require.Equal(t, 1, r.Phases[Steady].LostWrites)
+
+	// A read still in flight when the fault began may have met it.
+	r = Check(input(put(0, "a", 1, 100, 110), get(1, "a", 0, 9_990, 10_050)))
+	require.True(t, r.OK(), invariants(r))
+	require.Equal(t, 1, r.Phases[Steady].LostWrites)
 }
 
 // TestDeadlineOverrun: a call longer than deadline + slack is a violation,
@@ -160,6 +165,11 @@ func TestSteadyFailure(t *testing.T) {
 	require.Equal(t, 1, r.Violations[0].Count)
 	require.Equal(t, 1, r.Phases[Steady].Failures)
 	require.Equal(t, 1, r.Phases[Fault].Failures)
+
+	// A call still in flight when the fault began may fail because of it.
+	r = Check(input(failed(get(1, "k", 0, 9_500, 11_500), "deadline")))
+	require.True(t, r.OK(), invariants(r))
+	require.Equal(t, 1, r.Phases[Steady].Failures)
 }
 
 // TestSplitBrainDuringPartitionOnly: a stale read across the partition,

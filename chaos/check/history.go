@@ -103,6 +103,11 @@ func (tl Timeline) PhaseOf(t time.Duration) Phase {
 	return Recovery
 }
 
+// steady reports whether c ran entirely before the fault, so that the
+// steady-state invariants apply to it: a call still in flight when the fault
+// began may have met it (forwarded to the node just killed).
+func (tl Timeline) steady(c *Call) bool { return c.End < tl.FaultStart }
+
 // Outage is an interval during which a node could not answer its clients
 // (killed, stopped, leaving, restarting). The driver sends no call to a
 // node during its outage; a call already in flight when it began is

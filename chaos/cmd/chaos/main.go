@@ -36,6 +36,8 @@ import (
 // config is the run's settings, from flags.
 type config struct {
 	nodes, clients, keys int
+	// inFlight bounds each client's concurrent calls.
+	inFlight int
 	rate                 float64
 	// deadline is each call's context deadline; slack what it may overrun.
 	deadline, slack time.Duration
@@ -57,6 +59,7 @@ func run() int {
 	markdown := flag.String("markdown", "", "also write the results table (Markdown) to this file")
 	flag.IntVar(&cfg.nodes, "nodes", 5, "node processes")
 	flag.IntVar(&cfg.clients, "clients", 8, "concurrent clients")
+	flag.IntVar(&cfg.inFlight, "in-flight", 32, "calls each client keeps in flight at most")
 	flag.IntVar(&cfg.keys, "keys", 2000, "keys")
 	flag.Float64Var(&cfg.rate, "rate", 1500, "calls per second, all clients together")
 	flag.DurationVar(&cfg.deadline, "deadline", 2*time.Second, "context deadline of each call")
@@ -139,8 +142,8 @@ func run() int {
 	}
 
 	start := time.Now()
-	fmt.Printf("chaos: %d nodes, %d clients, %d keys, %.0f calls/s, deadline %s, %s timings, %s phases; logs in %s\n",
-		cfg.nodes, cfg.clients, cfg.keys, cfg.rate, cfg.deadline, cfg.timings, map[bool]string{true: "short", false: "long"}[*short], dir)
+	fmt.Printf("chaos: %d nodes, %d clients (up to %d calls in flight each), %d keys, %.0f calls/s, deadline %s, %s timings, %s phases; logs in %s\n",
+		cfg.nodes, cfg.clients, cfg.inFlight, cfg.keys, cfg.rate, cfg.deadline, cfg.timings, map[bool]string{true: "short", false: "long"}[*short], dir)
 	var outs []outcome
 	for _, sc := range todo {
 		fmt.Printf("\n=== %s: %s\n", sc.name, sc.about)

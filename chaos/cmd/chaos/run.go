@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -138,7 +140,32 @@ func (env *env) runScenario(ctx context.Context, sc scenario) (out outcome) {
 		in.Partition = &check.Partition{From: tl.FaultStart, To: tl.FaultEnd, Minority: sc.minority}
 	}
 	out.res = check.Check(in)
+	if err := dumpCalls(filepath.Join(out.logs, "calls.jsonl"), in.Calls); err != nil {
+		fmt.Fprintln(os.Stderr, "chaos: writing the history:", err)
+	}
 	return out
+}
+
+// dumpCalls writes the history beside the node logs (one JSON object per
+// call), for diagnosing a failure after the fact.
+func dumpCalls(path string, calls []check.Call) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(f)
+	enc := json.NewEncoder(w)
+	for i := range calls {
+		if err := enc.Encode(&calls[i]); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // waitFor waits d, or until ctx ends (false). The phases of a run are

@@ -13,9 +13,13 @@ import (
 	"github.com/distcache/distcache/chaos/internal/ctlapi"
 )
 
-// workload is the driver's clients: cfg.clients goroutines sharing one rate
+// workload is the driver's clients: cfg.clients clients sharing one rate
 // limit, each making Gets, Puts and Deletes (80/15/5) on uniformly chosen
-// keys through a random serving node, and recording every call.
+// keys through a random serving node, and recording every call. A client
+// keeps up to cfg.inFlight calls in flight, as a service's request handlers
+// would: with one call at a time, calls waiting out their deadline on an
+// unreachable owner would throttle the whole workload to a few calls per
+// second exactly when the faults need traffic.
 //
 // Writes of a key are serialized (one writer per key at a time: a write
 // takes the key's lock for the whole call), and each carries the key's
@@ -32,7 +36,8 @@ type workload struct {
 	locks    []sync.Mutex
 	versions []uint64
 
-	records [][]check.Call // one slice per client, merged by calls()
+	recMu   sync.Mutex // guards records
+	records []check.Call
 }
 
 func newWorkload(c *cluster, cfg *config) *workload {
@@ -41,7 +46,6 @@ func newWorkload(c *cluster, cfg *config) *workload {
 		limiter:  rate.NewLimiter(rate.Limit(cfg.rate), cfg.clients),
 		locks:    make([]sync.Mutex, cfg.keys),
 		versions: make([]uint64, cfg.keys),
-		records:  make([][]check.Call, cfg.clients),
 	}
 	for i := range cfg.keys {
 		w.keys = append(w.keys, fmt.Sprintf("key-%04d", i))
@@ -60,27 +64,43 @@ func (w *workload) run(ctx context.Context) {
 
 func (w *workload) client(ctx context.Context, id int) {
 	r := rand.New(rand.NewPCG(uint64(id), uint64(time.Now().UnixNano())))
+	slots := make(chan struct{}, w.cfg.inFlight)
+	var calls sync.WaitGroup
+	defer calls.Wait()
 	for w.limiter.Wait(ctx) == nil {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
 		node, cl := w.c.pick(r)
 		if cl == nil {
+			<-slots
 			continue // nobody serves: nothing to call
 		}
-		op := r.IntN(100)
-		switch {
-		case op < 80:
-			w.records[id] = append(w.records[id], w.get(ctx, id, node, cl, r.IntN(len(w.keys))))
-		default:
-			k, ok := w.lockFree(r)
-			if !ok {
+		op, k := r.IntN(100), r.IntN(len(w.keys))
+		if op >= 80 {
+			var ok bool
+			if k, ok = w.lockFree(r); !ok {
+				<-slots
 				continue
 			}
-			kind := check.Put
-			if op >= 95 {
-				kind = check.Delete
-			}
-			w.records[id] = append(w.records[id], w.write(ctx, id, node, cl, k, kind))
-			w.locks[k].Unlock()
 		}
+		calls.Go(func() {
+			defer func() { <-slots }()
+			var c check.Call
+			switch {
+			case op < 80:
+				c = w.get(ctx, id, node, cl, k)
+			case op < 95:
+				c = w.write(ctx, id, node, cl, k, check.Put)
+			default:
+				c = w.write(ctx, id, node, cl, k, check.Delete)
+			}
+			w.recMu.Lock()
+			w.records = append(w.records, c)
+			w.recMu.Unlock()
+		})
 	}
 }
 
@@ -118,8 +138,10 @@ func (w *workload) get(ctx context.Context, id, node int, cl *ctlapi.Client, k i
 	return c
 }
 
-// write runs a Put or a Delete of key k, whose lock the caller holds.
+// write runs a Put or a Delete of key k, whose lock the caller holds; it
+// releases it.
 func (w *workload) write(ctx context.Context, id, node int, cl *ctlapi.Client, k int, kind check.Op) check.Call {
+	defer w.locks[k].Unlock()
 	cctx, cancel := w.callCtx(ctx)
 	defer cancel()
 	w.versions[k]++
@@ -147,9 +169,7 @@ func record(c *check.Call, res ctlapi.OpResult, err error) {
 
 // calls returns every recorded call; call it after run returned.
 func (w *workload) calls() []check.Call {
-	var out []check.Call
-	for _, r := range w.records {
-		out = append(out, r...)
-	}
-	return out
+	w.recMu.Lock()
+	defer w.recMu.Unlock()
+	return w.records
 }
