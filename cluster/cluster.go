@@ -38,6 +38,7 @@ type Cluster struct {
 	ml        *memberlist.Memberlist
 	stats     stats
 	delegate  *delegate
+	admit     *admission // members enter the ring after a data handshake (admission.go)
 
 	ring atomic.Pointer[Ring]
 
@@ -150,6 +151,7 @@ func New(cfg Config) (*Cluster, error) {
 		return nil, fmt.Errorf("cluster: create memberlist: %w", err)
 	}
 	c.ml = ml
+	c.admit = newAdmission(c)
 	c.wg.Go(c.rebuildLoop)
 	logger.Debug("cluster: started", "addr", c.self.Addr, "profile", cfg.Profile.String())
 	return c, nil
@@ -296,9 +298,10 @@ func (c *Cluster) isSelfAddr(a string) bool {
 func (c *Cluster) Self() Member { return c.self }
 
 // Members returns the live members (alive or suspect, this node included
-// unless it left), as a fresh slice sorted by name. The ring is built from
+// unless it left) that completed a data handshake with this node (see
+// admission.go), as a fresh slice sorted by name. The ring is built from
 // exactly this set.
-func (c *Cluster) Members() []Member { return c.delegate.memberList() }
+func (c *Cluster) Members() []Member { return c.admit.filter(c.delegate.memberList()) }
 
 // NumMembers returns the number of live members.
 func (c *Cluster) NumMembers() int { return c.ml.NumMembers() }

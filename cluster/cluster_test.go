@@ -447,6 +447,7 @@ func TestClusterAdvertiseAddress(t *testing.T) {
 	t.Run("all interfaces", func(t *testing.T) {
 		cfg := testConfig("adv-any")
 		cfg.BindAddr, cfg.AdvertiseAddr = "0.0.0.0", "127.0.0.1"
+		cfg.Insecure = true // reachable from every interface, unauthenticated: a test on one host
 		a := startNode(t, cfg)
 		_, port, err := net.SplitHostPort(a.Self().Addr)
 		require.NoError(t, err)

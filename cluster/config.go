@@ -105,18 +105,32 @@ type Config struct {
 	// always set one in production, e.g. "<app>/<env>".
 	Label string
 
-	// SecretKey enables gossip encryption (AES-GCM) when non-empty; it must
-	// be 16, 24 or 32 bytes (AES-128/192/256). It covers memberlist traffic
-	// only: protect RPC with ServerTLS/ClientTLS. Default nil.
+	// SecretKey, when non-empty, encrypts gossip (memberlist's AES-GCM) and
+	// authenticates every RPC connection: both sides prove they know it in
+	// the data handshake (a challenge-response with a key derived from it;
+	// see package transport), so a node without it can neither gossip nor
+	// exchange data. It must be 16, 24 or 32 bytes (AES-128/192/256). It
+	// does not encrypt RPC traffic: add ServerTLS/ClientTLS for that.
+	// Default nil.
 	SecretKey []byte
 
-	// ServerTLS and ClientTLS enable TLS (mTLS when the server requires
-	// client certificates) on RPC connections. Both nil means plaintext RPC.
+	// ServerTLS and ClientTLS enable TLS on RPC connections. With
+	// ServerTLS.ClientAuth = tls.RequireAndVerifyClientCert (mutual TLS) a
+	// certificate authenticates each peer; server-only TLS authenticates
+	// nobody and needs SecretKey (or Insecure). Both nil means plaintext RPC.
 	ServerTLS, ClientTLS *tls.Config
 
+	// Insecure lets a node bound to a non-loopback address run without
+	// authenticating its peers (neither SecretKey nor mutual TLS), and allows
+	// server-only TLS without SecretKey. Anyone who can reach the port can
+	// then read, overwrite and delete cached data. Loopback binds never need
+	// it. Default false: New refuses such configurations.
+	Insecure bool
+
 	// Transport carries the RPC tuning knobs (connections per peer, in-flight
-	// limits, frame size, dial timeout). New overwrites BindAddr, BindPort,
-	// Label, ServerTLS, ClientTLS, Handler and Logger from this Config.
+	// limits, frame size, dial timeout, connection limits). New overwrites
+	// BindAddr, BindPort, Label, ServerTLS, ClientTLS, AuthSecret (SecretKey),
+	// Handler and Logger from this Config.
 	// Default transport.DefaultConfig().
 	Transport transport.Config
 
@@ -182,7 +196,8 @@ type Config struct {
 }
 
 // DefaultConfig returns the production defaults: ProfileLAN on 0.0.0.0:7946.
-// Set NodeName and Label before use.
+// Set NodeName and Label before use, and SecretKey or mutual TLS: Validate
+// refuses a non-loopback bind that authenticates no peer (see Insecure).
 func DefaultConfig() Config {
 	d := ProfileLAN.defaults()
 	return Config{
@@ -235,6 +250,7 @@ func (c Config) transportConfig(logger *slog.Logger) transport.Config {
 	tc.Label = c.Label
 	tc.ServerTLS = c.ServerTLS
 	tc.ClientTLS = c.ClientTLS
+	tc.AuthSecret = c.SecretKey
 	tc.Handler = c.Handler
 	tc.Logger = logger
 	return tc
@@ -289,6 +305,9 @@ func (c Config) Validate() error {
 	if err := c.ringConfig().Validate(); err != nil {
 		return err
 	}
+	if err := c.validateSecurity(); err != nil {
+		return err
+	}
 	if err := c.transportConfig(nil).Validate(); err != nil {
 		return fmt.Errorf("%w: Transport: %w", ErrInvalidConfig, err)
 	}
@@ -339,4 +358,56 @@ func (c Config) ringDebounce() time.Duration {
 	default:
 		return c.RingDebounce
 	}
+}
+
+// RequiresClientCerts reports whether a server TLS config authenticates its
+// clients: it requires a certificate and verifies it (tls.RequireAndVerifyClientCert),
+// or requires one and checks it with its own VerifyPeerCertificate or
+// VerifyConnection.
+func RequiresClientCerts(server *tls.Config) bool {
+	if server == nil {
+		return false
+	}
+	switch server.ClientAuth {
+	case tls.RequireAndVerifyClientCert:
+		return true
+	case tls.RequireAnyClientCert:
+		return server.VerifyPeerCertificate != nil || server.VerifyConnection != nil
+	}
+	return false
+}
+
+// presentsCert reports whether a client TLS config has a certificate to show.
+func presentsCert(client *tls.Config) bool {
+	return client != nil && (len(client.Certificates) > 0 || client.GetClientCertificate != nil)
+}
+
+// isLoopback reports whether addr is a loopback IP (127.0.0.0/8, ::1).
+func isLoopback(addr string) bool {
+	ip := net.ParseIP(addr)
+	return ip != nil && ip.IsLoopback()
+}
+
+// validateSecurity refuses configurations that authenticate no peer where
+// others can reach the port, unless Insecure: see SecretKey, ServerTLS and
+// Insecure.
+func (c Config) validateSecurity() error {
+	mtls := RequiresClientCerts(c.ServerTLS)
+	secret := len(c.SecretKey) > 0
+	if mtls && !presentsCert(c.ClientTLS) {
+		return fmt.Errorf("%w: ServerTLS requires client certificates but ClientTLS presents none (set Certificates or GetClientCertificate): this node could not connect to its peers", ErrInvalidConfig)
+	}
+	if c.Insecure || secret || mtls {
+		return nil
+	}
+	if c.ServerTLS != nil {
+		return fmt.Errorf("%w: ServerTLS does not require client certificates and SecretKey is not set, so TLS would authenticate no peer: "+
+			"set ServerTLS.ClientAuth = tls.RequireAndVerifyClientCert with ClientCAs (mutual TLS), or set SecretKey, or set Insecure to accept that", ErrInvalidConfig)
+	}
+	if !isLoopback(c.bindAddr()) {
+		return fmt.Errorf("%w: BindAddr %q is not a loopback address and peers are not authenticated: set SecretKey, "+
+			"or ServerTLS with ClientAuth = tls.RequireAndVerifyClientCert and ClientTLS with a certificate (mutual TLS), "+
+			"or set Insecure to accept that anyone who reaches the port can read and write the cache", ErrInvalidConfig, c.bindAddr())
+	}
+	return nil
 }

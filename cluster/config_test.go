@@ -11,9 +11,12 @@ import (
 )
 
 func TestDefaultConfigsValidate(t *testing.T) {
-	require.NoError(t, DefaultConfig().Validate())
+	secured := DefaultConfig()
+	secured.SecretKey = make([]byte, 32)
+	require.NoError(t, secured.Validate())
+	require.ErrorIs(t, DefaultConfig().Validate(), ErrInvalidConfig, "all interfaces and no authentication needs Insecure")
 	require.NoError(t, DefaultLocalConfig().Validate())
-	require.NoError(t, Config{}.Validate(), "a zero Config means all defaults")
+	require.NoError(t, Config{Insecure: true}.Validate(), "a zero Config means all defaults")
 
 	lan := DefaultConfig()
 	assert.Equal(t, ProfileLAN, lan.Profile)
@@ -76,7 +79,7 @@ func TestConfigValidateAccepts(t *testing.T) {
 		name   string
 		mutate func(*Config)
 	}{
-		{"empty bind addr", func(c *Config) { c.BindAddr = "" }},
+		{"empty bind addr with a secret", func(c *Config) { c.BindAddr, c.SecretKey = "", make([]byte, 32) }},
 		{"ipv6 bind addr", func(c *Config) { c.BindAddr = "::1" }},
 		{"advertise addr", func(c *Config) { c.AdvertiseAddr, c.AdvertisePort = "10.0.0.1", 8000 }},
 		{"aes-128", func(c *Config) { c.SecretKey = make([]byte, 16) }},
