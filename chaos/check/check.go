@@ -80,6 +80,9 @@ type PhaseStats struct {
 	Stale, SplitBrain, LostReads, LostWrites int
 	// Overruns are calls past their deadline + slack (interrupted excluded).
 	Overruns int
+	// Excused are the calls that overran or failed in steady state during
+	// a host stall (see Input.Stalls): not violations.
+	Excused int
 	// MaxLatency is the longest non-interrupted call.
 	MaxLatency time.Duration
 }
@@ -120,6 +123,7 @@ func (r *Result) Totals() PhaseStats {
 		t.LostReads += p.LostReads
 		t.LostWrites += p.LostWrites
 		t.Overruns += p.Overruns
+		t.Excused += p.Excused
 		t.MaxLatency = max(t.MaxLatency, p.MaxLatency)
 	}
 	return t
@@ -180,20 +184,27 @@ func Check(in Input) Result {
 		intr := in.interrupted(c)
 		if intr {
 			ph.Interrupted++
-		} else if !c.OK {
-			ph.Failures++
-			ph.FailureClasses[c.Err]++
-			if in.Timeline.steady(c) {
-				steadyFailures = append(steadyFailures, fmtCall(c))
+		} else {
+			if !c.OK {
+				ph.Failures++
+				ph.FailureClasses[c.Err]++
 			}
-		}
-		if !intr {
 			lat := c.End - c.Start
 			ph.MaxLatency = max(ph.MaxLatency, lat)
-			if in.Deadline > 0 && lat > in.Deadline+in.Slack {
-				ph.Overruns++
-				res.Overruns = append(res.Overruns, *c)
-				overruns = append(overruns, fmtCall(c))
+			over := in.Deadline > 0 && lat > in.Deadline+in.Slack
+			steadyFail := !c.OK && in.Timeline.steady(c)
+			switch {
+			case (over || steadyFail) && in.stalled(c):
+				ph.Excused++
+			default:
+				if over {
+					ph.Overruns++
+					res.Overruns = append(res.Overruns, *c)
+					overruns = append(overruns, fmtCall(c))
+				}
+				if steadyFail {
+					steadyFailures = append(steadyFailures, fmtCall(c))
+				}
 			}
 		}
 		if c.BadValue != "" {

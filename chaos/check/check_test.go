@@ -157,6 +157,23 @@ func TestDeadlineOverrun(t *testing.T) {
 	require.True(t, r.OK(), invariants(r))
 }
 
+// TestHostStallExcuses: an overrun or a steady failure during a host stall
+// of at least the slack is counted apart; a shorter stall excuses nothing.
+func TestHostStallExcuses(t *testing.T) {
+	calls := []Call{failed(get(1, "k", 0, 1_000, 4_000), "deadline"), get(2, "j", 0, 12_000, 15_000)}
+	in := input(calls...)
+	in.Stalls = []Stall{{From: ms(2_000), To: ms(3_000)}, {From: ms(13_000), To: ms(13_600)}}
+	r := Check(in)
+	require.True(t, r.OK(), invariants(r))
+	require.Equal(t, 1, r.Phases[Steady].Excused)
+	require.Equal(t, 1, r.Phases[Fault].Excused)
+
+	in.Stalls = []Stall{{From: ms(2_000), To: ms(2_400)}, {From: ms(13_000), To: ms(13_400)}}
+	r = Check(in)
+	require.ElementsMatch(t, []string{InvDeadline, InvSteadyFailure}, invariants(r))
+	require.Equal(t, 2, r.Totals().Overruns)
+}
+
 // TestSteadyFailure: a failure before the fault is a violation, after it is
 // only counted.
 func TestSteadyFailure(t *testing.T) {

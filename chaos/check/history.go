@@ -137,6 +137,12 @@ func (p *Partition) side(n int) bool {
 	return false
 }
 
+// Stall is an interval during which the driver or a node (outside its own
+// outage) was not scheduled: the host was overloaded.
+type Stall struct {
+	From, To time.Duration
+}
+
 // Input is everything Check needs.
 type Input struct {
 	Calls    []Call
@@ -147,9 +153,23 @@ type Input struct {
 	// Deadline is the context deadline each call was given; Slack what a
 	// call may take beyond it (0.5 s in the issue).
 	Deadline, Slack time.Duration
+	// Stalls are the host stalls seen during the run. A deadline overrun,
+	// or a steady-state failure, during a stall of at least Slack is
+	// excused (counted apart): the host, not the engine, held the call.
+	Stalls []Stall
 	// Recovered is when, after Timeline.FaultEnd, every node was serving
 	// again (negative: never); RecoveryBound how long that may take.
 	Recovered, RecoveryBound time.Duration
+}
+
+// stalled reports whether a host stall of at least Slack overlapped c.
+func (in *Input) stalled(c *Call) bool {
+	for _, s := range in.Stalls {
+		if s.To-s.From >= in.Slack && c.Start < s.To && c.End > s.From {
+			return true
+		}
+	}
+	return false
 }
 
 // interrupted reports whether c was in flight on a node during its outage.

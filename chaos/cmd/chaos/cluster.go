@@ -229,7 +229,7 @@ func (c *cluster) outagesSnapshot() []check.Outage {
 	out := append([]check.Outage(nil), c.outages...)
 	for _, n := range c.nodes {
 		if n.client.Load() == nil { // still down at the end
-			out = append(out, check.Outage{Node: n.idx, From: n.down, To: 1<<62})
+			out = append(out, check.Outage{Node: n.idx, From: n.down, To: 1 << 62})
 		}
 	}
 	return out

@@ -38,7 +38,7 @@ type config struct {
 	nodes, clients, keys int
 	// inFlight bounds each client's concurrent calls.
 	inFlight int
-	rate                 float64
+	rate     float64
 	// deadline is each call's context deadline; slack what it may overrun.
 	deadline, slack time.Duration
 	// Phase lengths.

@@ -1,13 +1,16 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/distcache/distcache/chaos/check"
 	"github.com/distcache/distcache/chaos/internal/ctlapi"
+	"github.com/distcache/distcache/chaos/internal/stall"
 )
 
 // monitorEvery is how often the monitor reads every node's status.
@@ -31,6 +34,13 @@ type monitor struct {
 	watching  bool
 	watchFrom time.Duration
 	recovered time.Duration
+	// stalls are the nodes' stalls seen so far, by node and start.
+	stalls map[nodeStall]stall.Interval
+}
+
+type nodeStall struct {
+	node int
+	from int64
 }
 
 type counters struct {
@@ -39,7 +49,7 @@ type counters struct {
 }
 
 func newMonitor(c *cluster) *monitor {
-	return &monitor{c: c, seen: make([]counters, len(c.nodes)), recovered: -1}
+	return &monitor{c: c, seen: make([]counters, len(c.nodes)), recovered: -1, stalls: map[nodeStall]stall.Interval{}}
 }
 
 // run samples until ctx ends.
@@ -86,6 +96,9 @@ func (m *monitor) sample(ctx context.Context) {
 		m.fetches[m.phase] += st.Fetches - last.fetches
 		m.degraded[m.phase] += st.Degraded - last.degraded
 		last.fetches, last.degraded = st.Fetches, st.Degraded
+		for _, s := range st.Stalls {
+			m.stalls[nodeStall{i, s.From}] = s
+		}
 	}
 	if m.watching && m.recovered < 0 {
 		if ok, _ := m.c.serving(ctx, sts); ok {
@@ -99,6 +112,34 @@ func (m *monitor) recoveredAfter() time.Duration {
 	m.sampleMu.Lock()
 	defer m.sampleMu.Unlock()
 	return m.recovered
+}
+
+// hostStalls returns the nodes' stalls (except those within the node's
+// own outage: a SIGSTOP is the fault, not the host) and the driver's, as
+// offsets from the epoch.
+func (m *monitor) hostStalls(driver []stall.Interval, outages []check.Outage) []check.Stall {
+	m.sampleMu.Lock()
+	defer m.sampleMu.Unlock()
+	epoch := m.c.epoch.UnixNano()
+	off := func(s stall.Interval) check.Stall {
+		return check.Stall{From: time.Duration(s.From - epoch), To: time.Duration(s.To - epoch)}
+	}
+	var out []check.Stall
+	for _, s := range driver {
+		out = append(out, off(s))
+	}
+next:
+	for k, s := range m.stalls {
+		cs := off(s)
+		for _, o := range outages {
+			if o.Node == k.node && cs.From < o.To && cs.To > o.From {
+				continue next
+			}
+		}
+		out = append(out, cs)
+	}
+	slices.SortFunc(out, func(a, b check.Stall) int { return cmp.Compare(a.From, b.From) })
+	return out
 }
 
 func (m *monitor) totals() (fetches, degraded [check.NumPhases]int64) {

@@ -41,6 +41,14 @@ func printOutcome(w io.Writer, o outcome) {
 			}
 		}
 		fmt.Fprintf(w, "every node serving again: %s after the fault ended\n", fmtRecovery(o.recovery))
+		if len(o.stalls) > 0 {
+			var longest time.Duration
+			for _, s := range o.stalls {
+				longest = max(longest, s.To-s.From)
+			}
+			fmt.Fprintf(w, "host stalls (a process not scheduled for >= 300ms): %d, longest %s; calls excused by them (overrun or failed in steady state): %d\n",
+				len(o.stalls), longest.Round(time.Millisecond), o.res.Totals().Excused)
+		}
 		for _, a := range sample(o.res.Lost, 3) {
 			fmt.Fprintf(w, "lost write (reported, not a violation): %s\n", a)
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/distcache/distcache/chaos/check"
 	"github.com/distcache/distcache/chaos/internal/netns"
+	"github.com/distcache/distcache/chaos/internal/stall"
 )
 
 // outcome is one scenario's result.
@@ -24,8 +25,10 @@ type outcome struct {
 	// (-1: never within the bound).
 	recovery time.Duration
 	timeline check.Timeline
-	took     time.Duration
-	logs     string
+	// stalls are the host stalls seen (driver and nodes).
+	stalls []check.Stall
+	took   time.Duration
+	logs   string
 	// err is a failure to run the scenario at all (setup, a node that
 	// would not start): the run fails too.
 	err error
@@ -71,12 +74,14 @@ func (env *env) runScenario(ctx context.Context, sc scenario) (out outcome) {
 		return out
 	}
 
+	driverStalls := stall.New(10*time.Millisecond, 300*time.Millisecond, 1024)
 	mon := newMonitor(c)
 	wl := newWorkload(c, cfg)
 	mctx, stopMon := context.WithCancel(ctx)
 	wctx, stopWork := context.WithCancel(ctx)
 	var monWG, workWG sync.WaitGroup
 	monWG.Go(func() { env.guard(func() { mon.run(mctx) }) })
+	monWG.Go(func() { driverStalls.Run(mctx) })
 	workWG.Go(func() { env.guard(func() { wl.run(wctx) }) })
 	defer func() {
 		stopWork()
@@ -131,8 +136,10 @@ func (env *env) runScenario(ctx context.Context, sc scenario) (out outcome) {
 	out.fetches, out.degraded = mon.totals()
 	out.recovery = mon.recoveredAfter()
 
+	outages := c.outagesSnapshot()
 	in := check.Input{
-		Calls: wl.calls(), Timeline: *tl, Outages: c.outagesSnapshot(),
+		Calls: wl.calls(), Timeline: *tl, Outages: outages,
+		Stalls:   mon.hostStalls(driverStalls.Stalls(), outages),
 		Deadline: cfg.deadline, Slack: cfg.slack,
 		Recovered: out.recovery, RecoveryBound: cfg.recoveryBound,
 	}
@@ -140,6 +147,7 @@ func (env *env) runScenario(ctx context.Context, sc scenario) (out outcome) {
 		in.Partition = &check.Partition{From: tl.FaultStart, To: tl.FaultEnd, Minority: sc.minority}
 	}
 	out.res = check.Check(in)
+	out.stalls = in.Stalls
 	if err := dumpCalls(filepath.Join(out.logs, "calls.jsonl"), in.Calls); err != nil {
 		fmt.Fprintln(os.Stderr, "chaos: writing the history:", err)
 	}

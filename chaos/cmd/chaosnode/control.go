@@ -9,16 +9,18 @@ import (
 	"time"
 
 	"github.com/distcache/distcache/chaos/internal/ctlapi"
+	"github.com/distcache/distcache/chaos/internal/stall"
 	"github.com/distcache/distcache/engine"
 )
 
 // control serves the driver's calls (ctlapi) on this node's engine.
 type control struct {
-	e *engine.Engine
+	e      *engine.Engine
+	stalls *stall.Detector
 }
 
-func newControl(e *engine.Engine) http.Handler {
-	c := &control{e: e}
+func newControl(e *engine.Engine, stalls *stall.Detector) http.Handler {
+	c := &control{e: e, stalls: stalls}
 	mux := http.NewServeMux()
 	mux.HandleFunc(ctlapi.PathOp, c.op)
 	mux.HandleFunc(ctlapi.PathStatus, c.status)
@@ -66,7 +68,7 @@ func (c *control) op(w http.ResponseWriter, r *http.Request) {
 
 func (c *control) status(w http.ResponseWriter, _ *http.Request) {
 	ring := c.e.Cluster().Ring()
-	st := ctlapi.Status{Name: c.e.NodeName(), RingMembers: ring.Len(), Fingerprint: ring.Fingerprint()}
+	st := ctlapi.Status{Name: c.e.NodeName(), RingMembers: ring.Len(), Fingerprint: ring.Fingerprint(), Stalls: c.stalls.Stalls()}
 	if ks, ok := c.e.Stats().KeySpace(ctlapi.KeySpace); ok {
 		st.Fetches, st.Degraded, st.Entries = ks.Fetches, ks.Degraded, ks.Entries
 	}

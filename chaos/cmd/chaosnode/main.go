@@ -21,10 +21,12 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/distcache/distcache/chaos/internal/ctlapi"
+	"github.com/distcache/distcache/chaos/internal/stall"
 	"github.com/distcache/distcache/cluster"
 	"github.com/distcache/distcache/discovery/static"
 	"github.com/distcache/distcache/engine"
@@ -79,6 +81,17 @@ func run(o options) error {
 		return err
 	}
 
+	// The stall detector tells the driver when this process was not
+	// scheduled (an overloaded host), to excuse deadline overruns then.
+	stalls := stall.New(10*time.Millisecond, 300*time.Millisecond, 256)
+	wctx, stopWatch := context.WithCancel(context.Background())
+	var watch sync.WaitGroup
+	watch.Go(func() { stalls.Run(wctx) })
+	defer func() {
+		stopWatch()
+		watch.Wait()
+	}()
+
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	if err := e.Start(context.Background()); err != nil {
@@ -89,7 +102,7 @@ func run(o options) error {
 		_ = e.Stop(context.Background())
 		return fmt.Errorf("control listener: %w", err)
 	}
-	srv := &http.Server{Handler: newControl(e), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: newControl(e, stalls), ReadHeaderTimeout: 5 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	fmt.Println(ctlapi.ReadyLine(e.Addr(), ln.Addr().String()))

@@ -7,6 +7,8 @@ package ctlapi
 import (
 	"fmt"
 	"strings"
+
+	"github.com/distcache/distcache/chaos/internal/stall"
 )
 
 // The node's HTTP endpoints.
@@ -67,6 +69,9 @@ type Status struct {
 	Fetches  int64 `json:"fetches"`
 	Degraded int64 `json:"degraded"`
 	Entries  int64 `json:"entries"`
+	// Stalls are the last times this process was not scheduled (see
+	// package stall).
+	Stalls []stall.Interval `json:"stalls,omitempty"`
 }
 
 // readyPrefix starts the one line a node prints on stdout once its engine
