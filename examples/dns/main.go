@@ -66,7 +66,7 @@ func run(ctx context.Context, out io.Writer) error {
 	}()
 	for i := 1; i <= 3; i++ {
 		cfg := dns.DefaultConfig()
-		cfg.Name = srvName                               // SRV: each record carries its node's port
+		cfg.Name = srvName                                  // SRV: each record carries its node's port
 		cfg.Server = server.PacketConn.LocalAddr().String() // ask this server, not the system resolver
 		p, err := dns.New(cfg)
 		if err != nil {

@@ -73,13 +73,21 @@ func newLauncher(out io.Writer, users int) (*launcher, error) {
 }
 
 // start starts node name, joining the nodes that run now, and waits until it
-// serves.
+// serves. A node that ran before restarts on its previous addresses, as a
+// restarted instance usually does: the others then see the same member come
+// back rather than its name claimed from a second address, which they
+// refuse until the old one has been dead for a while.
 func (l *launcher) start(name string) (*child, error) {
 	var peers []string
 	for _, c := range l.running() {
 		peers = append(peers, c.gossip)
 	}
 	args := []string{"node", "-name", name, "-db", l.dbPath, "-watch-stdin", "-peers", strings.Join(peers, ",")}
+	l.mu.Lock()
+	if prev := l.children[name]; prev != nil {
+		args = append(args, "-gossip", prev.gossip, "-http", prev.http)
+	}
+	l.mu.Unlock()
 	if l.verbose {
 		args = append(args, "-v")
 	}

@@ -44,7 +44,7 @@ func main() {
 	flag.Parse()
 	var err error
 	if *smokeMode {
-		err = smoke(os.Stdout, *users)
+		err = smoke(os.Stdout, *users, *verbose)
 	} else {
 		err = serve(*users, *verbose)
 	}

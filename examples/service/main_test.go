@@ -24,7 +24,7 @@ func TestSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three processes")
 	}
-	if err := smoke(testWriter{t}, 200); err != nil {
+	if err := smoke(testWriter{t}, 200, false); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -18,7 +18,7 @@ import (
 // are seen on the others; after kill -9 of one node every read through the
 // others still succeeds, and writes work again once the ring drops it; the
 // node restarts under its name and serves; a graceful stop leaves no child.
-func smoke(out io.Writer, users int) (err error) {
+func smoke(out io.Writer, users int, verbose bool) (err error) {
 	start := time.Now()
 	step := func(format string, args ...any) {
 		fmt.Fprintf(out, "smoke %5.1fs  %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
@@ -27,6 +27,7 @@ func smoke(out io.Writer, users int) (err error) {
 	if err != nil {
 		return err
 	}
+	l.verbose = verbose
 	defer func() {
 		if serr := l.stop(15 * time.Second); serr != nil && err == nil {
 			err = serr
