@@ -221,7 +221,7 @@ func TestAdminAndWarmupConfigValidation(t *testing.T) {
 		require.ErrorContains(t, err, tc.want)
 	}
 	// WithAdminServer after WithAdminConfig keeps the other settings.
-	e, err := engine.New(engine.NewConfig(static.NewDiscovery(nil), good,
+	e, err := engine.New(engine.NewConfig(static.NewDiscovery(nil), good, engine.WithBindAddr("127.0.0.1"),
 		engine.WithAdminConfig(admin.Config{BasePath: "/x"}), engine.WithAdminServer("")))
 	require.NoError(t, err)
 	defer func() { require.NoError(t, e.Stop(context.Background())) }()

@@ -1,10 +1,12 @@
 package engine
 
 import (
+	"cmp"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/distcache/distcache/cluster"
@@ -40,9 +42,12 @@ type RateLimitConfig = keyspace.RateLimitConfig
 type CircuitBreakerConfig = keyspace.CircuitBreakerConfig
 
 // TLSInfo enables TLS on the peer-to-peer data connections. ServerTLS is
-// used for accepted connections (set ClientAuth for mTLS), ClientTLS for
-// dialed ones. Both must be set. Gossip (memberlist) traffic is protected by
-// WithGossipSecret instead.
+// used for accepted connections, ClientTLS for dialed ones. Both must be
+// set. Set ServerTLS.ClientAuth = tls.RequireAndVerifyClientCert (with
+// ClientCAs, and a certificate in ClientTLS) for mutual TLS, which
+// authenticates every peer; server-only TLS authenticates nobody and needs
+// WithGossipSecret too (or WithInsecure). Gossip (memberlist) traffic is
+// protected by WithGossipSecret.
 type TLSInfo struct {
 	ServerTLS *tls.Config
 	ClientTLS *tls.Config
@@ -86,7 +91,8 @@ type Config struct {
 	AdvertisePort int
 	// Label names the cluster; nodes with another label never merge.
 	Label string
-	// GossipSecret enables gossip encryption (16, 24 or 32 bytes).
+	// GossipSecret encrypts gossip and authenticates data connections (16,
+	// 24 or 32 bytes); see WithGossipSecret.
 	GossipSecret []byte
 	// TLS enables TLS on data connections.
 	TLS *TLSInfo
@@ -137,6 +143,8 @@ type Config struct {
 
 	// clusterTweaks adjust the cluster config last (WithClusterConfig).
 	clusterTweaks []func(*cluster.Config)
+	// insecure accepts unauthenticated peers on a reachable port (WithInsecure).
+	insecure bool
 	extras        extrasConfig // admin server and warmup (extras.go)
 }
 
@@ -202,6 +210,7 @@ func (c *Config) validate() error {
 	if c.TLS != nil && (c.TLS.ServerTLS == nil || c.TLS.ClientTLS == nil) {
 		bad("TLS needs both ServerTLS and ClientTLS")
 	}
+	errs = append(errs, c.securityProblems()...)
 	if c.PartitionCount < 1 {
 		bad("PartitionCount must be >= 1, got %d", c.PartitionCount)
 	}
@@ -270,6 +279,36 @@ func (c *Config) validate() error {
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
+	}
+	return nil
+}
+
+// securityProblems refuses configurations in which anyone who reaches the
+// node's port would be a trusted peer, unless WithInsecure: see SECURITY.md.
+// cluster.New checks the final cluster config (after WithClusterConfig) the
+// same way; this names the engine's options.
+func (c *Config) securityProblems() []error {
+	var server, client *tls.Config
+	if c.TLS != nil {
+		server, client = c.TLS.ServerTLS, c.TLS.ClientTLS
+	}
+	mtls := cluster.RequiresClientCerts(server)
+	if mtls && client != nil && len(client.Certificates) == 0 && client.GetClientCertificate == nil {
+		return []error{errors.New("TLS: ServerTLS requires client certificates but ClientTLS presents none (set Certificates or GetClientCertificate): this node could not connect to its peers")}
+	}
+	if c.insecure || len(c.GossipSecret) > 0 || mtls {
+		return nil
+	}
+	if server != nil {
+		return []error{errors.New("TLS: ServerTLS does not require client certificates and no gossip secret is set, so TLS authenticates no peer: " +
+			"set ServerTLS.ClientAuth = tls.RequireAndVerifyClientCert with ClientCAs (mutual TLS), or add WithGossipSecret, " +
+			"or pass WithInsecure() to accept that")}
+	}
+	bind := cmp.Or(c.BindAddr, DefaultBindAddr)
+	if ip := net.ParseIP(bind); ip == nil || !ip.IsLoopback() {
+		return []error{fmt.Errorf("BindAddr %q is not a loopback address and no peer is authenticated: add WithGossipSecret(key) "+
+			"or WithTLS with client certificates (mutual TLS), or pass WithInsecure() to accept that anyone who reaches "+
+			"port %d can read, overwrite and delete cached data", bind, c.BindPort)}
 	}
 	return nil
 }

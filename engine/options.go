@@ -29,14 +29,35 @@ func WithAdvertiseAddr(host string, port int) Option {
 // different labels never merge.
 func WithLabel(label string) Option { return func(c *Config) { c.Label = label } }
 
-// WithGossipSecret enables gossip encryption with a 16, 24 or 32 byte key.
+// WithGossipSecret sets the cluster secret, a 16, 24 or 32 byte key that
+// every node shares: it encrypts gossip (AES-GCM) and authenticates every
+// data connection (each side proves it knows the secret in the handshake),
+// so a node without it can neither join nor read or write the cache. It
+// does not encrypt data connections: add WithTLS for that.
 func WithGossipSecret(secret []byte) Option {
 	return func(c *Config) { c.GossipSecret = append([]byte(nil), secret...) }
 }
 
-// WithTLS enables TLS (mTLS when ServerTLS requires client certificates) on
-// the data connections between nodes.
+// WithTLS enables TLS on the data connections between nodes. With
+// ServerTLS.ClientAuth = tls.RequireAndVerifyClientCert (mutual TLS) each
+// peer is authenticated by its certificate, and a node without one never
+// enters the ring; server-only TLS authenticates nobody, so New requires
+// WithGossipSecret with it (or WithInsecure).
 func WithTLS(info *TLSInfo) Option { return func(c *Config) { c.TLS = info } }
+
+// WithInsecure accepts a configuration in which peers are not
+// authenticated although others can reach the node: a non-loopback bind
+// address (the default 0.0.0.0 included) without WithGossipSecret or mutual
+// TLS, or server-only TLS without a secret. New refuses those otherwise.
+// Anyone who reaches the port can then read, overwrite and delete cached
+// data and join the cluster: use it only on networks where every host is
+// trusted. Loopback binds (127.0.0.1, ::1) never need it.
+func WithInsecure() Option {
+	return func(c *Config) {
+		c.insecure = true
+		c.clusterTweaks = append(c.clusterTweaks, func(cc *cluster.Config) { cc.Insecure = true })
+	}
+}
 
 // WithPartitionCount sets the ring's partition count (default 271); every
 // node must use the same. Keep it >= 10x the largest cluster size.
