@@ -20,14 +20,21 @@
 //
 // The client opens each RPC connection with
 //
-//	0xC3 | u8 version (1) | u8 flags (bit 0: TLS follows) | u8 label length | label
+//	0xC3 | u8 version (2) | u8 flags (bit 0: TLS follows, bit 1: secret) | u8 label length | label | [32-byte nonce]
 //
 // and the server answers 0xC3 | u8 status (OK, bad label, bad version, TLS required, TLS
-// unavailable, shutting down, bad flags) and closes the connection unless OK. A label
+// unavailable, shutting down, bad flags, secret required, secret unavailable), followed by
+// its own 32-byte nonce when both have a secret, and closes the connection unless OK. A label
 // mismatch surfaces as [ErrLabelMismatch]: it keeps nodes of different clusters that share
 // a network (recycled IPs) from talking to each other, which memberlist's own label check
 // cannot do for connections it never sees. With TLS configured both sides then run a TLS
-// handshake (mutual if the server sets ClientAuth), and frames flow inside TLS.
+// handshake (mutual if the server sets ClientAuth). With Config.AuthSecret both sides then
+// prove the secret: an HMAC-SHA256 over the nonces, flags, label and the TLS session's
+// exported keying material, under a key derived from the secret (auth.go); a failure
+// surfaces as [ErrAuthFailed]. Frames flow only after all of that, inside TLS when it is on,
+// and the whole handshake must finish within HandshakeTimeout of the accept.
+// [Transport.Probe] runs the handshake alone: the cluster admits a member into its ring only
+// after one succeeds.
 //
 // # Frames
 //
@@ -73,6 +80,20 @@
 // the request and only arms a timer if someone waits on Done. A Handler may also implement
 // [InlineHandler] to answer cheap requests (cache hits) on the reader goroutine, skipping
 // the goroutine altogether.
+//
+// # Limits
+//
+// Every accepted connection counts against MaxConnsPerIP until it closes and against
+// MaxPendingConns until its handshake is done; beyond either it is closed at once, before a
+// goroutine is spent on it. Nothing before authentication is sized by the peer beyond the
+// 255-byte label. Payload buffers grow as bytes arrive, never from the header's length
+// alone; a payload over 64 KiB first reserves its length from the node-wide
+// MaxReceiveBufferBytes (bookkeeping, so a few frames that can complete get it rather than
+// many that each hold a part) and must arrive within ReadTimeout. A server stops reading a
+// connection whose queued replies reach MaxQueuedBytesPerConn until its writer drains them,
+// so a client that never reads gets TCP backpressure, then is disconnected after
+// WriteTimeout; keepalive answers are dropped beyond that mark. Accepted connections that
+// serve no request for IdleTimeout get GOAWAY and are closed (pings do not count).
 //
 // # Liveness and shutdown
 //
