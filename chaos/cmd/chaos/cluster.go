@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -32,8 +34,10 @@ type cluster struct {
 	hc    *http.Client
 	dir   string // node logs
 	label string
-	epoch time.Time
-	peers []string // every node's gossip address, fixed for the run
+	// secret is the cluster's gossip secret, hex, passed in the environment.
+	secret string
+	epoch  time.Time
+	peers  []string // every node's gossip address, fixed for the run
 
 	nodes []*node
 
@@ -56,8 +60,12 @@ type node struct {
 }
 
 func newCluster(cfg *config, procs *proc.Group, nw *netns.Net, dir, label string, epoch time.Time) (*cluster, error) {
+	key := make([]byte, 32)
+	if _, err := crand.Read(key); err != nil {
+		return nil, err
+	}
 	c := &cluster{
-		cfg: cfg, procs: procs, net: nw, dir: dir, label: label, epoch: epoch,
+		cfg: cfg, procs: procs, net: nw, dir: dir, label: label, epoch: epoch, secret: hex.EncodeToString(key),
 		hc: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second}},
 	}
 	for i := range cfg.nodes {
@@ -120,7 +128,7 @@ func (c *cluster) start(ctx context.Context, i int) error {
 	}
 	defer logf.Close() // the child has its own descriptor
 	control := "127.0.0.1:0"
-	spec := proc.Spec{Log: logf}
+	spec := proc.Spec{Log: logf, Env: []string{ctlapi.SecretEnv + "=" + c.secret}}
 	if c.net != nil {
 		control = net.JoinHostPort(c.net.ControlIP(i), "0")
 		spec.Netns = c.net.NS(i)

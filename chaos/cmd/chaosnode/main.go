@@ -12,6 +12,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -73,6 +74,16 @@ func run(o options) error {
 	opts, err := engineOptions(o, log)
 	if err != nil {
 		return err
+	}
+	// The secret comes from the environment, not a flag: argv is public.
+	// It encrypts gossip and authenticates data connections, which the
+	// engine requires on a non-loopback address (the partition scenario).
+	if h := os.Getenv(ctlapi.SecretEnv); h != "" {
+		secret, err := hex.DecodeString(h)
+		if err != nil {
+			return fmt.Errorf("%s: %w", ctlapi.SecretEnv, err)
+		}
+		opts = append(opts, engine.WithGossipSecret(secret))
 	}
 	ks := keyspace.New(ctlapi.KeySpace, 64<<20, keyspace.DataSourceFunc(
 		func(_ context.Context, key string) ([]byte, error) { return ctlapi.Value(key, 0), nil }))

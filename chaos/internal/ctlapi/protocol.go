@@ -43,6 +43,10 @@ const (
 	ErrTransport = "transport"
 )
 
+// SecretEnv names the environment variable that carries the cluster's
+// gossip secret (hex) from the driver to its nodes.
+const SecretEnv = "CHAOSNODE_SECRET"
+
 // KeySpace is the one keyspace every node serves.
 const KeySpace = "chaos"
 

@@ -164,7 +164,7 @@ func CleanStale(ctx context.Context) error {
 			dead[pid] = true
 		}
 	}
-	links, err := ipOut(ctx, "-o", "link", "show", "type", "bridge")
+	links, err := ipOut(ctx, "-o", "link", "show")
 	if err != nil {
 		return err
 	}
@@ -173,11 +173,9 @@ func CleanStale(ctx context.Context) error {
 		if len(f) < 2 {
 			continue
 		}
-		name := strings.TrimSuffix(f[1], ":")
-		if rest, ok := strings.CutPrefix(name, linkPrefix); ok && len(rest) > 1 {
-			if pid, err := strconv.Atoi(rest[:len(rest)-1]); err == nil && !alive(pid) {
-				dead[pid] = true
-			}
+		name, _, _ := strings.Cut(strings.TrimSuffix(f[1], ":"), "@")
+		if pid, _, ok := linkOwner(name); ok && !alive(pid) {
+			dead[pid] = true
 		}
 	}
 	var errs []error
@@ -219,13 +217,52 @@ func removeAll(ctx context.Context, pid int) error {
 			errs = append(errs, ip(ctx, "netns", "del", name))
 		}
 	}
-	for _, role := range []string{"m", "p", "c"} {
-		br := fmt.Sprintf("%s%d%s", linkPrefix, pid, role)
-		if ip(ctx, "link", "show", br) == nil {
-			errs = append(errs, ip(ctx, "link", "del", br))
+	// Deleting a namespace does not always delete its veths at once: a
+	// killed node's sockets to a partitioned peer keep the namespace alive
+	// until they time out. Delete every link of ours explicitly (deleting
+	// one end of a veth deletes both), bridges last.
+	links, err := ipOut(ctx, "-o", "link", "show")
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	var bridges []string
+	for line := range strings.Lines(links) {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		name, _, _ := strings.Cut(strings.TrimSuffix(f[1], ":"), "@")
+		p, role, ok := linkOwner(name)
+		if !ok || p != pid {
+			continue
+		}
+		if len(role) == 1 { // a bridge: m, p or c
+			bridges = append(bridges, name)
+			continue
+		}
+		if err := ip(ctx, "link", "del", name); err != nil && ip(ctx, "link", "show", name) == nil {
+			errs = append(errs, err) // still there: not deleted with its peer
 		}
 	}
+	for _, br := range bridges {
+		errs = append(errs, ip(ctx, "link", "del", br))
+	}
 	return errors.Join(errs...)
+}
+
+// linkOwner parses one of our root-namespace link names: linkPrefix, the
+// driver's pid, then a role (m, p, c for bridges; d<i>, c<i> for veths).
+func linkOwner(name string) (pid int, role string, ok bool) {
+	rest, ok := strings.CutPrefix(name, linkPrefix)
+	if !ok {
+		return 0, "", false
+	}
+	i := strings.IndexFunc(rest, func(r rune) bool { return r < '0' || r > '9' })
+	if i <= 0 || !strings.ContainsAny(rest[i:i+1], "mpcd") {
+		return 0, "", false
+	}
+	pid, err := strconv.Atoi(rest[:i])
+	return pid, rest[i:], err == nil
 }
 
 // freeOctet picks X for 10.213.X.0/24 and 10.214.X.0/24 from the pid,

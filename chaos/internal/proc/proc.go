@@ -35,6 +35,8 @@ type Spec struct {
 	// `ip netns exec`, which execs the program: the child's pid is the
 	// program's).
 	Netns string
+	// Env is added to the driver's environment for the child.
+	Env []string
 	// Log receives the child's stderr, and its stdout lines after the one
 	// Ready accepted.
 	Log io.Writer
@@ -58,6 +60,7 @@ func (g *Group) Start(ctx context.Context, spec Spec) (*Proc, error) {
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Env = append(os.Environ(), spec.Env...)
 	cmd.Stderr = spec.Log
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
