@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distcache/distcache/internal/testcert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -231,6 +232,36 @@ func BenchmarkCall(b *testing.B) {
 			elapsed := time.Since(start)
 			b.StopTimer()
 			reportLatency(b, slices.Concat(lats...), elapsed, cpu0)
+		})
+	}
+}
+
+// BenchmarkHandshake measures what a new connection costs (dial, handshake, close), per
+// security mode: the secret's challenge-response adds one round trip and two HMACs, once
+// per connection, nothing per request.
+func BenchmarkHandshake(b *testing.B) {
+	ca := testcert.NewCA(b)
+	sTLS, cTLS := ca.MutualTLS(b, 2)
+	for _, bc := range []struct {
+		name string
+		mod  func(*Config)
+	}{
+		{"plain", func(*Config) {}},
+		{"secret", func(c *Config) { c.AuthSecret = secretA }},
+		{"mTLS", func(c *Config) { c.ServerTLS, c.ClientTLS = sTLS, cTLS }},
+		{"mTLS+secret", func(c *Config) { c.ServerTLS, c.ClientTLS, c.AuthSecret = sTLS, cTLS, secretA }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			srv := newTestTransport(b, func(c *Config) { bc.mod(c); c.Handler = echo; c.MaxConnsPerIP = -1; c.MaxPendingConns = -1 })
+			cli := newTestTransport(b, bc.mod)
+			addr := addrOf(srv)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				if err := cli.Probe(context.Background(), addr); err != nil {
+					b.Fatal(err)
+				}
+			}
 		})
 	}
 }
