@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -26,7 +27,7 @@ func (t *Transport) acceptRPC(c net.Conn, stop func() bool, slot *connSlot, dead
 		case errors.Is(err, ErrShuttingDown):
 		case errors.Is(err, ErrAuthFailed), errors.Is(err, ErrLabelMismatch):
 			t.st.authFailures.Add(1)
-			t.log.Warn("refused RPC connection", "remote", remote, "err", err)
+			t.logRefused(remote, err)
 		default:
 			t.log.Debug("refused RPC connection", "remote", remote, "err", err)
 		}
@@ -63,6 +64,18 @@ func (t *Transport) acceptRPC(c net.Conn, stop func() bool, slot *connSlot, dead
 		})
 	}()
 	sc.readLoop()
+}
+
+// logRefused reports a connection refused for its credentials: at warn level at most once
+// a second (a misconfigured node shows up in the log; a flood of bad handshakes does not
+// flood it), at debug level otherwise. Stats.AuthFailures counts them all.
+func (t *Transport) logRefused(remote string, err error) {
+	level := slog.LevelDebug
+	now := time.Now().UnixNano()
+	if last := t.lastRefusalWarn.Load(); now-last >= int64(time.Second) && t.lastRefusalWarn.CompareAndSwap(last, now) {
+		level = slog.LevelWarn
+	}
+	t.log.Log(context.Background(), level, "refused RPC connection", "remote", remote, "err", err)
 }
 
 // serverHandshake reads the hello, answers it, and runs TLS and the secret-based

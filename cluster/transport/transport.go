@@ -51,16 +51,17 @@ type Transport struct {
 	// wg owns every goroutine this transport starts.
 	wg sync.WaitGroup
 
-	draining  atomic.Bool
-	goAwayed  atomic.Bool
-	active    atomic.Int64  // handlers running
-	idleCh    chan struct{} // signalled when active drops to 0 while draining
-	callPool  sync.Pool
-	sweep     sweeper // expires calls at their deadline
-	st        counters
-	readIdle  time.Duration
-	maxFrame  int
-	maxActive int64
+	draining        atomic.Bool
+	goAwayed        atomic.Bool
+	lastRefusalWarn atomic.Int64  // unix ns of the last refusal logged at warn level
+	active          atomic.Int64  // handlers running
+	idleCh          chan struct{} // signalled when active drops to 0 while draining
+	callPool        sync.Pool
+	sweep           sweeper // expires calls at their deadline
+	st              counters
+	readIdle        time.Duration
+	maxFrame        int
+	maxActive       int64
 }
 
 type handlerBox struct {
