@@ -56,6 +56,15 @@ func printOutcome(w io.Writer, o outcome) {
 			fmt.Fprintf(w, "split-brain read (reported, not a violation): %s\n", a)
 		}
 	}
+	if n := len(o.res.Stale); n > 0 {
+		first, last := o.res.Stale[0].Read.Start, o.res.Stale[0].Read.Start
+		keys := map[string]bool{}
+		for _, a := range o.res.Stale {
+			first, last = min(first, a.Read.Start), max(last, a.Read.Start)
+			keys[a.Read.Key] = true
+		}
+		fmt.Fprintf(w, "stale reads: %d, of %d key(s), starting from t=%s to t=%s\n", n, len(keys), fmtS(first), fmtS(last))
+	}
 	for _, v := range o.res.Violations {
 		fmt.Fprintf(w, "VIOLATION: %s: %d\n", v.Invariant, v.Count)
 		for _, s := range v.Samples {
