@@ -27,6 +27,7 @@ func (c RateLimitConfig) Validate() error {
 	case math.IsNaN(c.RequestsPerSecond) || math.IsInf(c.RequestsPerSecond, 0) || c.RequestsPerSecond <= 0:
 		return fmt.Errorf("RequestsPerSecond must be a finite number > 0, got %v", c.RequestsPerSecond)
 	case c.Burst < 1:
+		//lint:ignore ST1005 the message starts with the field's name, like its siblings
 		return fmt.Errorf("Burst must be >= 1, got %d", c.Burst)
 	case c.WaitTimeout < 0:
 		return fmt.Errorf("WaitTimeout must be >= 0, got %v", c.WaitTimeout)
