@@ -251,3 +251,17 @@ func ignoreExit(err error) error {
 	}
 	return err
 }
+
+// stopAll kills this scenario's node processes.
+func (c *cluster) stopAll() {
+	for _, n := range c.nodes {
+		n.client.Store(nil)
+		if n.proc != nil {
+			n.proc.Kill()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_ = n.proc.Wait(ctx)
+			cancel()
+		}
+	}
+	c.hc.CloseIdleConnections()
+}

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -154,28 +152,6 @@ func (env *env) runScenario(ctx context.Context, sc scenario) (out outcome) {
 	return out
 }
 
-// dumpCalls writes the history beside the node logs (one JSON object per
-// call), for diagnosing a failure after the fact.
-func dumpCalls(path string, calls []check.Call) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	w := bufio.NewWriter(f)
-	enc := json.NewEncoder(w)
-	for i := range calls {
-		if err := enc.Encode(&calls[i]); err != nil {
-			f.Close()
-			return err
-		}
-	}
-	if err := w.Flush(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
 // waitFor waits d, or until ctx ends (false). The phases of a run are
 // durations by definition; the driver's waits for conditions poll.
 func waitFor(ctx context.Context, d time.Duration) bool {
@@ -187,18 +163,4 @@ func waitFor(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
-}
-
-// stopAll kills this scenario's node processes.
-func (c *cluster) stopAll() {
-	for _, n := range c.nodes {
-		n.client.Store(nil)
-		if n.proc != nil {
-			n.proc.Kill()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			_ = n.proc.Wait(ctx)
-			cancel()
-		}
-	}
-	c.hc.CloseIdleConnections()
 }
