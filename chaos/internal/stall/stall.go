@@ -42,8 +42,8 @@ func (d *Detector) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-t.C:
-			now = time.Now() // the tick's own time may predate the stall's end
+		case <-t.C:
+			now := time.Now() // not the tick's time, which may predate the stall's end
 			if gap := now.Sub(last); gap >= d.min {
 				d.mu.Lock()
 				d.stalls = append(d.stalls, Interval{From: last.UnixNano(), To: now.UnixNano()})
