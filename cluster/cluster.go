@@ -326,6 +326,9 @@ func (c *Cluster) Call(ctx context.Context, m Member, req transport.Request) (tr
 // drain or read its stats. Do not shut it down directly: use Shutdown.
 func (c *Cluster) Transport() *transport.Transport { return c.tr }
 
+// PauseLimit is the configured [Config.PauseLimit], its default resolved.
+func (c *Cluster) PauseLimit() time.Duration { return c.cfg.pauseLimit() }
+
 // Stats returns a snapshot of the cluster's counters.
 func (c *Cluster) Stats() Stats {
 	return Stats{

@@ -173,6 +173,15 @@ type Config struct {
 	// [RingConfig]). 0 means 20. Must be >= 10.
 	ReplicationFactor int
 
+	// PauseLimit is the longest gap in this process's execution (SIGSTOP, a
+	// VM pause, CPU starvation) after which the node no longer trusts what it
+	// cached: peers may have declared it dead meanwhile, taken over its keys
+	// and accepted writes it never heard of. 0 means the effective
+	// ProbeInterval: a node silent for a whole probe interval may be
+	// suspected, and no write's invalidation can have given up on it yet.
+	// See [Cluster.PauseLimit].
+	PauseLimit time.Duration
+
 	// RingDebounce is how long the cluster waits after the first membership
 	// event before it rebuilds the ring, so that a burst of joins costs one
 	// rebuild. 0 means 50 ms; negative means rebuild at once.
@@ -293,6 +302,9 @@ func (c Config) Validate() error {
 	if c.ProbeInterval < 0 || c.ProbeTimeout < 0 {
 		return bad("ProbeInterval %v / ProbeTimeout %v is negative", c.ProbeInterval, c.ProbeTimeout)
 	}
+	if c.PauseLimit < 0 {
+		return bad("PauseLimit %v is negative", c.PauseLimit)
+	}
 	mc := c.Profile.memberlistConfig()
 	pi, pt := cmpOr(c.ProbeInterval, mc.ProbeInterval), cmpOr(c.ProbeTimeout, mc.ProbeTimeout)
 	if pt >= pi {
@@ -346,6 +358,14 @@ func (c Config) memberlistConfig(name string) *memberlist.Config {
 	mc.ProbeInterval = cmpOr(c.ProbeInterval, mc.ProbeInterval)
 	mc.ProbeTimeout = cmpOr(c.ProbeTimeout, mc.ProbeTimeout)
 	return mc
+}
+
+// pauseLimit returns PauseLimit with its default.
+func (c Config) pauseLimit() time.Duration {
+	if c.PauseLimit > 0 {
+		return c.PauseLimit
+	}
+	return cmpOr(c.ProbeInterval, c.Profile.memberlistConfig().ProbeInterval)
 }
 
 // ringDebounce returns RingDebounce with its default; 0 means none.

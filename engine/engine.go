@@ -55,14 +55,24 @@ type Engine struct {
 	// purging is set while purgeNotOwned runs; purgePending asks it to run
 	// once more for a ring change that arrived meanwhile.
 	purging, purgePending atomic.Bool
-	// flushReq counts the flushes onRingChange asked for (a node that may
+	// flushReq counts the flushes asked for (markUntrusted: this node may
 	// have missed writes), flushDone the last one purgeNotOwned completed.
 	// In between the stores are not trusted for reads (storeTrusted).
+	// flushMu orders the requests' flushFrom marks.
 	flushReq, flushDone atomic.Uint64
-	// peakMembers and missedWrites are only touched by onRingChange, which
-	// the cluster never runs concurrently with itself.
+	flushMu             sync.Mutex
+	// pause is the execution-gap watchdog (trust.go).
+	pause pauseWatch
+	// missed lists members that a write's invalidation could not reach, or
+	// that came back after being declared failed: they are told to flush
+	// (trust.go).
+	missed missedPeers
+	// peakMembers, missedWrites and failed are only touched by
+	// onRingChange, which the cluster never runs concurrently with itself.
+	// failed holds members that disappeared without a graceful leave.
 	peakMembers  int
 	missedWrites bool
+	failed       map[string]time.Time
 
 	// ringChangedAt is the time of the last ring change (unix ns).
 	ringChangedAt atomic.Int64
@@ -86,6 +96,8 @@ func New(cfg *Config) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{cfg: *cfg, stopped: make(chan struct{})}
+	e.pause.t0 = time.Now()
+	e.missed.kick = make(chan struct{}, 1)
 	e.cfg.KeySpaces = append([]keyspace.KeySpace(nil), cfg.KeySpaces...)
 	e.log = cfg.Logger
 	if e.log == nil {
@@ -178,6 +190,8 @@ func (e *Engine) start(ctx context.Context) error {
 	self := cl.Self()
 	e.selfName = self.Name
 	e.log = e.log.With("node", self.Name)
+	e.startPauseWatch()
+	e.spawn(e.flushNotifier)
 	if err := e.cfg.Provider.Start(ctx, discovery.Self{Name: self.Name, Addr: self.Addr}); err != nil {
 		return fmt.Errorf("distcache: start discovery: %w", err)
 	}
@@ -490,8 +504,12 @@ func (e *Engine) onRingChange(prev, next *cluster.Ring) {
 	// count as lost contact (scaling down and up again keeps the caches).
 	e.peakMembers = max(e.peakMembers, prev.Len(), next.Len())
 	for _, m := range prev.Members() {
-		if !next.Contains(m.Name) && e.leftGracefully(m.Name) {
+		switch {
+		case next.Contains(m.Name):
+		case e.leftGracefully(m.Name):
 			e.peakMembers = max(e.peakMembers-1, next.Len())
+		default:
+			e.noteFailed(m.Name)
 		}
 	}
 	for _, m := range next.Members() {
@@ -505,50 +523,22 @@ func (e *Engine) onRingChange(prev, next *cluster.Ring) {
 	if e.missedWrites && next.Len() > prev.Len() {
 		e.missedWrites = false
 		e.peakMembers = next.Len()
-		// From here until the flush has run, reads bypass the entries
-		// stored before now (they may hold values overwritten while this
-		// node was cut off): the flush runs in the background and may lag
-		// under load. Entries written from now on are trusted and kept.
-		for _, st := range *e.keyspaces.Load() {
-			st.flushFrom.Store(st.store.Version())
-		}
-		e.flushReq.Add(1)
+		e.markUntrusted("reconnected after losing contact with half of the cluster")
 	}
+	e.noteReturning(prev, next)
 	e.topologyChanged(prev, next)
+	e.schedulePurge()
+}
+
+// schedulePurge runs purgeNotOwned on an engine goroutine, or asks the
+// running one for one more round.
+func (e *Engine) schedulePurge() {
 	e.purgePending.Store(true)
 	if e.purging.CompareAndSwap(false, true) {
 		if !e.spawn(e.purgeNotOwned) {
 			e.purging.Store(false)
 		}
 	}
-}
-
-// storeTrusted reports whether the local stores may answer reads: false from
-// a partition-flush decision until that flush has run. Meanwhile reads go
-// through lookupSinceFlush (see lookup).
-func (e *Engine) storeTrusted() bool { return e.flushReq.Load() == e.flushDone.Load() }
-
-// lookup reads key from st's store for serving it (counted as a hit or a
-// miss when count is set): while a partition flush is pending, only entries
-// written after the flush decision count.
-func (e *Engine) lookup(st *ksState, key string, count bool) (cache.Entry, bool) {
-	switch {
-	case !e.storeTrusted():
-		return lookupSinceFlush(st, key)
-	case count:
-		return st.store.Get(key)
-	}
-	return st.store.Peek(key)
-}
-
-// lookupSinceFlush is the store lookup while a partition flush is pending:
-// only entries written after the flush decision count.
-func lookupSinceFlush(st *ksState, key string) (cache.Entry, bool) {
-	ent, v, ok := st.store.PeekVersion(key)
-	if !ok || v <= st.flushFrom.Load() {
-		return cache.Entry{}, false
-	}
-	return ent, true
 }
 
 // purgeNotOwned drops the local entries of keys this node no longer owns,
@@ -599,7 +589,7 @@ func (e *Engine) purgeRounds() {
 				e.log.Debug("dropped entries of keys now owned elsewhere", "keyspace", st.name, "entries", len(moved))
 			}
 			if st.near != nil {
-				purgeNear(st, ring)
+				purgeNear(st, ring, req)
 			}
 		}
 		if all && e.base.Err() == nil {

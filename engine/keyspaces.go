@@ -30,6 +30,10 @@ type ksState struct {
 	loads    flightTable
 	forwards flightTable
 
+	// pending holds the keys whose write this node is applying as their
+	// owner (see applyAsOwner).
+	pending pendingWrites
+
 	// recent guards hand-offs against resurrecting values (handoff.go).
 	recent recentWrites
 
@@ -120,7 +124,10 @@ type flight struct {
 	// superseded is set (under the stripe lock) by a Put or Delete of the key
 	// while the flight runs: its result must not be stored.
 	superseded bool
-	waiters    atomic.Int32
+	// gen is the flush generation the flight began under (see trust.go):
+	// after a flush decision its result is not stored.
+	gen     uint64
+	waiters atomic.Int32
 }
 
 // ksCounters are the per-keyspace statistics of this node.

@@ -29,8 +29,12 @@ import (
 // A node that a write cannot reach keeps serving its copy until it expires:
 // NearCacheTTL bounds that staleness (documented on the option).
 //
-// Stored form: the ring version (8 bytes, big endian), then the value.
-const nearTagLen = 8
+//   - it was filled under the current flush generation (trust.go): a node
+//     that may have missed writes serves none of the copies it had.
+//
+// Stored form: the ring version and the flush generation (8 bytes each, big
+// endian), then the value.
+const nearTagLen = 16
 
 // getFlagExpiry in a Get request asks the owner to put the entry's expiry
 // (8 bytes, unix ns, big endian; 0 = none) before the value. A near cache
@@ -41,21 +45,29 @@ const getFlagExpiry uint16 = 1
 // (a rejected or superseded load): a near cache must not keep it.
 const expiryUnknown = 1
 
-// nearGet appends a servable near copy of key to dst.
-func nearGet(st *ksState, ring *cluster.Ring, key string, dst []byte) ([]byte, bool) {
+// nearGet appends a servable near copy of key to dst; gen is the current
+// flush generation.
+func nearGet(st *ksState, ring *cluster.Ring, gen uint64, key string, dst []byte) ([]byte, bool) {
 	ent, ok := st.near.Peek(key)
-	if !ok || !ent.Fresh() || len(ent.Value) < nearTagLen || binary.BigEndian.Uint64(ent.Value) != ring.Version() {
+	if !ok || !ent.Fresh() || !nearCurrent(ent.Value, ring, gen) {
 		return dst, false
 	}
 	st.stats.nearHits.Add(1)
 	return appendValue(dst, ent.Value[nearTagLen:]), true
 }
 
+// nearCurrent reports whether a stored near copy was filled under ring and
+// flush generation gen.
+func nearCurrent(stored []byte, ring *cluster.Ring, gen uint64) bool {
+	return len(stored) >= nearTagLen && binary.BigEndian.Uint64(stored) == ring.Version() &&
+		binary.BigEndian.Uint64(stored[8:]) == gen
+}
+
 // nearPut keeps a copy of val, fetched from its owner under the ring of
-// version ringVersion, with the entry's expiry exp. The caller holds the
-// key's forward stripe lock and has checked that no write superseded the
-// fetch.
-func nearPut(st *ksState, key string, val []byte, exp time.Time, ringVersion uint64) {
+// version ringVersion and flush generation gen, with the entry's expiry
+// exp. The caller holds the key's forward stripe lock and has checked that
+// no write or flush superseded the fetch.
+func nearPut(st *ksState, key string, val []byte, exp time.Time, ringVersion, gen uint64) {
 	now := time.Now()
 	until := now.Add(st.settings.NearCacheTTL)
 	if !exp.IsZero() && exp.Before(until) {
@@ -66,6 +78,7 @@ func nearPut(st *ksState, key string, val []byte, exp time.Time, ringVersion uin
 	}
 	buf := make([]byte, nearTagLen+len(val))
 	binary.BigEndian.PutUint64(buf, ringVersion)
+	binary.BigEndian.PutUint64(buf[8:], gen)
 	copy(buf[nearTagLen:], val)
 	// Asynchronous: no wait for ristretto's admission on the forward path.
 	// A full near cache may refuse the copy (the next Get forwards again);
@@ -91,12 +104,13 @@ func dropNear(st *ksState, key string) {
 	s.mu.Unlock()
 }
 
-// purgeNear frees the near copies fetched under older rings (they are
-// never served again; this only returns their memory).
-func purgeNear(st *ksState, ring *cluster.Ring) {
+// purgeNear frees the near copies fetched under older rings or flush
+// generations (they are never served again; this only returns their
+// memory).
+func purgeNear(st *ksState, ring *cluster.Ring, gen uint64) {
 	var old []string
 	st.near.Range(func(key string, ent cache.Entry) bool {
-		if len(ent.Value) < nearTagLen || binary.BigEndian.Uint64(ent.Value) != ring.Version() {
+		if !nearCurrent(ent.Value, ring, gen) {
 			old = append(old, key)
 		}
 		return true
@@ -108,11 +122,7 @@ func purgeNear(st *ksState, ring *cluster.Ring) {
 
 // appendExpiry encodes an entry's expiry for a getFlagExpiry response.
 func appendExpiry(dst []byte, exp time.Time) []byte {
-	var n uint64
-	if !exp.IsZero() {
-		n = uint64(max(exp.UnixNano(), expiryUnknown)) // never 0 ("none"); 1 and older: expired
-	}
-	return binary.BigEndian.AppendUint64(dst, n)
+	return binary.BigEndian.AppendUint64(dst, expiryNanos(exp)) // 0: none; 1 (expiryUnknown): expired
 }
 
 // withExpiry builds a getFlagExpiry response payload: exp, then a copy of val.

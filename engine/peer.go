@@ -34,6 +34,9 @@ func (h rpcHandler) ServeInline(req transport.Request) (transport.Response, bool
 	if st == nil {
 		return transport.Response{}, false
 	}
+	if st.pending.busy(r.keys[0]) {
+		return transport.Response{}, false // serveGet waits for the write
+	}
 	ent, ok := st.store.Get(r.keys[0])
 	if !ok || !ent.Fresh() {
 		return transport.Response{}, false
@@ -71,11 +74,21 @@ func (e *Engine) serveRPC(ctx context.Context, req transport.Request) transport.
 	case opPut:
 		return e.servePut(ctx, req.Payload)
 	case opDelete:
-		return e.serveDelete(req.Payload)
+		return e.serveDelete(ctx, req.Payload)
+	case opInvalidate:
+		return e.serveInvalidate(req.Payload)
 	case opDeleteKeySpace:
 		return e.serveDeleteKeySpace(req.Payload)
 	case opHandoff:
 		return e.serveHandoff(req.Payload)
+	case opFlush:
+		d := decoder{b: req.Payload}
+		name := d.str()
+		if d.done() != nil {
+			return transport.Response{Status: statusBadRequest}
+		}
+		e.markUntrusted("peer " + name + " may have missed invalidating this node")
+		return transport.Response{Status: statusOK}
 	case opLeaving:
 		d := decoder{b: req.Payload}
 		name := d.str()
@@ -104,6 +117,11 @@ func (e *Engine) serveGet(ctx context.Context, p []byte, flags uint16) transport
 	}
 	st.stats.served.Add(1)
 	e.recordAccess(st, r.keys[0])
+	// A write of the key in progress here has invalidated the asker's
+	// copies: answering with the value it replaces could refill one.
+	if err := st.pending.wait(ctx, r.keys[0]); err != nil {
+		return statusResponse(err)
+	}
 	val, err := e.getLocal(ctx, st, r.keys[0])
 	if err != nil {
 		return statusResponse(err)
@@ -137,7 +155,12 @@ func (e *Engine) serveGetMany(ctx context.Context, p []byte) transport.Response 
 	var wg sync.WaitGroup
 	for i, k := range r.keys {
 		wg.Go(func() {
-			val, err := e.getLocal(ctx, st, k)
+			val, err := func() ([]byte, error) {
+				if err := st.pending.wait(ctx, k); err != nil {
+					return nil, err
+				}
+				return e.getLocal(ctx, st, k)
+			}()
 			if err != nil {
 				s, msg := statusOf(err)
 				rs[i] = result{status: s, data: []byte(msg)}
@@ -147,7 +170,27 @@ func (e *Engine) serveGetMany(ctx context.Context, p []byte) transport.Response 
 		})
 	}
 	wg.Wait()
+	omitOverBudget(rs, maxWireValueBytes)
 	return transport.Response{Status: statusOK, Payload: encodeResults(rs)}
+}
+
+// omitOverBudget keeps a batch answer within budget bytes of values: the
+// first result always goes (a single value fits a frame, see
+// maxWireValueBytes), and from the first one that would overflow the budget
+// on, values are replaced by statusOmitted, which the asker requests again.
+// So a GetMany of many large values is answered in several rounds instead
+// of failing for exceeding the frame.
+func omitOverBudget(rs []result, budget int) {
+	used := 0
+	for i := range rs {
+		used += len(rs[i].data) + 16
+		if i > 0 && used > budget {
+			for j := i; j < len(rs); j++ {
+				rs[j] = result{status: statusOmitted}
+			}
+			return
+		}
+	}
 }
 
 func (e *Engine) servePut(ctx context.Context, p []byte) transport.Response {
@@ -159,19 +202,51 @@ func (e *Engine) servePut(ctx context.Context, p []byte) transport.Response {
 	if err != nil {
 		return statusResponse(err)
 	}
-	rs := make([]result, len(r.entries))
-	for i, en := range r.entries {
+	return e.serveWrite(ctx, st, r.entries, false)
+}
+
+func (e *Engine) serveDelete(ctx context.Context, p []byte) transport.Response {
+	r, err := decodeKeys(p)
+	if err != nil {
+		return transport.Response{Status: statusBadRequest}
+	}
+	st, err := e.keyspace(r.keyspace)
+	if err != nil {
+		return statusResponse(err)
+	}
+	dels := make([]Entry, len(r.keys))
+	for i, k := range r.keys {
+		dels[i].Key = k
+	}
+	return e.serveWrite(ctx, st, dels, true)
+}
+
+// serveWrite applies a forwarded batch of writes as their owner (see
+// applyAsOwner; putLocal copies values out of the request buffer) and
+// answers with each key's outcome.
+func (e *Engine) serveWrite(ctx context.Context, st *ksState, entries []Entry, del bool) transport.Response {
+	rs := make([]result, len(entries))
+	valid := make([]Entry, 0, len(entries))
+	idx := make([]int, 0, len(entries))
+	for i, en := range entries {
 		if err := e.checkKey(en.Key); err != nil {
 			rs[i] = result{status: statusError, data: []byte(err.Error())}
 			continue
 		}
-		s, msg := statusOf(e.putLocal(ctx, st, en)) // putLocal copies the value
-		rs[i] = result{status: s, data: []byte(msg)}
+		valid = append(valid, en)
+		idx = append(idx, i)
+	}
+	for j, err := range e.applyAsOwner(ctx, st, valid, del) {
+		s, msg := statusOf(err)
+		rs[idx[j]] = result{status: s, data: []byte(msg)}
 	}
 	return transport.Response{Status: statusOK, Payload: encodeResults(rs)}
 }
 
-func (e *Engine) serveDelete(p []byte) transport.Response {
+// serveInvalidate drops this node's copies of keys (main store, near
+// cache, loads and forwards in flight) at the request of their owner,
+// which is applying a write of them.
+func (e *Engine) serveInvalidate(p []byte) transport.Response {
 	r, err := decodeKeys(p)
 	if err != nil {
 		return transport.Response{Status: statusBadRequest}
@@ -181,7 +256,7 @@ func (e *Engine) serveDelete(p []byte) transport.Response {
 		return statusResponse(err)
 	}
 	for _, k := range r.keys {
-		e.deleteLocal(st, k)
+		e.removeLocal(st, k, true)
 	}
 	return transport.Response{Status: statusOK}
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -66,10 +67,14 @@ func (e *Engine) GetAppend(ctx context.Context, ks, key string, dst []byte) ([]b
 	} else {
 		st.stats.remoteGets.Add(1)
 		if st.near != nil {
-			if out, ok := nearGet(st, ring, key, dst); ok {
+			e.checkPause()
+			if out, ok := nearGet(st, ring, e.flushGen(), key, dst); ok {
 				return out, nil
 			}
 		}
+	}
+	if err := ctx.Err(); err != nil {
+		return dst, err // no fetch or forward for a caller that has gone
 	}
 	// The read timeout is a deadline passed down, not a context.WithTimeout:
 	// a forwarded Get then costs no context, timer or Done channel of its own.
@@ -158,7 +163,7 @@ func (e *Engine) load(ctx context.Context, st *ksState, key string, stale *cache
 			}
 			return ent.Value, nil
 		}
-		f = &flight{done: make(chan struct{})}
+		f = &flight{done: make(chan struct{}), gen: e.flushGen()}
 		s.flights[key] = f
 		s.mu.Unlock()
 		if !e.spawn(func() { e.runLoad(st, key, f, stale) }) {
@@ -204,7 +209,25 @@ func (e *Engine) runLoad(st *ksState, key string, f *flight, stale *cache.Entry)
 	if s.flights[key] == f {
 		delete(s.flights, key)
 	}
-	if store && !f.superseded {
+	switch {
+	case f.superseded:
+		// A write replaced the key while this load ran. Its waiters began
+		// before that write was applied, so what the store holds now is a
+		// valid answer for them, and it must be the answer: the fetch may
+		// have read a database value newer than the store's (writers update
+		// the database before the cache), and handing that out while later
+		// Gets read the store's older value would let reads go back in
+		// time. With nothing stored (a Delete), the fetched value stands.
+		if cur, ok := e.lookup(st, key, false); ok && cur.Fresh() {
+			val, err, stale = cur.Value, nil, nil
+			if cur.Negative {
+				val, err = nil, keyspace.ErrNotFound
+			}
+		}
+	case store && f.gen == e.flushGen():
+		// (A load that began before a flush decision may have read a value
+		// replaced while this node was not listening: its waiters get it,
+		// the store does not keep it.)
 		if serr := st.store.Set(key, ent); serr != nil {
 			st.stats.rejected.Add(1)
 		}
@@ -284,7 +307,7 @@ func (e *Engine) forwardGet(ctx context.Context, deadline time.Time, st *ksState
 	s.mu.Lock()
 	f := s.flights[key]
 	if f == nil {
-		f = &flight{done: make(chan struct{})}
+		f = &flight{done: make(chan struct{}), gen: e.flushGen()}
 		s.flights[key] = f
 		s.mu.Unlock()
 		// The leader forwards under its own ctx; followers wait on the flight
@@ -295,8 +318,8 @@ func (e *Engine) forwardGet(ctx context.Context, deadline time.Time, st *ksState
 		if s.flights[key] == f {
 			delete(s.flights, key)
 		}
-		if owned && st.near != nil && !f.superseded {
-			nearPut(st, key, val, exp, ringVersion)
+		if owned && st.near != nil && !f.superseded && f.gen == e.flushGen() {
+			nearPut(st, key, val, exp, ringVersion, f.gen)
 		}
 		// Followers join under the stripe lock, and none can join now.
 		owned = owned && f.waiters.Load() == 0
@@ -362,6 +385,9 @@ func (e *Engine) forwardOnce(ctx context.Context, deadline time.Time, st *ksStat
 				return nil, false, exp, fmt.Errorf("distcache: get %q from %s: %w", key, owner.Name, err)
 			}
 		}
+		if val == nil {
+			val = []byte{} // an empty value is non-nil on every path
+		}
 		return val, true, exp, nil
 	case errors.Is(err, ErrEngineStopped), errors.Is(err, ErrKeySpaceNotFound):
 		// The owner is leaving, or lacks the keyspace (a rolling config
@@ -403,6 +429,9 @@ func (e *Engine) GetMany(ctx context.Context, ks string, keys []string) (map[str
 		if err := e.checkKey(k); err != nil {
 			return nil, &KeyError{Key: k, Err: err}
 		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err // no fetch or forward for a caller that has gone
 	}
 	ctx, cancel := context.WithTimeout(ctx, st.settings.ReadTimeout)
 	defer cancel()
@@ -465,11 +494,13 @@ func (e *Engine) getMany(ctx context.Context, st *ksState, keys []string) (map[s
 		}
 		st.stats.remoteGets.Add(int64(len(group)))
 		if st.near != nil {
+			e.checkPause()
+			gen := e.flushGen()
 			// Near copies answer here; the rest go to the owner. (GetMany
 			// does not fill the near cache: its answers carry no expiry.)
 			rest := group[:0:0]
 			for _, k := range group {
-				if v, ok := nearGet(st, ring, k, nil); ok {
+				if v, ok := nearGet(st, ring, gen, k, nil); ok {
 					res.put(k, v, nil, true)
 				} else {
 					rest = append(rest, k)
@@ -485,31 +516,25 @@ func (e *Engine) getMany(ctx context.Context, st *ksState, keys []string) (map[s
 	return res.vals, errors.Join(res.errs...)
 }
 
-// forwardMany sends one GetMany request to owner; a transport failure
-// degrades to local loads of those keys.
+// forwardMany asks owner for keys, in as many requests as the owner needs
+// to keep each answer within a frame (it omits what does not fit, see
+// omitOverBudget); a failure to reach the owner degrades to local loads of
+// the keys not yet answered, like Get.
 func (e *Engine) forwardMany(ctx context.Context, st *ksState, owner cluster.Member, keys []string, res *manyResult) {
-	st.stats.forwarded.Add(1)
-	resp, err := e.cl.Call(ctx, owner, transport.Request{Op: opGetMany, Payload: encodeKeys(st.name, keys)})
-	if err == nil {
-		err = errorOf(owner.Name, resp.Status, resp.Payload)
+	var err error
+	for len(keys) > 0 {
+		var rest []string
+		if rest, err = e.forwardManyOnce(ctx, st, owner, keys, res); err != nil {
+			break
+		}
+		keys = rest
 	}
 	if err == nil {
-		rs, derr := decodeResults(resp.Payload, len(keys))
-		if derr != nil {
-			for _, k := range keys {
-				res.add(k, nil, derr)
-			}
-			return
-		}
-		for i, r := range rs {
-			// Each value is a slice of this response's own buffer.
-			res.put(keys[i], r.data, errorOf(owner.Name, r.status, r.data), true)
-		}
 		return
 	}
-	if ctx.Err() != nil {
+	if ctx.Err() != nil || !degradable(err) {
 		for _, k := range keys {
-			res.add(k, nil, ctx.Err())
+			res.add(k, nil, cmp.Or(ctx.Err(), err))
 		}
 		return
 	}
@@ -522,6 +547,47 @@ func (e *Engine) forwardMany(ctx context.Context, st *ksState, owner cluster.Mem
 		})
 	}
 	wg.Wait()
+}
+
+// forwardManyOnce sends one GetMany request and records the answers; it
+// returns the keys the owner omitted, or the error that kept it from
+// answering at all.
+func (e *Engine) forwardManyOnce(ctx context.Context, st *ksState, owner cluster.Member, keys []string, res *manyResult) (omitted []string, err error) {
+	st.stats.forwarded.Add(1)
+	resp, err := e.cl.Call(ctx, owner, transport.Request{Op: opGetMany, Payload: encodeKeys(st.name, keys)})
+	if err == nil {
+		err = errorOf(owner.Name, resp.Status, resp.Payload)
+	}
+	if err != nil {
+		return nil, err
+	}
+	rs, err := decodeResults(resp.Payload, len(keys))
+	if err != nil {
+		return nil, err
+	}
+	for i, r := range rs {
+		if r.status == statusOmitted {
+			omitted = append(omitted, keys[i])
+			continue
+		}
+		val := r.data
+		if val == nil {
+			val = []byte{}
+		}
+		// Each value is a slice of this response's own buffer.
+		res.put(keys[i], val, errorOf(owner.Name, r.status, r.data), true)
+	}
+	if len(omitted) == len(keys) {
+		return nil, fmt.Errorf("distcache: get many from %s: answer omitted every key", owner.Name)
+	}
+	return omitted, nil
+}
+
+// degradable reports failures to reach an owner, after which the caller
+// loads locally; an answer that was too large, or malformed, is not one:
+// loading locally then could return another value than the owner holds.
+func degradable(err error) bool {
+	return !errors.Is(err, transport.ErrFrameTooLarge) && !errors.Is(err, errBadPayload)
 }
 
 // groupByOwner splits keys by their owner in ring.

@@ -19,11 +19,13 @@ import (
 const (
 	opGet            uint8 = 1 // ks, key -> value
 	opGetMany        uint8 = 2 // ks, n, keys -> n x (status, value-or-message)
-	opPut            uint8 = 3 // ks, n, n x (key, value, expiry unix ns, 0 = none) -> n x (status, message)
-	opDelete         uint8 = 4 // ks, n, keys -> ()
+	opPut            uint8 = 3 // ks, n, n x (key, value, expiry) -> n x (status, message); the receiver acts as owner
+	opDelete         uint8 = 4 // ks, n, keys -> n x (status, message); the receiver acts as owner
 	opDeleteKeySpace uint8 = 5 // ks -> ()
 	opLeaving        uint8 = 6 // node name -> (): the sender is leaving gracefully
 	opHandoff        uint8 = 7 // like opPut -> (): entries moving to their new owner
+	opInvalidate     uint8 = 8 // ks, n, keys -> (): drop local copies (sent by the owner of a write)
+	opFlush          uint8 = 9 // node name -> (): the sender may have missed invalidating us: flush
 )
 
 // Statuses.
@@ -40,6 +42,7 @@ const (
 	statusBadRequest       uint8 = 9
 	statusError            uint8 = 10 // payload: message
 	statusRateLimitWait    uint8 = 11
+	statusOmitted          uint8 = 12 // batch answers: not included (size budget), ask again
 )
 
 // maxWireValueBytes leaves room under the transport's 16 MiB frame limit
@@ -225,11 +228,7 @@ func encodePut(ks string, entries []Entry) []byte {
 	for _, en := range entries {
 		e.str(en.Key)
 		e.bytes(en.Value)
-		var exp uint64
-		if !en.Expiry.IsZero() {
-			exp = uint64(max(en.Expiry.UnixNano(), 1))
-		}
-		e.uint(exp)
+		e.uint(expiryNanos(en.Expiry))
 	}
 	return e.b
 }
@@ -252,6 +251,27 @@ func decodePut(p []byte) (putRequest, error) {
 		}
 	}
 	return r, d.done()
+}
+
+// maxExpiry is the latest expiry the wire carries (UnixNano's limit, in
+// the year 2262); later ones are sent as it.
+var maxExpiry = time.Unix(0, math.MaxInt64)
+
+// expiryNanos encodes an expiry as unix nanoseconds for the wire: 0 is "no
+// expiry"; any time up to the epoch is 1 (long past: the entry is expired,
+// and a Put of it deletes); any time after maxExpiry saturates to it, so a
+// "far future" such as the year 3000 stays far future instead of
+// overflowing (time.Time.UnixNano is undefined outside 1678..2262).
+func expiryNanos(t time.Time) uint64 {
+	switch {
+	case t.IsZero():
+		return 0
+	case !t.After(time.Unix(0, 1)):
+		return 1
+	case t.After(maxExpiry):
+		return math.MaxInt64
+	}
+	return uint64(t.UnixNano())
 }
 
 // result is one key's outcome in a batch response.

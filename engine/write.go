@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"sync"
 	"time"
 
@@ -24,10 +22,14 @@ type Entry struct {
 	Expiry time.Time
 }
 
-// Put stores entry on the key's owner and drops any copy other nodes hold.
-// Once Put returns nil, every Get of the key anywhere in a healthy cluster
-// returns the new value until it expires or is evicted, and no load that
-// started earlier can overwrite it. The value is copied.
+// Put stores entry on the key's owner and drops every copy other nodes
+// hold. Once Put returns nil, every Get of the key anywhere in a healthy
+// cluster returns the new value until it expires or is evicted, and no load
+// that started earlier can overwrite it. The value is copied; a nil or empty
+// value is stored as an empty one. An Expiry already past makes Put a Delete.
+// With a ctx that is already done nothing is written; a ctx that ends during
+// the call makes it return ctx's error, and the write may or may not have
+// been applied (see the package doc, "Writes").
 func (e *Engine) Put(ctx context.Context, ks string, entry Entry) error {
 	return e.PutMany(ctx, ks, []Entry{entry})
 }
@@ -51,10 +53,13 @@ func (e *Engine) PutMany(ctx context.Context, ks string, entries []Entry) error 
 			return &KeyError{Key: en.Key, Err: fmt.Errorf("%w: %d bytes, limit %d", ErrValueTooLarge, len(en.Value), e.cfg.MaxValueBytes)}
 		}
 	}
+	if err := ctx.Err(); err != nil {
+		return err // not attempted
+	}
 	ctx, cancel := context.WithTimeout(ctx, st.settings.WriteTimeout)
 	defer cancel()
 	ctx, done := e.obs.start(ctx, "put", ks)
-	err = e.putMany(ctx, st, lastWins(entries))
+	err = e.writeMany(ctx, st, lastWins(entries), false)
 	done(err)
 	return err
 }
@@ -76,22 +81,57 @@ func lastWins(entries []Entry) []Entry {
 	return out
 }
 
-// putMany writes entries to their owners. Entries whose owner is leaving
-// or unreachable are retried once the ring has moved them to another owner
-// (a graceful leave takes the ring about a gossip round), within the write
-// deadline: a Put racing a node's departure lands on the new owner instead
-// of failing.
-func (e *Engine) putMany(ctx context.Context, st *ksState, entries []Entry) error {
-	var errs []error
-	written := map[cluster.Member][]Entry{} // every owner that was sent a write, all attempts
-	for attempt := 0; ; attempt++ {
-		groups, failed := e.putOnce(ctx, st, entries)
-		for o, g := range groups {
-			written[o] = append(written[o], g...)
+// Delete removes key from every node: its owner and any node holding a
+// copy. After it returns nil, no Get in a healthy cluster returns the old
+// value (a later Get loads afresh). ctx is treated as by Put.
+func (e *Engine) Delete(ctx context.Context, ks, key string) error {
+	return e.DeleteMany(ctx, ks, []string{key})
+}
+
+// DeleteMany removes keys from every node, grouped by owner (one request
+// per owner, in parallel). Failures are joined, each naming its key.
+func (e *Engine) DeleteMany(ctx context.Context, ks string, keys []string) error {
+	if err := e.checkState(); err != nil {
+		return err
+	}
+	st, err := e.keyspace(ks)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := e.checkKey(k); err != nil {
+			return &KeyError{Key: k, Err: err}
 		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err // not attempted
+	}
+	ctx, cancel := context.WithTimeout(ctx, st.settings.WriteTimeout)
+	defer cancel()
+	ctx, done := e.obs.start(ctx, "delete", ks)
+	keys = dedupe(keys)
+	dels := make([]Entry, len(keys))
+	for i, k := range keys {
+		dels[i].Key = k
+	}
+	err = e.writeMany(ctx, st, dels, true)
+	done(err)
+	return err
+}
+
+// writeMany sends each owner its share of a batch of puts (del false) or
+// deletes (del true) and waits for every answer. Entries whose owner is
+// leaving or unreachable are retried once the ring has moved them to
+// another owner (a graceful leave takes the ring about a gossip round),
+// within the write deadline: a write racing a node's departure lands on the
+// new owner instead of failing.
+func (e *Engine) writeMany(ctx context.Context, st *ksState, entries []Entry, del bool) error {
+	var errs []error
+	for attempt := 0; ; attempt++ {
+		groups, failed := e.writeOnce(ctx, st, entries, del)
 		var retry []Entry
 		for _, en := range entries {
-			if err, ok := failed[en.Key]; ok && retryablePut(err) && attempt < maxPutAttempts-1 {
+			if err, ok := failed[en.Key]; ok && retryableWrite(err) && attempt < maxWriteAttempts-1 {
 				retry = append(retry, en)
 			} else if ok {
 				errs = append(errs, &KeyError{Key: en.Key, Err: err})
@@ -108,24 +148,15 @@ func (e *Engine) putMany(ctx context.Context, st *ksState, entries []Entry) erro
 		}
 		entries = retry
 	}
-	// Drop stale copies elsewhere (former owners, degraded loads): after the
-	// owner has the new value, no other node may answer with an old one.
-	keys := map[string]bool{}
-	for _, g := range written {
-		for _, en := range g {
-			keys[en.Key] = true
-		}
-	}
-	e.invalidateOthers(ctx, st, slices.Collect(maps.Keys(keys)), written)
 	return errors.Join(errs...)
 }
 
-// maxPutAttempts bounds the retries of a Put whose owner left.
-const maxPutAttempts = 3
+// maxWriteAttempts bounds the retries of a write whose owner left.
+const maxWriteAttempts = 3
 
-// retryablePut reports failures that a new owner may not have: the owner
+// retryableWrite reports failures that a new owner may not have: the owner
 // is leaving, or could not be reached.
-func retryablePut(err error) bool {
+func retryableWrite(err error) bool {
 	return errors.Is(err, ErrPeerUnavailable) || errors.Is(err, ErrEngineStopped)
 }
 
@@ -161,9 +192,9 @@ func (e *Engine) awaitNewOwners(ctx context.Context, entries []Entry, failedGrou
 	}
 }
 
-// putOnce sends entries to their current owners, one request per owner in
-// parallel, and returns the grouping and the failures by key.
-func (e *Engine) putOnce(ctx context.Context, st *ksState, entries []Entry) (map[cluster.Member][]Entry, map[string]error) {
+// writeOnce sends entries to their current owners, one request per owner
+// in parallel, and returns the grouping and the failures by key.
+func (e *Engine) writeOnce(ctx context.Context, st *ksState, entries []Entry, del bool) (map[cluster.Member][]Entry, map[string]error) {
 	ring := e.cl.Ring()
 	groups := map[cluster.Member][]Entry{}
 	for _, en := range entries {
@@ -180,34 +211,41 @@ func (e *Engine) putOnce(ctx context.Context, st *ksState, entries []Entry) (map
 		failed[key] = err
 		mu.Unlock()
 	}
-	self := e.cl.Self()
-	put := func(owner cluster.Member, group []Entry) {
-		if owner == self {
-			for _, en := range group {
-				if err := e.putLocal(ctx, st, en); err != nil {
-					fail(en.Key, err)
+	write := func(owner cluster.Member, group []Entry) {
+		if owner.Name == e.selfName {
+			for i, err := range e.applyAsOwner(ctx, st, group, del) {
+				if err != nil {
+					fail(group[i].Key, err)
 				}
 			}
 			return
 		}
-		e.putRemote(ctx, st, owner, group, fail)
+		e.writeRemote(ctx, st, owner, group, del, fail)
 	}
 	if len(groups) == 1 {
-		// One owner (every single-key Put): no goroutine to wait for.
+		// One owner (every single-key write): no goroutine to wait for.
 		for owner, group := range groups {
-			put(owner, group)
+			write(owner, group)
 		}
 		return groups, failed
 	}
 	for owner, group := range groups {
-		wg.Go(func() { put(owner, group) })
+		wg.Go(func() { write(owner, group) })
 	}
 	wg.Wait()
 	return groups, failed
 }
 
-func (e *Engine) putRemote(ctx context.Context, st *ksState, owner cluster.Member, group []Entry, fail func(string, error)) {
-	resp, err := e.cl.Call(ctx, owner, transport.Request{Op: opPut, Payload: encodePut(st.name, group)})
+// writeRemote sends one owner its group (opPut or opDelete) and reports
+// each key's outcome through fail.
+func (e *Engine) writeRemote(ctx context.Context, st *ksState, owner cluster.Member, group []Entry, del bool, fail func(string, error)) {
+	req := transport.Request{Op: opPut}
+	if del {
+		req.Op, req.Payload = opDelete, encodeKeys(st.name, keysOf(group))
+	} else {
+		req.Payload = encodePut(st.name, group)
+	}
+	resp, err := e.cl.Call(ctx, owner, req)
 	if err == nil {
 		err = errorOf(owner.Name, resp.Status, resp.Payload)
 	}
@@ -232,6 +270,86 @@ func (e *Engine) putRemote(ctx context.Context, st *ksState, owner cluster.Membe
 			fail(group[i].Key, err)
 		}
 	}
+}
+
+func keysOf(entries []Entry) []string {
+	keys := make([]string, len(entries))
+	for i, en := range entries {
+		keys[i] = en.Key
+	}
+	return keys
+}
+
+// applyAsOwner applies a batch of writes on this node, the keys' owner (or
+// the node the writer took for it: a forwarded write is never forwarded
+// again). The order makes the write linearizable with every Get:
+//
+//  1. claim the keys' pending slots: from now on peers' Gets of them wait
+//     (pendingWrites) instead of reading the value being replaced;
+//  2. invalidate every copy on every other member (opInvalidate: main-store
+//     copies, near copies, and forwards in flight there, whose answers may
+//     predate the write);
+//  3. apply the write here (superseding any load in flight);
+//  4. release the slots.
+//
+// No node can see the new value before step 3, and after step 2 no node
+// holds, or can refill, a copy of the old one; so once any Get has returned
+// the new value, every later Get does too. A member that cannot be reached
+// in step 2 is recorded and told to flush before it is trusted again (see
+// missedInvalidation); if ctx ends before step 3, nothing is applied and
+// every key reports ctx's error.
+func (e *Engine) applyAsOwner(ctx context.Context, st *ksState, entries []Entry, del bool) []error {
+	errs := make([]error, len(entries))
+	fillAll := func(err error) []error {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	keys := keysOf(entries)
+	release, err := st.pending.claim(ctx, keys)
+	if err != nil {
+		return fillAll(err)
+	}
+	defer release()
+	if err := e.invalidateCopies(ctx, st, keys); err != nil {
+		return fillAll(err)
+	}
+	for i, en := range entries {
+		if del {
+			e.deleteLocal(st, en.Key)
+		} else {
+			errs[i] = e.putLocal(ctx, st, en)
+		}
+	}
+	return errs
+}
+
+// invalidateCopies drops keys on every other member of the ring, in
+// parallel, and returns ctx's error if ctx ended before every member
+// answered. Members that fail otherwise (unreachable, leaving) are recorded
+// by missedInvalidation; a member without the keyspace holds no copy.
+func (e *Engine) invalidateCopies(ctx context.Context, st *ksState, keys []string) error {
+	var (
+		wg      sync.WaitGroup
+		payload []byte
+	)
+	for _, m := range e.cl.Ring().Members() {
+		if m.Name == e.selfName {
+			continue
+		}
+		if payload == nil {
+			payload = encodeKeys(st.name, keys)
+		}
+		wg.Go(func() {
+			err := e.call(ctx, m, opInvalidate, payload)
+			if err != nil && !errors.Is(err, ErrKeySpaceNotFound) && ctx.Err() == nil {
+				e.missedInvalidation(m, err)
+			}
+		})
+	}
+	wg.Wait()
+	return ctx.Err()
 }
 
 // isRemote reports errors that came back from a peer as an answer, as
@@ -270,6 +388,11 @@ func (e *Engine) putLocal(ctx context.Context, st *ksState, en Entry) error {
 		delete(s.flights, en.Key)
 	}
 	err := st.store.Set(en.Key, cache.Entry{Value: val, ExpiresAt: exp})
+	if errors.Is(err, cache.ErrRejected) {
+		// The value it replaces must not be served either: the write failed,
+		// and the next Get loads afresh.
+		st.store.Delete(en.Key)
+	}
 	e.noteWrite(st, en.Key)
 	s.mu.Unlock()
 	st.stats.puts.Add(1)
@@ -327,120 +450,6 @@ func removeLocked(st *ksState, s *flightStripe, key string) {
 		delete(s.flights, key)
 	}
 	st.store.Delete(key)
-}
-
-// Delete removes key from every node: its owner and any node holding a
-// copy. After it returns nil, no Get in a healthy cluster returns the old
-// value (a later Get loads afresh).
-func (e *Engine) Delete(ctx context.Context, ks, key string) error {
-	return e.DeleteMany(ctx, ks, []string{key})
-}
-
-// DeleteMany removes keys from every node, with one request per member in
-// parallel. The owners must acknowledge; failures are joined, each naming
-// its key. Unreachable non-owners are skipped (a node that cannot be reached
-// is not serving reads either; a node rejoining starts without the keys'
-// ownership changes racing it, see DESIGN.md).
-func (e *Engine) DeleteMany(ctx context.Context, ks string, keys []string) error {
-	if err := e.checkState(); err != nil {
-		return err
-	}
-	st, err := e.keyspace(ks)
-	if err != nil {
-		return err
-	}
-	for _, k := range keys {
-		if err := e.checkKey(k); err != nil {
-			return &KeyError{Key: k, Err: err}
-		}
-	}
-	ctx, cancel := context.WithTimeout(ctx, st.settings.WriteTimeout)
-	defer cancel()
-	ctx, done := e.obs.start(ctx, "delete", ks)
-	keys = dedupe(keys)
-	err = e.deleteEverywhere(ctx, st, keys)
-	done(err)
-	return err
-}
-
-// deleteEverywhere deletes keys locally and on every other member; errors
-// from a key's owner are reported, others only logged.
-func (e *Engine) deleteEverywhere(ctx context.Context, st *ksState, keys []string) error {
-	for _, k := range keys {
-		e.deleteLocal(st, k)
-	}
-	ring := e.cl.Ring()
-	self := e.cl.Self()
-	var (
-		mu   sync.Mutex
-		errs []error
-		wg   sync.WaitGroup
-	)
-	payload := encodeKeys(st.name, keys)
-	for _, m := range ring.Members() {
-		if m == self {
-			continue
-		}
-		wg.Go(func() {
-			err := e.call(ctx, m, opDelete, payload)
-			if err == nil || errors.Is(err, ErrKeySpaceNotFound) {
-				return
-			}
-			owned := false
-			for _, k := range keys {
-				if ring.Owner(k) == m {
-					owned = true
-					mu.Lock()
-					errs = append(errs, &KeyError{Key: k, Err: fmt.Errorf("%w: owner %s: %w", ErrPeerUnavailable, m.Name, err)})
-					mu.Unlock()
-				}
-			}
-			if !owned {
-				e.log.Warn("delete: could not reach non-owner", "peer", m.Name, "err", err)
-			}
-		})
-	}
-	wg.Wait()
-	return errors.Join(errs...)
-}
-
-// invalidateOthers drops keys on every member other than the owners in
-// groups (which were just written) and this node... unless this node is not
-// an owner, in which case its own copies go too.
-func (e *Engine) invalidateOthers(ctx context.Context, st *ksState, keys []string, groups map[cluster.Member][]Entry) {
-	self := e.cl.Self()
-	byOwner := map[cluster.Member]map[string]bool{}
-	for o, g := range groups {
-		set := map[string]bool{}
-		for _, en := range g {
-			set[en.Key] = true
-		}
-		byOwner[o] = set
-	}
-	var wg sync.WaitGroup
-	for _, m := range e.cl.Ring().Members() {
-		var drop []string
-		for _, k := range keys {
-			if !byOwner[m][k] {
-				drop = append(drop, k)
-			}
-		}
-		if len(drop) == 0 {
-			continue
-		}
-		if m == self {
-			for _, k := range drop {
-				e.deleteLocal(st, k)
-			}
-			continue
-		}
-		wg.Go(func() {
-			if err := e.call(ctx, m, opDelete, encodeKeys(st.name, drop)); err != nil && !errors.Is(err, ErrKeySpaceNotFound) {
-				e.log.Warn("put: could not invalidate copies on peer", "peer", m.Name, "err", err)
-			}
-		})
-	}
-	wg.Wait()
 }
 
 // call sends one request and turns the answer's status into an error.

@@ -77,6 +77,9 @@ func LocalOptions(label string) []engine.Option {
 			c.ProbeInterval = 200 * time.Millisecond
 			c.ProbeTimeout = 100 * time.Millisecond
 			c.RingDebounce = 10 * time.Millisecond
+			// Above the 200 ms probe interval: a test process starved by a
+			// busy CI machine must not flush its caches mid-test.
+			c.PauseLimit = time.Second
 		}),
 	}
 }

@@ -1,0 +1,96 @@
+package engine
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"sync/atomic"
+)
+
+// pendingWrites holds, on a key's owner, the keys whose write is between
+// "copies invalidated" and "applied" (see applyAsOwner). While a key is
+// pending, peers' Gets of it wait for the write to be applied instead of
+// reading the value it replaces: a copy refilled from that old value after
+// the invalidation would outlive the write. Writes of one key are
+// serialised by the same slot, so each owner applies a key's writes in one
+// order.
+type pendingWrites struct {
+	// n counts pending keys: 0 (the common case) lets the serving path skip
+	// the map and its lock.
+	n    atomic.Int32
+	mu   sync.Mutex
+	keys map[string]chan struct{} // closed when the key's write is applied
+}
+
+// claim takes the slots of keys, waiting for earlier writes of the same
+// keys to finish. Keys are claimed in sorted order so that two batches
+// sharing keys cannot deadlock. On error (ctx ended) nothing stays claimed.
+// release must be called exactly once after a nil error.
+func (p *pendingWrites) claim(ctx context.Context, keys []string) (release func(), err error) {
+	sorted := slices.Clone(keys)
+	slices.Sort(sorted)
+	sorted = slices.Compact(sorted)
+	chans := make([]chan struct{}, 0, len(sorted))
+	release = func() {
+		p.mu.Lock()
+		for i, ch := range chans {
+			delete(p.keys, sorted[i])
+			close(ch)
+		}
+		p.mu.Unlock()
+		p.n.Add(-int32(len(chans)))
+	}
+	for _, k := range sorted {
+		for {
+			p.mu.Lock()
+			if p.keys == nil {
+				p.keys = map[string]chan struct{}{}
+			}
+			busy := p.keys[k]
+			if busy == nil {
+				ch := make(chan struct{})
+				p.keys[k] = ch
+				chans = append(chans, ch)
+				p.n.Add(1)
+				p.mu.Unlock()
+				break
+			}
+			p.mu.Unlock()
+			select {
+			case <-busy:
+			case <-ctx.Done():
+				release()
+				return nil, ctx.Err()
+			}
+		}
+	}
+	return release, nil
+}
+
+// busy reports whether key has a write pending.
+func (p *pendingWrites) busy(key string) bool {
+	if p.n.Load() == 0 {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.keys[key] != nil
+}
+
+// wait returns once key has no write pending, or with ctx's error.
+func (p *pendingWrites) wait(ctx context.Context, key string) error {
+	for p.n.Load() != 0 {
+		p.mu.Lock()
+		ch := p.keys[key]
+		p.mu.Unlock()
+		if ch == nil {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}

@@ -1,0 +1,251 @@
+package engine
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/distcache/distcache/cache"
+	"github.com/distcache/distcache/cluster"
+)
+
+// When this node may serve what it cached.
+//
+// A node stops trusting its entries (markUntrusted) when it may have missed
+// writes:
+//   - it reconnects after losing contact with at least half of the cluster
+//     (the partition rule, onRingChange);
+//   - its process did not run for longer than the pause limit (SIGSTOP, a
+//     VM pause, starvation): peers may have declared it dead, taken over its
+//     keys and accepted writes meanwhile. A watchdog notices the gap, and so
+//     does every read (checkPause), so that no read served right after the
+//     process resumes slips past it;
+//   - a peer tells it to (opFlush): the owner of a write could not reach it
+//     to invalidate its copies, or it came back after peers had declared it
+//     failed.
+//
+// Untrusted means: every entry stored before the decision is ignored by
+// reads (lookupSinceFlush; near copies are tagged with the flush generation
+// they were filled under) until the background purge has dropped them; a
+// load or forward that began before the decision does not store its
+// result. Entries written after the decision are served and kept.
+
+// pauseWatch detects gaps in this process's execution on the monotonic
+// clock.
+type pauseWatch struct {
+	t0    time.Time     // monotonic origin
+	limit time.Duration // 0: off (before Start)
+	beat  atomic.Int64  // time.Since(t0) at the last beat, ns
+}
+
+// checkPause marks the stores untrusted if the process did not run for
+// longer than the pause limit since the last beat (by the watchdog or a
+// read), and beats. One clock read; no lock.
+func (e *Engine) checkPause() {
+	if e.pause.limit == 0 {
+		return
+	}
+	now := int64(time.Since(e.pause.t0))
+	last := e.pause.beat.Load()
+	if now-last > int64(e.pause.limit) && e.pause.beat.CompareAndSwap(last, now) {
+		e.markUntrusted("process paused for " + time.Duration(now-last).Round(time.Millisecond).String())
+	}
+}
+
+// pauseWatchdog beats every quarter of the pause limit, so that a gap
+// longer than the limit means the process itself did not run.
+func (e *Engine) pauseWatchdog() {
+	t := time.NewTicker(max(e.pause.limit/4, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-e.base.Done():
+			return
+		case <-t.C:
+		}
+		e.checkPause()
+		e.pause.beat.Store(int64(time.Since(e.pause.t0)))
+	}
+}
+
+// startPauseWatch arms the watchdog with the cluster's pause limit.
+func (e *Engine) startPauseWatch() {
+	e.pause.limit = e.cl.PauseLimit()
+	e.pause.beat.Store(int64(time.Since(e.pause.t0)))
+	e.spawn(e.pauseWatchdog)
+}
+
+// markUntrusted makes reads ignore every entry stored so far until the
+// purge has dropped them (see the file comment), and starts the purge.
+func (e *Engine) markUntrusted(reason string) {
+	e.flushMu.Lock()
+	for _, st := range *e.keyspaces.Load() {
+		st.flushFrom.Store(st.store.Version())
+	}
+	e.flushReq.Add(1)
+	e.flushMu.Unlock()
+	e.log.Warn("local cache no longer trusted; flushing it", "reason", reason)
+	if e.cl != nil {
+		e.schedulePurge()
+	}
+}
+
+// storeTrusted reports whether the local stores may answer reads: false from
+// a flush decision until that flush has run. Meanwhile reads go through
+// lookupSinceFlush (see lookup).
+func (e *Engine) storeTrusted() bool {
+	e.checkPause()
+	return e.flushReq.Load() == e.flushDone.Load()
+}
+
+// flushGen is the flush generation: loads, forwards and near copies that
+// began under another generation are not stored or served.
+func (e *Engine) flushGen() uint64 { return e.flushReq.Load() }
+
+// lookup reads key from st's store for serving it (counted as a hit or a
+// miss when count is set): while a flush is pending, only entries written
+// after the flush decision count.
+func (e *Engine) lookup(st *ksState, key string, count bool) (cache.Entry, bool) {
+	switch {
+	case !e.storeTrusted():
+		return lookupSinceFlush(st, key)
+	case count:
+		return st.store.Get(key)
+	}
+	return st.store.Peek(key)
+}
+
+// lookupSinceFlush is the store lookup while a flush is pending: only
+// entries written after the flush decision count.
+func lookupSinceFlush(st *ksState, key string) (cache.Entry, bool) {
+	ent, v, ok := st.store.PeekVersion(key)
+	if !ok || v <= st.flushFrom.Load() {
+		return cache.Entry{}, false
+	}
+	return ent, true
+}
+
+// missedPeers are members to be told to flush (opFlush), with when they
+// were added; flushNotifier delivers the notices.
+type missedPeers struct {
+	mu    sync.Mutex
+	peers map[string]time.Time
+	kick  chan struct{} // capacity 1
+}
+
+// missedKeep bounds how long a notice is retried for a member that stays
+// unreachable; missedMax bounds the set.
+const (
+	missedKeep = 10 * time.Minute
+	missedMax  = 4096
+)
+
+func (m *missedPeers) add(name string) {
+	m.mu.Lock()
+	if m.peers == nil {
+		m.peers = map[string]time.Time{}
+	}
+	if len(m.peers) < missedMax {
+		m.peers[name] = time.Now()
+	}
+	m.mu.Unlock()
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (m *missedPeers) snapshot() map[string]time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string]time.Time, len(m.peers))
+	for k, v := range m.peers {
+		out[k] = v
+	}
+	return out
+}
+
+// done removes name if it was added no later than at.
+func (m *missedPeers) done(name string, at time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if t, ok := m.peers[name]; ok && !t.After(at) {
+		delete(m.peers, name)
+	}
+}
+
+// missedInvalidation records that the owner of a write could not
+// invalidate m's copies: m must flush before it serves them again.
+func (e *Engine) missedInvalidation(m cluster.Member, err error) {
+	e.log.Warn("write: could not invalidate copies on peer; it will be told to flush", "peer", m.Name, "addr", m.Addr, "err", err)
+	e.missed.add(m.Name)
+}
+
+// noteReturning records members that are back in the ring after this node
+// saw them disappear without a graceful leave: they may have been cut off
+// or paused, and missed writes while they were out.
+func (e *Engine) noteReturning(prev, next *cluster.Ring) {
+	for _, m := range next.Members() {
+		if m.Name != e.selfName && !prev.Contains(m.Name) && e.seenFailed(m.Name) {
+			e.missed.add(m.Name)
+		}
+	}
+}
+
+// flushNotifier tells the members in e.missed to flush, retrying those not
+// reachable yet (or not back in the ring) every retry interval.
+func (e *Engine) flushNotifier() {
+	const retry = 200 * time.Millisecond
+	t := time.NewTicker(retry)
+	defer t.Stop()
+	payload := encodeName(e.selfName)
+	for {
+		select {
+		case <-e.base.Done():
+			return
+		case <-t.C:
+		case <-e.missed.kick:
+		}
+		ring := e.cl.Ring()
+		for name, at := range e.missed.snapshot() {
+			m, ok := ring.Member(name)
+			if !ok {
+				if time.Since(at) > missedKeep {
+					e.missed.done(name, at)
+				}
+				continue
+			}
+			ctx, cancel := context.WithTimeout(e.base, time.Second)
+			err := e.call(ctx, m, opFlush, payload)
+			cancel()
+			if err == nil {
+				e.missed.done(name, at)
+			}
+		}
+	}
+}
+
+// failedKeep bounds how long a failed member is remembered; failedMax bounds
+// the set.
+const (
+	failedKeep = time.Hour
+	failedMax  = 4096
+)
+
+// noteFailed records that name left the ring without a graceful leave
+// (called by onRingChange only).
+func (e *Engine) noteFailed(name string) {
+	if e.failed == nil || len(e.failed) >= failedMax {
+		e.failed = map[string]time.Time{}
+	}
+	e.failed[name] = time.Now()
+}
+
+// seenFailed reports, and forgets, whether name was recorded by noteFailed
+// within failedKeep (called by onRingChange only).
+func (e *Engine) seenFailed(name string) bool {
+	at, ok := e.failed[name]
+	delete(e.failed, name)
+	return ok && time.Since(at) < failedKeep
+}
