@@ -25,31 +25,39 @@ const (
 // memberlist admits any node that speaks gossip, and its gossip is protected by the
 // secret only: under mutual TLS without a secret, or with a secret but a node lacking a
 // certificate, a node that cannot exchange a single RPC would join the ring, own
-// partitions, and fail every request sent to it. So a member enters Members (and the
-// ring) only after transport.Probe to its address succeeded: it answered on the data port
+// partitions, and fail every request sent to it. So a member of Members enters the ring
+// only after transport.Probe to its address succeeded: it answered on the data port
 // with our label and proved the secret, or presented a certificate our CA signed, and
 // accepted our credentials. Every node applies the same rule to the same member set, so
 // the ring stays a pure function of the verified members.
 //
-// Probes run on goroutines owned by the cluster, never under memberlist's lock: the
-// first Members call that sees an unverified member starts one (the rebuild goroutine
-// calls Members after every membership event), and a success pokes the rebuild. A join
-// costs one extra dial and handshake (about a millisecond on a LAN) and one more ring
-// debounce. A verified member stays verified while memberlist keeps it alive at the same
-// address; one that leaves, dies or moves is probed again when it comes back.
+// Probes run on goroutines owned by the cluster, never under memberlist's lock: the ring
+// rebuild that follows a membership event starts one per unverified member (filter), and
+// a success pokes the rebuild. A join costs one extra dial and handshake (about a
+// millisecond on a LAN; at most DialTimeout when a member does not answer) and one more
+// ring debounce. A verified member stays verified while memberlist keeps it alive at the
+// same address; one that leaves, dies or moves is probed again when it comes back. Until
+// the ring holds every member of Members, membership has not settled (the engine's
+// warmup waits for that).
 type admission struct {
 	c *Cluster
 
-	// mu guards admitted and probing.
+	// mu guards the fields below.
 	mu       sync.Mutex
 	admitted map[string]string      // name -> address verified
 	probing  map[string]*probeState // name -> its probe loop, while unverified
+	// unkicked: members were admitted since the last ring kick. Members discovered together
+	// (a join's push/pull delivers the whole cluster at once) are admitted together: the
+	// kick waits until every first probe has finished, so the ring changes once rather than
+	// through intermediate member sets, each of which would move keys (and warm them) twice.
+	unkicked bool
 }
 
 // probeState is one unverified member's probe loop; replaced (and so stopped) when the
 // member moves, removed when it is gone or verified.
 type probeState struct {
 	addr     string
+	tried    bool // the first probe has finished
 	failures int
 	lastErr  error
 }
@@ -60,7 +68,7 @@ func newAdmission(c *Cluster) *admission {
 
 // filter returns the members of live (sorted, from memberlist) that are verified, this
 // node included, in the same order; it starts probes for the others and forgets members
-// that are no longer live.
+// that are no longer live. The rebuild goroutine calls it.
 func (a *admission) filter(live []Member) []Member {
 	self := a.c.self.Name
 	out := live[:0:0]
@@ -125,22 +133,35 @@ func (a *admission) probeLoop(name string, st *probeState) {
 		err := c.tr.Probe(context.Background(), st.addr) // bounded by the transport's DialTimeout and Shutdown
 		a.mu.Lock()
 		if a.probing[name] != st {
+			kick := a.settleLocked()
 			a.mu.Unlock()
+			if kick {
+				c.kick()
+			}
 			return
 		}
+		st.tried = true
 		if err == nil {
 			delete(a.probing, name)
 			a.admitted[name] = st.addr
+			a.unkicked = true
+			kick := a.settleLocked()
 			a.mu.Unlock()
 			c.logger.Debug("cluster: member verified", "peer", name, "addr", st.addr)
-			c.kick()
+			if kick {
+				c.kick()
+			}
 			return
 		}
 		st.failures++
 		st.lastErr = err
 		warn := st.failures == admitWarnAfter ||
 			(st.failures == 1 && (errors.Is(err, transport.ErrAuthFailed) || errors.Is(err, transport.ErrLabelMismatch)))
+		kick := a.settleLocked()
 		a.mu.Unlock()
+		if kick {
+			c.kick()
+		}
 		level := slog.LevelDebug
 		if warn {
 			level = slog.LevelWarn
@@ -160,6 +181,21 @@ func (a *admission) probeLoop(name string, st *probeState) {
 		}
 		backoff = min(2*backoff, maxAdmitBackoff)
 	}
+}
+
+// settleLocked reports whether the ring should be rebuilt now: members were admitted and
+// no member's first probe is still running. a.mu must be held.
+func (a *admission) settleLocked() bool {
+	if !a.unkicked {
+		return false
+	}
+	for _, st := range a.probing {
+		if !st.tried {
+			return false
+		}
+	}
+	a.unkicked = false
+	return true
 }
 
 // unverified returns the members memberlist reports alive that are not (yet) in the ring,

@@ -298,10 +298,10 @@ func (c *Cluster) isSelfAddr(a string) bool {
 func (c *Cluster) Self() Member { return c.self }
 
 // Members returns the live members (alive or suspect, this node included
-// unless it left) that completed a data handshake with this node (see
-// admission.go), as a fresh slice sorted by name. The ring is built from
-// exactly this set.
-func (c *Cluster) Members() []Member { return c.admit.filter(c.delegate.memberList()) }
+// unless it left), as a fresh slice sorted by name. The ring is built from
+// those of them that completed a data handshake with this node (see
+// admission.go): once it holds all of them, membership has settled.
+func (c *Cluster) Members() []Member { return c.delegate.memberList() }
 
 // NumMembers returns the number of live members.
 func (c *Cluster) NumMembers() int { return c.ml.NumMembers() }
@@ -447,7 +447,7 @@ func (c *Cluster) rebuildLoop() {
 
 // rebuild recomputes the ring from the full member set and swaps it in.
 func (c *Cluster) rebuild() {
-	members := c.Members()
+	members := c.admit.filter(c.Members())
 	prev := c.ring.Load()
 	if prev.sameMembers(members) {
 		return
