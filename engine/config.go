@@ -145,7 +145,7 @@ type Config struct {
 	clusterTweaks []func(*cluster.Config)
 	// insecure accepts unauthenticated peers on a reachable port (WithInsecure).
 	insecure bool
-	extras        extrasConfig // admin server and warmup (extras.go)
+	extras   extrasConfig // admin server and warmup (extras.go)
 }
 
 // Option sets a Config field.
