@@ -40,7 +40,8 @@ type Cluster struct {
 	delegate  *delegate
 	admit     *admission // members enter the ring after a data handshake (admission.go)
 
-	ring atomic.Pointer[Ring]
+	ring      atomic.Pointer[Ring]
+	rebuildMu sync.Mutex
 
 	kickCh chan struct{} // capacity 1: coalesces membership events
 	stopCh chan struct{} // closed by Shutdown
@@ -126,6 +127,7 @@ func New(cfg Config) (*Cluster, error) {
 	meta := nodeMeta{protocol: ProtocolVersion, fingerprint: c.ringCfg.fingerprint()}
 	d := newDelegate(meta, logger, c.kick, &c.stats)
 	c.delegate = d
+	d.self = name
 	mc := cfg.memberlistConfig(name)
 	mc.Transport = tr
 	mc.BindPort = c.boundPort // default port for join addresses without one
@@ -326,6 +328,23 @@ func (c *Cluster) Call(ctx context.Context, m Member, req transport.Request) (tr
 // drain or read its stats. Do not shut it down directly: use Shutdown.
 func (c *Cluster) Transport() *transport.Transport { return c.tr }
 
+// NameConflict returns an error wrapping [ErrNameTaken] if a live member
+// at another address holds this node's name: memberlist keeps the first
+// holder and ignores this node's claim, so this node must not serve. Seen
+// by the time [Cluster.Join] returns when the holder is a member of a
+// joined cluster.
+func (c *Cluster) NameConflict() error {
+	if addr := c.delegate.nameTakenBy.Load(); addr != nil {
+		return fmt.Errorf("%w: %q is held by the live member at %s", ErrNameTaken, c.self.Name, *addr)
+	}
+	return nil
+}
+
+// SyncRing rebuilds the ring from the current member set at once, without
+// waiting for the debounce (Start uses it so that it returns with a ring
+// that holds every member it joined).
+func (c *Cluster) SyncRing() { c.rebuild() }
+
 // PauseLimit is the configured [Config.PauseLimit], its default resolved.
 func (c *Cluster) PauseLimit() time.Duration { return c.cfg.pauseLimit() }
 
@@ -446,7 +465,11 @@ func (c *Cluster) rebuildLoop() {
 }
 
 // rebuild recomputes the ring from the full member set and swaps it in.
+// rebuildMu serialises it (the rebuild goroutine and SyncRing), so that
+// OnRingChange never runs concurrently with itself.
 func (c *Cluster) rebuild() {
+	c.rebuildMu.Lock()
+	defer c.rebuildMu.Unlock()
 	members := c.admit.filter(c.Members())
 	prev := c.ring.Load()
 	if prev.sameMembers(members) {
@@ -460,7 +483,7 @@ func (c *Cluster) rebuild() {
 	}
 	c.ring.Store(next)
 	c.stats.rebuilds.Add(1)
-	c.logger.Debug("cluster: ring changed", "members", next.Len(), "fingerprint", next.Fingerprint())
+	c.logger.Debug("cluster: ring changed", "members", next.Len(), "fingerprint", fmt.Sprintf("%016x", next.Fingerprint()))
 
 	// Close pooled connections to members that left or moved.
 	for _, m := range prev.members {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/memberlist"
 )
@@ -78,6 +79,11 @@ type delegate struct {
 	// the event callbacks (see setMember).
 	membersMu sync.Mutex
 	members   map[string]Member
+
+	// self is this node's name; nameTakenBy is the address of a live member
+	// seen claiming it (NotifyConflict), if any.
+	self        string
+	nameTakenBy atomic.Pointer[string]
 
 	// mu guards rejected and mergeRejects.
 	mu sync.Mutex
@@ -202,6 +208,10 @@ func (d *delegate) takeMergeReject(addr string) (error, bool) {
 // NotifyConflict implements memberlist.ConflictDelegate.
 func (d *delegate) NotifyConflict(existing, other *memberlist.Node) {
 	d.stats.conflicts.Add(1)
+	if existing.Name == d.self {
+		addr := other.Address()
+		d.nameTakenBy.Store(&addr)
+	}
 	d.logger.Warn("cluster: node name claimed by a second address; ignored until the first is dead",
 		"peer", existing.Name, "addr", existing.Address(), "other_addr", other.Address())
 }

@@ -21,4 +21,7 @@ var (
 	// placement config fingerprint differs from ours; such a peer is never
 	// admitted, so the rings of both sides stay consistent.
 	ErrIncompatibleMember = errors.New("cluster: incompatible member")
+	// ErrNameTaken reports that a live member at another address already
+	// has this node's name (see [Cluster.NameConflict]).
+	ErrNameTaken = errors.New("cluster: node name taken")
 )

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -196,79 +194,6 @@ func (e *Engine) start(ctx context.Context) error {
 		return fmt.Errorf("distcache: start discovery: %w", err)
 	}
 	return e.bootstrap(ctx)
-}
-
-// bootstrap joins discovered peers until the quorum is met.
-func (e *Engine) bootstrap(ctx context.Context) error {
-	deadline := time.NewTimer(e.cfg.BootstrapTimeout)
-	defer deadline.Stop()
-	var lastErr error
-	for {
-		if err := e.discoverAndJoin(ctx); err != nil {
-			lastErr = err
-		}
-		n := e.cl.NumMembers()
-		if n >= e.cfg.MinimumPeersQuorum {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("distcache: start: %w", ctx.Err())
-		case <-deadline.C:
-			return fmt.Errorf("%w: %d of %d members after %v (last error: %v)",
-				ErrClusterQuorum, n, e.cfg.MinimumPeersQuorum, e.cfg.BootstrapTimeout, lastErr)
-		case <-time.After(e.cfg.JoinRetryInterval):
-		}
-	}
-}
-
-// discoverAndJoin asks the provider for peers and joins every address that
-// is not already a member (joining through every node, not one seed,
-// converges deterministically).
-func (e *Engine) discoverAndJoin(ctx context.Context) error {
-	addrs, err := e.cfg.Provider.DiscoverPeers(ctx)
-	if err != nil {
-		return fmt.Errorf("discover peers: %w", err)
-	}
-	known := map[string]bool{}
-	for _, m := range e.cl.Ring().Members() {
-		known[m.Addr] = true
-	}
-	var todo []string
-	for _, a := range addrs {
-		if !known[a] { // the cluster filters out our own address
-			todo = append(todo, a)
-		}
-	}
-	if len(todo) == 0 {
-		return nil
-	}
-	if _, err := e.cl.Join(ctx, todo); err != nil {
-		e.log.Debug("join", "peers", todo, "err", err)
-		return err
-	}
-	return nil
-}
-
-// discoveryLoop re-discovers and re-joins peers periodically, after a random
-// first delay so that nodes started together do not poll in lockstep.
-func (e *Engine) discoveryLoop() {
-	d := e.cfg.DiscoveryInterval
-	timer := time.NewTimer(d/2 + rand.N(d/2+1))
-	defer timer.Stop()
-	for {
-		select {
-		case <-e.base.Done():
-			return
-		case <-timer.C:
-		}
-		ctx, cancel := context.WithTimeout(e.base, d)
-		if err := e.discoverAndJoin(ctx); err != nil && e.base.Err() == nil {
-			e.log.Debug("periodic discovery", "err", err)
-		}
-		cancel()
-		timer.Reset(d)
-	}
 }
 
 // spawn runs fn on an engine-owned goroutine, unless Stop has begun.
@@ -487,7 +412,7 @@ func (e *Engine) checkKey(key string) error {
 // onRingChange runs on the cluster's rebuild goroutine after each swap; it
 // must return quickly, so the purge runs on an engine goroutine.
 func (e *Engine) onRingChange(prev, next *cluster.Ring) {
-	e.log.Info("ring changed", "members", next.Len(), "fingerprint", strconv.FormatUint(next.Fingerprint(), 16))
+	e.log.Info("ring changed", "members", next.Len(), "fingerprint", fingerprint(next.Fingerprint()))
 	if !next.Contains(e.selfName) {
 		// We left (Stop): keep the entries for handOffOnLeave.
 		return

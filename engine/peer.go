@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"sync"
 	"time"
 
@@ -81,6 +82,8 @@ func (e *Engine) serveRPC(ctx context.Context, req transport.Request) transport.
 		return e.serveDeleteKeySpace(req.Payload)
 	case opHandoff:
 		return e.serveHandoff(req.Payload)
+	case opRingInfo:
+		return transport.Response{Status: statusOK, Payload: binary.BigEndian.AppendUint64(nil, e.cl.Ring().Fingerprint())}
 	case opFlush:
 		d := decoder{b: req.Payload}
 		name := d.str()

@@ -17,15 +17,16 @@ import (
 
 // Ops.
 const (
-	opGet            uint8 = 1 // ks, key -> value
-	opGetMany        uint8 = 2 // ks, n, keys -> n x (status, value-or-message)
-	opPut            uint8 = 3 // ks, n, n x (key, value, expiry) -> n x (status, message); the receiver acts as owner
-	opDelete         uint8 = 4 // ks, n, keys -> n x (status, message); the receiver acts as owner
-	opDeleteKeySpace uint8 = 5 // ks -> ()
-	opLeaving        uint8 = 6 // node name -> (): the sender is leaving gracefully
-	opHandoff        uint8 = 7 // like opPut -> (): entries moving to their new owner
-	opInvalidate     uint8 = 8 // ks, n, keys -> (): drop local copies (sent by the owner of a write)
-	opFlush          uint8 = 9 // node name -> (): the sender may have missed invalidating us: flush
+	opGet            uint8 = 1  // ks, key -> value
+	opGetMany        uint8 = 2  // ks, n, keys -> n x (status, value-or-message)
+	opPut            uint8 = 3  // ks, n, n x (key, value, expiry) -> n x (status, message); the receiver acts as owner
+	opDelete         uint8 = 4  // ks, n, keys -> n x (status, message); the receiver acts as owner
+	opDeleteKeySpace uint8 = 5  // ks -> ()
+	opLeaving        uint8 = 6  // node name -> (): the sender is leaving gracefully
+	opHandoff        uint8 = 7  // like opPut -> (): entries moving to their new owner
+	opInvalidate     uint8 = 8  // ks, n, keys -> (): drop local copies (sent by the owner of a write)
+	opFlush          uint8 = 9  // node name -> (): the sender may have missed invalidating us: flush
+	opRingInfo       uint8 = 10 // () -> ring fingerprint (8 bytes, big endian)
 )
 
 // Statuses.
