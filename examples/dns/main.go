@@ -1,8 +1,9 @@
 // Command dns runs three distcache engines that find each other through DNS
 // SRV records, the way they would behind a Kubernetes headless Service or
 // Consul's DNS interface. A small authoritative DNS server on 127.0.0.1 (a
-// random port) plays the registry: each node's SRV record is added once it
-// has started, and the engines' discovery/dns providers query that server.
+// random port) plays the registry: each node's SRV record (and the A record
+// of its target) is added once it has started, and the engines'
+// discovery/dns providers query that server.
 //
 //	go run ./examples/dns
 //
@@ -25,6 +26,7 @@ import (
 
 	mdns "github.com/miekg/dns"
 
+	"github.com/distcache/distcache/discovery"
 	"github.com/distcache/distcache/discovery/dns"
 	"github.com/distcache/distcache/engine"
 	"github.com/distcache/distcache/keyspace"
@@ -72,7 +74,13 @@ func run(ctx context.Context, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		e, err := engine.New(engine.NewConfig(p, []keyspace.KeySpace{prices},
+		// SRV targets are host names, which the engine resolves with the
+		// system resolver when it joins. Only our server knows these names,
+		// so resolve them there first (as with Consul's DNS on :8600 when the
+		// system resolver does not forward .consul). Where the system
+		// resolver knows the targets (Kubernetes), pass p itself.
+		provider := &resolveTargets{Provider: p, resolver: serverResolver(cfg.Server)}
+		e, err := engine.New(engine.NewConfig(provider, []keyspace.KeySpace{prices},
 			engine.WithNodeName(fmt.Sprintf("dns-node-%d", i)),
 			engine.WithBindAddr("127.0.0.1"),
 			engine.WithBindPort(0),
@@ -89,7 +97,7 @@ func run(ctx context.Context, out io.Writer) error {
 			return err
 		}
 		engines = append(engines, e)
-		if err := zone.add(e.Addr()); err != nil { // the registry learns of it
+		if err := zone.add(e.NodeName(), e.Addr()); err != nil { // the registry learns of it
 			return err
 		}
 		fmt.Fprintf(out, "started %s on %s, SRV record added\n", e.NodeName(), e.Addr())
@@ -115,17 +123,19 @@ func run(ctx context.Context, out io.Writer) error {
 	return nil
 }
 
-// zone is an authoritative DNS server for srvName whose SRV records can be
-// added while it runs, as a service registry's would.
+// zone is an authoritative DNS server for srvName whose records can be
+// added while it runs, as a service registry's would: one SRV record per
+// node, whose target is a host name with an A record.
 type zone struct {
-	mu  sync.Mutex // guards srv
-	srv []*mdns.SRV
+	mu  sync.Mutex // guards srv and a
+	srv []mdns.RR
+	a   map[string]mdns.RR // by target name
 }
 
-// add publishes an SRV record for a node's gossip address. The target is
-// the IP itself (a valid DNS name), since nothing resolves host names here;
-// real registries return host names that resolve (pod names, Consul nodes).
-func (z *zone) add(addr string) error {
+// add publishes node's gossip address: SRV srvName -> <node>.cache.example.
+// with the port, and an A record for that name. (An SRV target must be a
+// host name: Go's resolver rejects a record whose target is an IP.)
+func (z *zone) add(node, addr string) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return err
@@ -134,12 +144,20 @@ func (z *zone) add(addr string) error {
 	if err != nil {
 		return err
 	}
+	target := node + ".cache.example."
 	z.mu.Lock()
 	defer z.mu.Unlock()
+	if z.a == nil {
+		z.a = map[string]mdns.RR{}
+	}
 	z.srv = append(z.srv, &mdns.SRV{
 		Hdr:      mdns.RR_Header{Name: srvName, Rrtype: mdns.TypeSRV, Class: mdns.ClassINET, Ttl: 5},
-		Priority: 10, Weight: 10, Port: uint16(p), Target: mdns.Fqdn(host),
+		Priority: 10, Weight: 10, Port: uint16(p), Target: target,
 	})
+	z.a[target] = &mdns.A{
+		Hdr: mdns.RR_Header{Name: target, Rrtype: mdns.TypeA, Class: mdns.ClassINET, Ttl: 5},
+		A:   net.ParseIP(host),
+	}
 	return nil
 }
 
@@ -149,10 +167,11 @@ func (z *zone) ServeDNS(w mdns.ResponseWriter, req *mdns.Msg) {
 	m.Authoritative = true
 	z.mu.Lock()
 	for _, q := range req.Question {
-		if q.Name == srvName && q.Qtype == mdns.TypeSRV {
-			for _, rr := range z.srv {
-				m.Answer = append(m.Answer, rr)
-			}
+		switch {
+		case q.Name == srvName && q.Qtype == mdns.TypeSRV:
+			m.Answer = append(m.Answer, z.srv...)
+		case q.Qtype == mdns.TypeA && z.a[q.Name] != nil:
+			m.Answer = append(m.Answer, z.a[q.Name])
 		}
 	}
 	z.mu.Unlock()
@@ -160,6 +179,41 @@ func (z *zone) ServeDNS(w mdns.ResponseWriter, req *mdns.Msg) {
 		m.Rcode = mdns.RcodeNameError
 	}
 	_ = w.WriteMsg(m)
+}
+
+// resolveTargets is a discovery.Provider that resolves the host names the
+// DNS provider returns (SRV targets) to IP addresses with a given resolver.
+type resolveTargets struct {
+	discovery.Provider
+	resolver *net.Resolver
+}
+
+func (r *resolveTargets) DiscoverPeers(ctx context.Context) ([]string, error) {
+	addrs, err := r.Provider.DiscoverPeers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(addrs))
+	for _, a := range addrs {
+		host, port, err := net.SplitHostPort(a)
+		if err != nil {
+			return nil, err
+		}
+		ips, err := r.resolver.LookupNetIP(ctx, "ip4", host)
+		if err != nil || len(ips) == 0 {
+			continue // a record removed meanwhile: the next poll settles it
+		}
+		out = append(out, net.JoinHostPort(ips[0].String(), port))
+	}
+	return out, nil
+}
+
+// serverResolver is a resolver that asks one DNS server over UDP.
+func serverResolver(server string) *net.Resolver {
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "udp", server)
+	}}
 }
 
 // serve starts the server on a free UDP port of 127.0.0.1 and returns once

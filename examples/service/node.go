@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -161,8 +162,8 @@ func splitHostPort(addr string) (string, int, error) {
 	if err != nil {
 		return "", 0, fmt.Errorf("node: address %q: %w", addr, err)
 	}
-	var port int
-	if _, err := fmt.Sscan(p, &port); err != nil {
+	port, err := strconv.Atoi(p)
+	if err != nil {
 		return "", 0, fmt.Errorf("node: address %q: bad port", addr)
 	}
 	return host, port, nil
