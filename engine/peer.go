@@ -72,10 +72,24 @@ func (e *Engine) serveRPC(ctx context.Context, req transport.Request) transport.
 		return e.serveGet(ctx, req.Payload, req.Flags)
 	case opGetMany:
 		return e.serveGetMany(ctx, req.Payload)
-	case opPut:
-		return e.servePut(ctx, req.Payload)
-	case opDelete:
-		return e.serveDelete(ctx, req.Payload)
+	case opPut, opDelete:
+		deadline, inner, err := decodeWriteDeadline(req.Payload)
+		if err != nil {
+			return transport.Response{Status: statusBadRequest}
+		}
+		// A write is applied by its writer's deadline or never: a request
+		// delayed in the network (a partition that heals, a retransmission)
+		// must not land after the writer gave up and wrote a newer value.
+		// (The transport's own budget starts when the frame arrives.)
+		if !time.Now().Before(deadline) {
+			return statusResponse(context.DeadlineExceeded)
+		}
+		ctx, cancel := context.WithDeadline(ctx, deadline)
+		defer cancel()
+		if req.Op == opPut {
+			return e.servePut(ctx, inner)
+		}
+		return e.serveDelete(ctx, inner)
 	case opInvalidate:
 		return e.serveInvalidate(req.Payload)
 	case opDeleteKeySpace:

@@ -19,8 +19,8 @@ import (
 const (
 	opGet            uint8 = 1  // ks, key -> value
 	opGetMany        uint8 = 2  // ks, n, keys -> n x (status, value-or-message)
-	opPut            uint8 = 3  // ks, n, n x (key, value, expiry) -> n x (status, message); the receiver acts as owner
-	opDelete         uint8 = 4  // ks, n, keys -> n x (status, message); the receiver acts as owner
+	opPut            uint8 = 3  // deadline, ks, n, n x (key, value, expiry) -> n x (status, message); the receiver acts as owner
+	opDelete         uint8 = 4  // deadline, ks, n, keys -> n x (status, message); the receiver acts as owner
 	opDeleteKeySpace uint8 = 5  // ks -> ()
 	opLeaving        uint8 = 6  // node name -> (): the sender is leaving gracefully
 	opHandoff        uint8 = 7  // like opPut -> (): entries moving to their new owner
@@ -273,6 +273,25 @@ func expiryNanos(t time.Time) uint64 {
 		return math.MaxInt64
 	}
 	return uint64(t.UnixNano())
+}
+
+// withWriteDeadline prefixes a write request (opPut, opDelete) with the
+// writer's deadline, unix ns: the owner applies the write before it or
+// never. (Node clocks are assumed to agree to well within write timeouts,
+// as they are for expiries.)
+func withWriteDeadline(deadline time.Time, p []byte) []byte {
+	out := binary.AppendUvarint(make([]byte, 0, binary.MaxVarintLen64+len(p)), expiryNanos(deadline))
+	return append(out, p...)
+}
+
+// decodeWriteDeadline splits withWriteDeadline's encoding; a missing
+// deadline (0) is refused: every write has one.
+func decodeWriteDeadline(p []byte) (time.Time, []byte, error) {
+	n, k := binary.Uvarint(p)
+	if k <= 0 || n == 0 || n > math.MaxInt64 {
+		return time.Time{}, nil, errBadPayload
+	}
+	return time.Unix(0, int64(n)), p[k:], nil
 }
 
 // result is one key's outcome in a batch response.

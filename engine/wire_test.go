@@ -143,6 +143,24 @@ func FuzzDecodePut(f *testing.F) {
 	})
 }
 
+func FuzzDecodeWriteDeadline(f *testing.F) {
+	f.Add(withWriteDeadline(time.Unix(5, 0), []byte("rest")))
+	f.Add(withWriteDeadline(time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC), nil))
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
+	f.Fuzz(func(t *testing.T, p []byte) {
+		d, rest, err := decodeWriteDeadline(p)
+		if err != nil {
+			return
+		}
+		if d.IsZero() || len(rest) >= len(p) {
+			t.Fatalf("deadline %v, %d of %d bytes left", d, len(rest), len(p))
+		}
+		if d2, rest2, err := decodeWriteDeadline(withWriteDeadline(d, rest)); err != nil || !d2.Equal(d) || string(rest2) != string(rest) {
+			t.Fatalf("re-encode changed %v into %v (%v)", d, d2, err)
+		}
+	})
+}
+
 func FuzzDecodeResults(f *testing.F) {
 	f.Add(encodeResults([]result{{statusOK, []byte("x")}}), 1)
 	f.Add([]byte{0x80}, 0)

@@ -245,6 +245,8 @@ func (e *Engine) writeRemote(ctx context.Context, st *ksState, owner cluster.Mem
 	} else {
 		req.Payload = encodePut(st.name, group)
 	}
+	deadline, _ := ctx.Deadline() // always set: PutMany and DeleteMany bound every write
+	req.Payload = withWriteDeadline(deadline, req.Payload)
 	resp, err := e.cl.Call(ctx, owner, req)
 	if err == nil {
 		err = errorOf(owner.Name, resp.Status, resp.Payload)
@@ -437,7 +439,10 @@ func (e *Engine) flushLocal(st *ksState, key string, upTo uint64) {
 	s := st.loads.stripe(key)
 	s.mu.Lock()
 	if _, v, ok := st.store.PeekVersion(key); ok && v <= upTo {
-		removeLocked(st, s, key)
+		// Only the entry: a load in flight began after the flush decision
+		// (earlier ones are not kept, see flight.gen), so its value is
+		// trusted.
+		st.store.Delete(key)
 	}
 	s.mu.Unlock()
 }
