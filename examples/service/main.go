@@ -77,8 +77,8 @@ func serve(users int, verbose bool) error {
 	}
 	fmt.Printf("\n3 nodes share %s (%d users, SQLite in WAL mode)\n\n", l.dbPath, users)
 	for _, c := range nodes {
-		fmt.Printf("  %s  API http://%s/users/{id}  dashboard http://%s%s/  gossip %s\n",
-			c.name, c.http, c.http, admin.DefaultBasePath, c.gossip)
+		fmt.Printf("  %s  pid %d  API http://%s/users/{id}  dashboard http://%s%s/  gossip %s\n",
+			c.name, c.cmd.Process.Pid, c.http, c.http, admin.DefaultBasePath, c.gossip)
 	}
 	a, b, c := nodes[0].http, nodes[1].http, nodes[2].http
 	fmt.Printf(`
