@@ -41,27 +41,53 @@
 //
 // # Write path
 //
-// Put groups entries by owner and sends one request per owner; the owner
-// takes the key's stripe lock, marks any in-flight load of the key
-// superseded (its result will not be stored), and stores the value
-// synchronously (cache.Store waits for admission and verifies it). Then
-// every other member is told to drop its copy (and its near copy, and to
-// unlink its forward of the key in flight). Delete removes the key on
-// every member. Hence: once Put returns, every Get anywhere returns the new
-// value until it expires or is evicted; once Delete returns, no Get returns
-// the old value; and a slow load never overwrites a newer write. Ordering
-// uses per-store versions, never wall clocks.
+// PutMany and DeleteMany group keys by owner and send one request per
+// owner (opPut, opDelete), carrying the writer's deadline: the owner
+// applies a write before it or never, so a request delayed in the network
+// cannot land after the writer gave up and wrote again. The owner
+// (applyAsOwner), for its keys:
 //
-// # Topology changes
+//  1. claims them in pendingWrites: peers' Gets of them wait instead of
+//     reading the value being replaced (which could refill a copy);
+//  2. invalidates every copy on every other member (opInvalidate: store
+//     copies, near copies, and forwards in flight there);
+//  3. applies the write under the key's stripe lock, superseding any load
+//     in flight (its result is not stored);
+//  4. releases the keys and answers.
+//
+// No node sees the new value before step 3, and no copy of the old one
+// exists or can be refilled after step 2, so writes are linearizable with
+// Gets on every node (TestLinearizableWrites checks recorded histories
+// with porcupine). A load superseded by a write hands its waiters what the
+// store holds by then: it may have read a database value newer than the
+// store's. A write with a done ctx writes nothing; one whose ctx ends in
+// flight reports ctx's error and may or may not have been applied, but
+// never leaves a copy older than what the owner holds. A member that step
+// 2 cannot reach is told to flush before it is trusted again (below).
+// Ordering uses per-store versions, never wall clocks (except the write
+// deadline, like expiries).
+//
+// # Topology changes and trust
 //
 // After each ring change a node drops the entries of keys it no longer owns
 // and, with hand-off on (the default), first sends them to their new owner;
 // a node leaving gracefully sends all of its entries. Receivers take an
 // entry only if they could not have a newer write for the key (see
-// handoff.go). A node that lost contact with half of the cluster it knew
-// flushes its store when it reconnects, since invalidations may have missed
-// it; until the background flush has run, its entries from before the
-// reconnection answer no reads, and writes made since are kept.
+// handoff.go).
+//
+// A node stops trusting its stores when it may have missed writes (see
+// trust.go): it reconnects after losing contact with half of the cluster;
+// its process did not run for longer than cluster.Config.PauseLimit
+// (SIGSTOP, a VM pause; noticed by a watchdog and by every read); or a peer
+// tells it to (opFlush: a write's owner could not invalidate it, or it came
+// back after being declared failed). Until the background flush has run,
+// entries from before the decision answer no reads; loads, forwards and
+// near copies begun before it are not kept; writes made since are.
+//
+// Start returns only once this node's ring holds every member it joined
+// and every member reports the same ring (opRingInfo), bounded by the
+// bootstrap timeout; and it fails with cluster.ErrNameTaken when a live
+// member already has this node's name.
 //
 // # Scope of keyspace operations
 //
