@@ -50,7 +50,10 @@ type connWriter struct {
 	state    int
 	wake     chan struct{} // capacity 1
 	room     *sync.Cond    // on mu: queued dropped below limit, or the writer stopped
-	waiting  bool          // a reader waits on room
+	// waiting is set by a reader about to wait on room. The reader stores it before
+	// re-reading queued, and the writer lowers queued before loading it, so either the
+	// reader sees the room or the writer sees the waiter; the writer takes mu only then.
+	waiting atomic.Bool
 }
 
 func newConnWriter(conn net.Conn, timeout time.Duration, bytes *atomic.Uint64, limit int) *connWriter {
@@ -87,17 +90,20 @@ func (w *connWriter) waitRoom(paused *atomic.Uint64) bool {
 	paused.Add(1)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for w.full() && w.state == writerOpen {
-		w.waiting = true
+	for w.state == writerOpen {
+		w.waiting.Store(true)
+		if !w.full() {
+			break
+		}
 		w.room.Wait()
 	}
+	w.waiting.Store(false)
 	return w.state == writerOpen
 }
 
 // wakeReaderLocked wakes a reader blocked in waitRoom. w.mu must be held.
 func (w *connWriter) wakeReaderLocked() {
-	if w.waiting {
-		w.waiting = false
+	if w.waiting.Load() {
 		w.room.Broadcast()
 	}
 }
@@ -187,7 +193,7 @@ func (w *connWriter) loop(onErr func(error)) {
 			}
 			n, err := w.conn.Write(out)
 			w.bytes.Add(uint64(n))
-			if w.queued.Add(-int64(len(out))) < w.limit {
+			if w.queued.Add(-int64(len(out))) < w.limit && w.waiting.Load() {
 				w.mu.Lock()
 				w.wakeReaderLocked()
 				w.mu.Unlock()

@@ -2,8 +2,11 @@ package transport
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,11 +23,15 @@ func dialRaw(t *testing.T, tr *Transport) net.Conn {
 	return c
 }
 
-// requireClosedSoon asserts that the server closes c within d.
+// requireClosedSoon asserts that the server closes c within d (a reset counts: the server
+// closed with our input unread).
 func requireClosedSoon(t *testing.T, c net.Conn, d time.Duration) {
 	t.Helper()
 	_ = c.SetReadDeadline(time.Now().Add(d))
 	_, err := io.Copy(io.Discard, c)
+	if errors.Is(err, syscall.ECONNRESET) {
+		err = nil
+	}
 	require.NoError(t, err, "the server should have closed the connection")
 }
 
@@ -81,31 +88,73 @@ func TestPendingConnsAndHandshakeDeadline(t *testing.T) {
 }
 
 // An accepted connection that serves no request for IdleTimeout gets GOAWAY and is closed,
-// although keepalive pings flow both ways; the client dials afresh for its next call.
+// although the client keeps pinging it; a client transport dials afresh for its next call.
+// Keepalives are off on the server so that no read deadline races with the idle check.
 func TestIdleConnectionExpires(t *testing.T) {
 	srv := newTestTransport(t, func(c *Config) {
 		c.Handler = echo
-		c.KeepaliveInterval = 20 * time.Millisecond
+		c.KeepaliveInterval = -1
 		c.IdleTimeout = 100 * time.Millisecond
 	})
-	cli := newTestTransport(t, func(c *Config) { c.KeepaliveInterval = 20 * time.Millisecond })
-	_, err := cli.Call(context.Background(), addrOf(srv), Request{})
-	require.NoError(t, err)
-	require.Eventually(t, func() bool { return srv.Stats().ConnsIdleClosed == 1 }, 5*time.Second, 5*time.Millisecond)
-	require.Eventually(t, func() bool { return srv.Stats().OpenConns == 0 }, 5*time.Second, 5*time.Millisecond)
-	_, err = cli.Call(context.Background(), addrOf(srv), Request{})
-	require.NoError(t, err)
-	assert.Equal(t, uint64(2), srv.Stats().ConnsAccepted)
+	t.Run("pings do not keep it", func(t *testing.T) {
+		c := handshaken(t, srv)
+		_, err := c.Write(appendHeader(nil, frameHeader{typ: frameReq, code: 1, id: 1}))
+		require.NoError(t, err)
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			tk := time.NewTicker(10 * time.Millisecond)
+			defer tk.Stop()
+			for {
+				select {
+				case <-tk.C:
+				case <-stop:
+					return
+				}
+				if _, err := c.Write(appendHeader(nil, frameHeader{typ: framePing})); err != nil {
+					return
+				}
+			}
+		})
+		defer func() { close(stop); wg.Wait() }()
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var goAway bool
+		var hb [frameHeaderLen]byte
+		for {
+			if _, err := io.ReadFull(c, hb[:]); err != nil {
+				require.True(t, errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET), "closed by the server: %v", err)
+				break
+			}
+			h, err := decodeHeader(hb[:], DefaultMaxFrameBytes)
+			require.NoError(t, err)
+			_, err = io.CopyN(io.Discard, c, int64(h.length))
+			require.NoError(t, err)
+			goAway = goAway || h.typ == frameGoAway
+		}
+		assert.True(t, goAway, "GOAWAY came before the close")
+		require.Eventually(t, func() bool { return srv.Stats().ConnsIdleClosed == 1 }, 5*time.Second, 5*time.Millisecond)
+	})
+	t.Run("client redials", func(t *testing.T) {
+		cli := newTestTransport(t, func(c *Config) { c.KeepaliveInterval = -1 })
+		accepted := srv.Stats().ConnsAccepted
+		_, err := cli.Call(context.Background(), addrOf(srv), Request{})
+		require.NoError(t, err)
+		require.Eventually(t, func() bool { return srv.Stats().ConnsIdleClosed == 2 }, 5*time.Second, 5*time.Millisecond)
+		require.Eventually(t, func() bool { return srv.Stats().OpenConns == 0 }, 5*time.Second, 5*time.Millisecond)
+		_, err = cli.Call(context.Background(), addrOf(srv), Request{})
+		require.NoError(t, err)
+		assert.Equal(t, accepted+2, srv.Stats().ConnsAccepted)
+	})
 }
 
 // A busy connection is not idle.
 func TestBusyConnectionDoesNotExpire(t *testing.T) {
 	srv := newTestTransport(t, func(c *Config) {
 		c.Handler = echo
-		c.KeepaliveInterval = 10 * time.Millisecond
+		c.KeepaliveInterval = -1
 		c.IdleTimeout = 50 * time.Millisecond
 	})
-	cli := newTestTransport(t, nil)
+	cli := newTestTransport(t, func(c *Config) { c.KeepaliveInterval = -1 })
 	deadline := time.Now().Add(300 * time.Millisecond)
 	for time.Now().Before(deadline) {
 		_, err := cli.Call(context.Background(), addrOf(srv), Request{})
