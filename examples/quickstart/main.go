@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	crand "crypto/rand"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -61,6 +62,11 @@ func run(duration time.Duration, n, nkeys, workers int) error {
 	// Start the nodes one by one; each joins the ones already up. In a real
 	// deployment every instance of your service runs one engine and the
 	// provider (static, DNS, NATS, Kubernetes) lists the others.
+	// Every node of a cluster shares one secret: it encrypts gossip and
+	// authenticates data connections. Yours comes from a secret store.
+	secret := make([]byte, 32)
+	_, _ = crand.Read(secret)
+
 	var engines []*engine.Engine
 	var seeds []string
 	defer func() {
@@ -76,6 +82,7 @@ func run(duration time.Duration, n, nkeys, workers int) error {
 			engine.WithBindAddr("127.0.0.1"),
 			engine.WithBindPort(0), // any free port
 			engine.WithLabel("quickstart"),
+			engine.WithGossipSecret(secret),
 			engine.WithKeySpaceDefaultTTL("users", time.Minute),
 			engine.WithKeySpaceReadTimeout("users", time.Second),
 		)
