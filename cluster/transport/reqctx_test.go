@@ -147,6 +147,7 @@ func TestPendingTableExpire(t *testing.T) {
 	idLate := p.add(late, 200)
 	calls, ids, live := p.expire(99, nil, nil)
 	assert.Empty(t, calls)
+	assert.Empty(t, ids)
 	assert.Equal(t, 2, live, "calls without a deadline are not counted")
 	calls, ids, live = p.expire(100, nil, nil)
 	assert.Equal(t, []*call{early}, calls, "a deadline expires at its instant")
