@@ -132,3 +132,15 @@ func TestLateWriteRequestRefused(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "on-time", string(v))
 }
+
+// BenchmarkCheckPause is the pause check every read pays (one monotonic
+// clock read and an atomic load), for comparison with the local hit
+// benchmarks.
+func BenchmarkCheckPause(b *testing.B) {
+	e := &Engine{}
+	e.pause.t0 = time.Now()
+	e.pause.limit = time.Hour
+	for b.Loop() {
+		e.checkPause()
+	}
+}
