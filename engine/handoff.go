@@ -150,7 +150,7 @@ func (e *Engine) handOff(ctx context.Context, st *ksState, ring *cluster.Ring, e
 func (e *Engine) serveHandoff(p []byte) transport.Response {
 	r, err := decodePut(p)
 	if err != nil {
-		return transport.Response{Status: statusBadRequest}
+		return statusResponse(err)
 	}
 	st, err := e.keyspace(r.keyspace)
 	if err != nil {
@@ -165,7 +165,7 @@ func (e *Engine) serveHandoff(p []byte) transport.Response {
 	// drops what this node does not own.
 	now := time.Now()
 	for _, en := range r.entries {
-		if e.checkKey(en.Key) != nil {
+		if e.checkKey(en.Key) != nil || len(en.Value) > e.cfg.MaxValueBytes {
 			continue
 		}
 		s := st.loads.stripe(en.Key)

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/distcache/distcache/cache"
 	"github.com/distcache/distcache/cluster/transport"
 )
 
@@ -132,6 +135,9 @@ func (e *Engine) serveGet(ctx context.Context, p []byte, flags uint16) transport
 	if err != nil {
 		return statusResponse(err)
 	}
+	if err := e.checkKey(r.keys[0]); err != nil {
+		return statusResponse(err)
+	}
 	st.stats.served.Add(1)
 	e.recordAccess(st, r.keys[0])
 	// A write of the key in progress here has invalidated the asker's
@@ -159,36 +165,111 @@ func (e *Engine) serveGet(ctx context.Context, p []byte, flags uint16) transport
 }
 
 func (e *Engine) serveGetMany(ctx context.Context, p []byte) transport.Response {
-	r, err := decodeKeys(p)
+	r, err := decodeKeys(p) // at most maxKeysPerRequest keys
 	if err != nil {
-		return transport.Response{Status: statusBadRequest}
+		return statusResponse(err)
 	}
 	st, err := e.keyspace(r.keyspace)
 	if err != nil {
 		return statusResponse(err)
 	}
-	st.stats.served.Add(int64(len(r.keys)))
 	rs := make([]result, len(r.keys))
-	var wg sync.WaitGroup
+	// Each distinct valid key is looked up once: hits are answered here,
+	// misses (and keys with a write pending) go to at most
+	// maxServeWorkers goroutines, whatever the peer sent.
+	first := make(map[string]int, len(r.keys))
+	var misses []miss
 	for i, k := range r.keys {
+		if err := e.checkKey(k); err != nil {
+			s, msg := statusOf(err)
+			rs[i] = result{status: s, data: []byte(msg)}
+			continue
+		}
+		if _, dup := first[k]; dup {
+			continue
+		}
+		first[k] = i
+		st.stats.served.Add(1)
+		e.recordAccess(st, k)
+		if st.pending.busy(k) {
+			misses = append(misses, miss{i: i, pending: true})
+			continue
+		}
+		ent, ok := e.lookup(st, k, true)
+		if ok && ent.Fresh() {
+			rs[i] = hitResult(st, ent)
+			continue
+		}
+		misses = append(misses, miss{i: i, stale: st.staleCandidate(ent, ok)})
+	}
+	e.serveMisses(ctx, st, r.keys, misses, rs)
+	for i, k := range r.keys {
+		if j, ok := first[k]; ok && j != i {
+			rs[i] = rs[j]
+		}
+	}
+	omitOverBudget(rs, maxWireValueBytes)
+	return transport.Response{Status: statusOK, Payload: encodeResults(rs)}
+}
+
+// maxServeWorkers bounds the goroutines one GetMany request may occupy on
+// its server (misses wait for writes and loads there).
+const maxServeWorkers = 64
+
+// miss is a key of a GetMany request that the store did not answer.
+type miss struct {
+	i       int          // its index in the request
+	pending bool         // a write of it was pending: wait, then read again
+	stale   *cache.Entry // see staleCandidate
+}
+
+// serveMisses fills rs for each miss from the owner's read path, on at
+// most maxServeWorkers goroutines.
+func (e *Engine) serveMisses(ctx context.Context, st *ksState, keys []string, misses []miss, rs []result) {
+	if len(misses) == 0 {
+		return
+	}
+	var (
+		next atomic.Int64
+		wg   sync.WaitGroup
+	)
+	for range min(len(misses), maxServeWorkers) {
 		wg.Go(func() {
-			val, err := func() ([]byte, error) {
-				if err := st.pending.wait(ctx, k); err != nil {
-					return nil, err
+			for {
+				n := int(next.Add(1)) - 1
+				if n >= len(misses) {
+					return
 				}
-				return e.getLocal(ctx, st, k)
-			}()
-			if err != nil {
-				s, msg := statusOf(err)
-				rs[i] = result{status: s, data: []byte(msg)}
-				return
+				m := misses[n]
+				i := m.i
+				val, err := func() ([]byte, error) {
+					if !m.pending {
+						return e.load(ctx, st, keys[i], m.stale)
+					}
+					if err := st.pending.wait(ctx, keys[i]); err != nil {
+						return nil, err
+					}
+					return e.getLocal(ctx, st, keys[i])
+				}()
+				if err != nil {
+					s, msg := statusOf(err)
+					rs[i] = result{status: s, data: []byte(msg)}
+					continue
+				}
+				rs[i] = result{status: statusOK, data: val}
 			}
-			rs[i] = result{status: statusOK, data: val}
 		})
 	}
 	wg.Wait()
-	omitOverBudget(rs, maxWireValueBytes)
-	return transport.Response{Status: statusOK, Payload: encodeResults(rs)}
+}
+
+// hitResult answers a fresh entry.
+func hitResult(st *ksState, ent cache.Entry) result {
+	if ent.Negative {
+		st.stats.negativeHits.Add(1)
+		return result{status: statusNotFound}
+	}
+	return result{status: statusOK, data: ent.Value}
 }
 
 // omitOverBudget keeps a batch answer within budget bytes of values: the
@@ -213,7 +294,7 @@ func omitOverBudget(rs []result, budget int) {
 func (e *Engine) servePut(ctx context.Context, p []byte) transport.Response {
 	r, err := decodePut(p)
 	if err != nil {
-		return transport.Response{Status: statusBadRequest}
+		return statusResponse(err)
 	}
 	st, err := e.keyspace(r.keyspace)
 	if err != nil {
@@ -225,7 +306,7 @@ func (e *Engine) servePut(ctx context.Context, p []byte) transport.Response {
 func (e *Engine) serveDelete(ctx context.Context, p []byte) transport.Response {
 	r, err := decodeKeys(p)
 	if err != nil {
-		return transport.Response{Status: statusBadRequest}
+		return statusResponse(err)
 	}
 	st, err := e.keyspace(r.keyspace)
 	if err != nil {
@@ -240,22 +321,43 @@ func (e *Engine) serveDelete(ctx context.Context, p []byte) transport.Response {
 
 // serveWrite applies a forwarded batch of writes as their owner (see
 // applyAsOwner; putLocal copies values out of the request buffer) and
-// answers with each key's outcome.
+// answers with each key's outcome. Keys and values are held to the same
+// limits as the public API; a key repeated in the batch is written once,
+// with its last entry (as PutMany does), and every copy reports that
+// outcome.
 func (e *Engine) serveWrite(ctx context.Context, st *ksState, entries []Entry, del bool) transport.Response {
 	rs := make([]result, len(entries))
 	valid := make([]Entry, 0, len(entries))
 	idx := make([]int, 0, len(entries))
+	at := make(map[string]int, len(entries)) // key -> its index in valid
 	for i, en := range entries {
-		if err := e.checkKey(en.Key); err != nil {
-			rs[i] = result{status: statusError, data: []byte(err.Error())}
+		err := e.checkKey(en.Key)
+		if err == nil && len(en.Value) > e.cfg.MaxValueBytes {
+			err = fmt.Errorf("%w: %d bytes for %q, limit %d", ErrValueTooLarge, len(en.Value), en.Key, e.cfg.MaxValueBytes)
+		}
+		if err != nil {
+			s, msg := statusOf(err)
+			rs[i] = result{status: s, data: []byte(msg)}
 			continue
 		}
+		if j, dup := at[en.Key]; dup {
+			valid[j], idx[j] = en, i
+			continue
+		}
+		at[en.Key] = len(valid)
 		valid = append(valid, en)
 		idx = append(idx, i)
 	}
 	for j, err := range e.applyAsOwner(ctx, st, valid, del) {
 		s, msg := statusOf(err)
 		rs[idx[j]] = result{status: s, data: []byte(msg)}
+	}
+	if len(valid) < len(entries) {
+		for i, en := range entries {
+			if j, ok := at[en.Key]; ok && idx[j] != i {
+				rs[i] = rs[idx[j]]
+			}
+		}
 	}
 	return transport.Response{Status: statusOK, Payload: encodeResults(rs)}
 }
@@ -266,7 +368,7 @@ func (e *Engine) serveWrite(ctx context.Context, st *ksState, entries []Entry, d
 func (e *Engine) serveInvalidate(p []byte) transport.Response {
 	r, err := decodeKeys(p)
 	if err != nil {
-		return transport.Response{Status: statusBadRequest}
+		return statusResponse(err)
 	}
 	st, err := e.keyspace(r.keyspace)
 	if err != nil {

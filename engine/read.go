@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -510,7 +511,10 @@ func (e *Engine) getMany(ctx context.Context, st *ksState, keys []string) (map[s
 				continue
 			}
 		}
-		wg.Go(func() { e.forwardMany(ctx, st, owner, group, res) })
+		// Owners refuse requests of more than maxKeysPerRequest keys.
+		for batch := range slices.Chunk(group, maxKeysPerRequest) {
+			wg.Go(func() { e.forwardMany(ctx, st, owner, batch, res) })
+		}
 	}
 	wg.Wait()
 	return res.vals, errors.Join(res.errs...)

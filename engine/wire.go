@@ -44,29 +44,49 @@ const (
 	statusError            uint8 = 10 // payload: message
 	statusRateLimitWait    uint8 = 11
 	statusOmitted          uint8 = 12 // batch answers: not included (size budget), ask again
+	statusEmptyKey         uint8 = 13 // payload: message
+	statusKeyTooLarge      uint8 = 14 // payload: message
+	statusValueTooLarge    uint8 = 15 // payload: message
+	statusTooManyKeys      uint8 = 16
 )
+
+// maxKeysPerRequest bounds the keys (or entries) of one peer request. The
+// decoders refuse a larger count before allocating for it, so a hostile
+// frame cannot turn 16 MiB of one-byte keys into millions of strings and
+// fetches; callers split larger batches into several requests.
+const maxKeysPerRequest = 1024
 
 // maxWireValueBytes leaves room under the transport's 16 MiB frame limit
 // for the key and framing.
 const maxWireValueBytes = 15 << 20
 
-var errBadPayload = errors.New("distcache: malformed peer payload")
+var (
+	errBadPayload  = errors.New("distcache: malformed peer payload")
+	errTooManyKeys = fmt.Errorf("distcache: more than %d keys in one peer request", maxKeysPerRequest)
+)
 
 // statusErrors pairs each status with its sentinel, most specific first.
+// A status with detail carries the error's message too (the limits say
+// which key and how large), recreated as a wireError.
 var statusErrors = [...]struct {
 	status uint8
 	err    error
+	detail bool
 }{
-	{statusRateLimitWait, errRateLimitWait},
-	{statusNotFound, ErrNotFound},
-	{statusKeySpaceNotFound, ErrKeySpaceNotFound},
-	{statusRateLimited, ErrDataSourceRateLimited},
-	{statusCircuitOpen, ErrDataSourceCircuitOpen},
-	{statusRejected, ErrRejected},
-	{statusStopped, ErrEngineStopped},
-	{statusDeadline, context.DeadlineExceeded},
-	{statusCanceled, context.Canceled},
-	{statusBadRequest, errBadPayload},
+	{statusRateLimitWait, errRateLimitWait, false},
+	{statusNotFound, ErrNotFound, false},
+	{statusKeySpaceNotFound, ErrKeySpaceNotFound, false},
+	{statusRateLimited, ErrDataSourceRateLimited, false},
+	{statusCircuitOpen, ErrDataSourceCircuitOpen, false},
+	{statusRejected, ErrRejected, false},
+	{statusStopped, ErrEngineStopped, false},
+	{statusDeadline, context.DeadlineExceeded, false},
+	{statusCanceled, context.Canceled, false},
+	{statusBadRequest, errBadPayload, false},
+	{statusEmptyKey, ErrEmptyKey, true},
+	{statusKeyTooLarge, ErrKeyTooLarge, true},
+	{statusValueTooLarge, ErrValueTooLarge, true},
+	{statusTooManyKeys, errTooManyKeys, false},
 }
 
 // statusOf maps an error to the status byte that recreates its sentinel on
@@ -77,11 +97,23 @@ func statusOf(err error) (uint8, string) {
 	}
 	for _, se := range statusErrors {
 		if errors.Is(err, se.err) {
+			if se.detail {
+				return se.status, err.Error()
+			}
 			return se.status, ""
 		}
 	}
 	return statusError, err.Error()
 }
+
+// wireError is a sentinel recreated from a status with its peer's message.
+type wireError struct {
+	msg string
+	err error
+}
+
+func (w *wireError) Error() string { return w.msg }
+func (w *wireError) Unwrap() error { return w.err }
 
 // errorOf is the inverse of statusOf.
 func errorOf(peer string, status uint8, msg []byte) error {
@@ -90,6 +122,9 @@ func errorOf(peer string, status uint8, msg []byte) error {
 	}
 	for _, se := range statusErrors {
 		if se.status == status {
+			if se.detail && len(msg) > 0 {
+				return &wireError{msg: string(msg), err: se.err}
+			}
 			return se.err
 		}
 	}
@@ -203,6 +238,9 @@ func decodeKeys(p []byte) (keysRequest, error) {
 	d := decoder{b: p}
 	r := keysRequest{keyspace: d.str()}
 	n := d.count(1)
+	if d.err == nil && n > maxKeysPerRequest {
+		return r, errTooManyKeys
+	}
 	if d.err == nil {
 		r.keys = make([]string, n)
 		for i := range r.keys {
@@ -238,6 +276,9 @@ func decodePut(p []byte) (putRequest, error) {
 	d := decoder{b: p}
 	r := putRequest{keyspace: d.str()}
 	n := d.count(3)
+	if d.err == nil && n > maxKeysPerRequest {
+		return r, errTooManyKeys
+	}
 	if d.err == nil {
 		r.entries = make([]Entry, n)
 		for i := range r.entries {

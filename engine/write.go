@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -225,12 +226,19 @@ func (e *Engine) writeOnce(ctx context.Context, st *ksState, entries []Entry, de
 	if len(groups) == 1 {
 		// One owner (every single-key write): no goroutine to wait for.
 		for owner, group := range groups {
-			write(owner, group)
+			if len(group) <= maxKeysPerRequest {
+				write(owner, group)
+				return groups, failed
+			}
 		}
-		return groups, failed
 	}
+	// A peer refuses requests of more than maxKeysPerRequest keys, and an
+	// owner's invalidations carry its batch's keys: larger groups go in
+	// several batches.
 	for owner, group := range groups {
-		wg.Go(func() { write(owner, group) })
+		for batch := range slices.Chunk(group, maxKeysPerRequest) {
+			wg.Go(func() { write(owner, batch) })
+		}
 	}
 	wg.Wait()
 	return groups, failed
