@@ -61,6 +61,8 @@ type Engine struct {
 	flushMu             sync.Mutex
 	// pause is the execution-gap watchdog (trust.go).
 	pause pauseWatch
+	// events fans membership changes out to Events subscribers.
+	events eventHub
 	// missed lists members that a write's invalidation could not reach, or
 	// that came back after being declared failed: they are told to flush
 	// (trust.go).
@@ -266,6 +268,7 @@ func (e *Engine) shutdown(ctx context.Context, graceful bool) error {
 		}
 	}
 	e.wg.Wait()
+	e.events.close() // the cluster's goroutine, which publishes, has exited
 	e.keyspaces.Load().close()
 	if len(errs) > 0 {
 		return fmt.Errorf("distcache: stop: %w", errors.Join(errs...))
@@ -412,9 +415,9 @@ func (e *Engine) checkKey(key string) error {
 // onRingChange runs on the cluster's rebuild goroutine after each swap; it
 // must return quickly, so the purge runs on an engine goroutine.
 func (e *Engine) onRingChange(prev, next *cluster.Ring) {
-	e.log.Info("ring changed", "members", next.Len(), "fingerprint", fingerprint(next.Fingerprint()))
 	if !next.Contains(e.selfName) {
 		// We left (Stop): keep the entries for handOffOnLeave.
+		e.announceRingChange(nil, next)
 		return
 	}
 	// Open a hand-off window: writes from now on are remembered to guard
@@ -428,20 +431,25 @@ func (e *Engine) onRingChange(prev, next *cluster.Ring) {
 	// Members that left gracefully shrink the cluster on purpose and do not
 	// count as lost contact (scaling down and up again keeps the caches).
 	e.peakMembers = max(e.peakMembers, prev.Len(), next.Len())
+	var changes []memberChange
 	for _, m := range prev.Members() {
 		switch {
 		case next.Contains(m.Name):
 		case e.leftGracefully(m.Name):
 			e.peakMembers = max(e.peakMembers-1, next.Len())
+			changes = append(changes, memberChange{MemberLeft, m})
 		default:
 			e.noteFailed(m.Name)
+			changes = append(changes, memberChange{MemberFailed, m})
 		}
 	}
 	for _, m := range next.Members() {
 		if !prev.Contains(m.Name) {
 			e.forgetLeaving(m.Name) // back: a later disappearance is news
+			changes = append(changes, memberChange{MemberJoined, m})
 		}
 	}
+	e.announceRingChange(changes, next)
 	if next.Len()*2 <= e.peakMembers && next.Len() < prev.Len() {
 		e.missedWrites = true
 	}

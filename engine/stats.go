@@ -11,6 +11,9 @@ type Stats struct {
 	Node      string
 	Members   int
 	KeySpaces []KeySpaceStats
+	// EventsDropped counts membership events lost by Events subscribers
+	// whose buffer was full.
+	EventsDropped int64
 }
 
 // KeySpaceStats are one keyspace's counters on this node.
@@ -51,7 +54,7 @@ type KeySpaceStats struct {
 
 // Stats returns this node's counters, keyspaces sorted by name.
 func (e *Engine) Stats() Stats {
-	s := Stats{}
+	s := Stats{EventsDropped: e.events.dropped.Load()}
 	if e.checkState() == nil {
 		s.Node = e.cl.Self().Name
 		s.Members = e.cl.Ring().Len()
