@@ -69,4 +69,3 @@ func TestEvents(t *testing.T) {
 	_, ok := <-watcher.Events()
 	require.False(t, ok, "after Stop, Events returns a closed channel")
 }
-
