@@ -197,7 +197,12 @@ func (e *Engine) runLoad(st *ksState, key string, f *flight, stale *cache.Entry)
 	store := false
 	switch {
 	case err == nil:
-		ent = cache.Entry{Value: val, ExpiresAt: e.expiry(ctx, st, key, time.Time{})}
+		var exp time.Time
+		if exp, err = e.expiry(ctx, st, key, time.Time{}); err != nil {
+			val = nil
+			break
+		}
+		ent = cache.Entry{Value: val, ExpiresAt: exp}
 		store = true
 	case errors.Is(err, keyspace.ErrNotFound):
 		if st.settings.NegativeTTL > 0 {
@@ -283,17 +288,27 @@ func (e *Engine) fetch(ctx context.Context, st *ksState, key string) (val []byte
 
 // expiry resolves an entry's absolute expiry: the explicit one, else
 // KeySpace.ExpiresAt, else now + the keyspace default TTL, else never.
-func (e *Engine) expiry(ctx context.Context, st *ksState, key string, explicit time.Time) time.Time {
+// A panic in ExpiresAt (user code) is an error for this entry, logged with
+// its stack: the value is then neither stored nor served, because caching
+// it with another expiry than the user's code meant could serve it past
+// its intended lifetime.
+func (e *Engine) expiry(ctx context.Context, st *ksState, key string, explicit time.Time) (t time.Time, err error) {
 	if !explicit.IsZero() {
-		return explicit
+		return explicit, nil
 	}
+	defer func() {
+		if r := recover(); r != nil {
+			e.log.Error("keyspace ExpiresAt panicked", "keyspace", st.name, "panic", r, "stack", string(debug.Stack()))
+			t, err = time.Time{}, fmt.Errorf("distcache: ExpiresAt of keyspace %q panicked: %v", st.name, r)
+		}
+	}()
 	if t := st.ks.ExpiresAt(ctx, key); !t.IsZero() {
-		return t
+		return t, nil
 	}
 	if st.settings.DefaultTTL > 0 {
-		return time.Now().Add(st.settings.DefaultTTL)
+		return time.Now().Add(st.settings.DefaultTTL), nil
 	}
-	return time.Time{}
+	return time.Time{}, nil
 }
 
 // forwardGet asks the owner for key, coalescing concurrent callers on this

@@ -381,7 +381,13 @@ func isRemote(err error) bool {
 // in-flight load of the key and stores the value, both under the key's
 // stripe lock (see flightTable).
 func (e *Engine) putLocal(ctx context.Context, st *ksState, en Entry) error {
-	exp := e.expiry(ctx, st, en.Key, en.Expiry)
+	exp, err := e.expiry(ctx, st, en.Key, en.Expiry)
+	if err != nil {
+		// The value it replaces must not be served either: the write failed,
+		// and the next Get loads afresh.
+		e.deleteLocal(st, en.Key)
+		return err
+	}
 	if !exp.IsZero() && !exp.After(time.Now()) {
 		// Already expired: equivalent to a delete.
 		e.deleteLocal(st, en.Key)
@@ -397,7 +403,7 @@ func (e *Engine) putLocal(ctx context.Context, st *ksState, en Entry) error {
 		f.superseded = true
 		delete(s.flights, en.Key)
 	}
-	err := st.store.Set(en.Key, cache.Entry{Value: val, ExpiresAt: exp})
+	err = st.store.Set(en.Key, cache.Entry{Value: val, ExpiresAt: exp})
 	if errors.Is(err, cache.ErrRejected) {
 		// The value it replaces must not be served either: the write failed,
 		// and the next Get loads afresh.

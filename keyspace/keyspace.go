@@ -47,7 +47,9 @@ type KeySpace interface {
 	// The zero time means "no expiry from the keyspace": the keyspace default
 	// TTL then applies (and no expiry at all when that is zero too). It is
 	// called on the owner, right after a successful Fetch or a Put whose Entry
-	// has no Expiry; keep it cheap.
+	// has no Expiry; keep it cheap. A panic fails that load or Put (the error
+	// names the keyspace, the log has the stack) and never the process: the
+	// value is then neither stored nor returned.
 	ExpiresAt(ctx context.Context, key string) time.Time
 }
 
