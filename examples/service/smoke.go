@@ -116,8 +116,15 @@ func smoke(out io.Writer, users int, verbose bool) (err error) {
 		return err
 	}
 	step("graceful stop: every node exited cleanly, no child process left")
+	if el := time.Since(start); el > smokeBudget {
+		return fmt.Errorf("the smoke run took %v, over its %v budget", el.Round(time.Second), smokeBudget)
+	}
 	return nil
 }
+
+// smokeBudget is how long a healthy smoke run may take (about 12 s on a
+// 2-core machine); a slower one means something waited on a timeout.
+const smokeBudget = 60 * time.Second
 
 var client = &http.Client{Timeout: 5 * time.Second}
 
