@@ -45,10 +45,14 @@ type Engine struct {
 	// base is cancelled by Stop: background loops and in-flight loads end.
 	base   context.Context
 	cancel context.CancelFunc
-	// spawnMu guards stopping against wg.Add after Stop began waiting.
+	// spawnMu guards stopping against wg.Add after Stop began waiting, and
+	// loads.
 	spawnMu  sync.Mutex
 	stopping bool
 	wg       sync.WaitGroup
+	// loads counts load goroutines, which Stop does not wait for past its
+	// context (see loads.go).
+	loads loadTracker
 
 	// purging is set while purgeNotOwned runs; purgePending asks it to run
 	// once more for a ring change that arrived meanwhile.
@@ -214,7 +218,11 @@ func (e *Engine) spawn(fn func()) bool {
 // (peers meanwhile load locally); the node leaves (peers see it within about
 // a second and re-route its keys); the provider deregisters; in-flight loads
 // are cancelled; and every goroutine the engine started has exited when Stop
-// returns. The graceful part is bounded by ctx and ShutdownTimeout. Stop is
+// returns, except loads blocked in a DataSource.Fetch that ignores its
+// cancelled context: those are abandoned once ctx (or ShutdownTimeout) ends,
+// and Stop's error counts them. Such a goroutine belongs to the user's code
+// and ends when Fetch returns. The graceful part is bounded by ctx and
+// ShutdownTimeout. Stop is
 // idempotent: later calls wait for the first and return its result.
 func (e *Engine) Stop(ctx context.Context) error {
 	e.stopOnce.Do(func() {
@@ -260,6 +268,7 @@ func (e *Engine) shutdown(ctx context.Context, graceful bool) error {
 	}
 	e.spawnMu.Lock()
 	e.stopping = true
+	loadsIdle := e.stopLoadsLocked()
 	e.spawnMu.Unlock()
 	e.cancel()
 	if e.cl != nil {
@@ -268,6 +277,9 @@ func (e *Engine) shutdown(ctx context.Context, graceful bool) error {
 		}
 	}
 	e.wg.Wait()
+	if err := e.awaitLoads(ctx, loadsIdle); err != nil {
+		errs = append(errs, err)
+	}
 	e.events.close() // the cluster's goroutine, which publishes, has exited
 	e.keyspaces.Load().close()
 	if len(errs) > 0 {

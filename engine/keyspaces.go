@@ -126,8 +126,12 @@ type flight struct {
 	superseded bool
 	// gen is the flush generation the flight began under (see trust.go):
 	// after a flush decision its result is not stored.
-	gen     uint64
-	waiters atomic.Int32
+	gen uint64
+	// finished and abandoned (loads only, under the stripe lock): the load
+	// published its result, or its context ended first and its result is
+	// dropped (see loads.go). Exactly one of the two publishes.
+	finished, abandoned bool
+	waiters             atomic.Int32
 }
 
 // ksCounters are the per-keyspace statistics of this node.

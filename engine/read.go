@@ -167,7 +167,7 @@ func (e *Engine) load(ctx context.Context, st *ksState, key string, stale *cache
 		f = &flight{done: make(chan struct{}), gen: e.flushGen()}
 		s.flights[key] = f
 		s.mu.Unlock()
-		if !e.spawn(func() { e.runLoad(st, key, f, stale) }) {
+		if !e.spawnLoad(func() { e.runLoad(st, key, f, stale) }) {
 			s.mu.Lock()
 			if s.flights[key] == f {
 				delete(s.flights, key)
@@ -188,10 +188,17 @@ func (e *Engine) load(ctx context.Context, st *ksState, key string, stale *cache
 	}
 }
 
-// runLoad fetches key and publishes the result to the flight's waiters.
+// runLoad fetches key and publishes the result to the flight's waiters,
+// unless the load's context ended first and the flight was abandoned (see
+// loads.go): its result is then dropped.
 func (e *Engine) runLoad(st *ksState, key string, f *flight, stale *cache.Entry) {
 	ctx, cancel := context.WithTimeout(e.base, st.settings.ReadTimeout)
 	defer cancel()
+	// Runs only if ctx ends while the fetch runs (stop is called before
+	// cancel, which the defers run last).
+	staleAtStart := stale
+	stop := context.AfterFunc(ctx, func() { e.abandonLoad(st, key, f, staleAtStart, ctx.Err()) })
+	defer stop()
 	val, err := e.fetch(ctx, st, key)
 	var ent cache.Entry
 	store := false
@@ -212,6 +219,11 @@ func (e *Engine) runLoad(st *ksState, key string, f *flight, stale *cache.Entry)
 	}
 	s := st.loads.stripe(key)
 	s.mu.Lock()
+	if f.abandoned {
+		s.mu.Unlock()
+		return // its waiters are gone, and its key may be loading afresh
+	}
+	f.finished = true
 	if s.flights[key] == f {
 		delete(s.flights, key)
 	}
@@ -239,6 +251,12 @@ func (e *Engine) runLoad(st *ksState, key string, f *flight, stale *cache.Entry)
 		}
 	}
 	s.mu.Unlock()
+	e.publish(st, f, stale, val, err)
+}
+
+// publish hands a load's outcome to its waiters, falling back to the stale
+// value a failed refetch may serve.
+func (e *Engine) publish(st *ksState, f *flight, stale *cache.Entry, val []byte, err error) {
 	if err != nil && stale != nil && serveStale(err) && time.Now().Before(stale.ExpiresAt.Add(st.settings.MaxStale)) {
 		st.stats.staleServed.Add(1)
 		e.log.Debug("serving stale value", "keyspace", st.name, "err", err)
