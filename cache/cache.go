@@ -255,8 +255,22 @@ func (s *Store) Delete(key string) {
 	s.stats.deletes.Add(1)
 }
 
-// Stats returns a snapshot of the counters.
+// Stats returns a snapshot of the counters, Entries included: O(entries),
+// see Counters.
 func (s *Store) Stats() Stats {
+	st := s.Counters()
+	slot, ok := s.guard.enter()
+	if !ok {
+		return st
+	}
+	defer s.guard.exit(slot)
+	s.c.IterValues(func(item) bool { st.Entries++; return false })
+	return st
+}
+
+// Counters is Stats without Entries (left 0): O(1), for callers that poll
+// (diagnostics endpoints), since counting entries walks the store.
+func (s *Store) Counters() Stats {
 	hits, misses := s.guard.counts()
 	st := Stats{
 		Hits:     hits,
@@ -272,7 +286,6 @@ func (s *Store) Stats() Stats {
 	}
 	defer s.guard.exit(slot)
 	st.UsedBytes = s.c.MaxCost() - s.c.RemainingCost()
-	s.c.IterValues(func(item) bool { st.Entries++; return false })
 	return st
 }
 

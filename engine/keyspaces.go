@@ -43,6 +43,8 @@ type ksState struct {
 	flushFrom atomic.Uint64
 
 	stats ksCounters
+	// adminEntries is the entry count the admin endpoints report.
+	adminEntries entryCount
 }
 
 func newKSState(ks keyspace.KeySpace, s keyspace.Settings, log *slog.Logger) (*ksState, error) {

@@ -76,12 +76,20 @@ func (s Stats) KeySpace(name string) (KeySpaceStats, bool) {
 	return KeySpaceStats{}, false
 }
 
-func (st *ksState) snapshot() KeySpaceStats {
+func (st *ksState) snapshot() KeySpaceStats { return st.snapshotWith(true) }
+
+// snapshotWith is snapshot; without entries it stays O(1) and leaves the
+// entry counts 0 (counting entries walks the stores).
+func (st *ksState) snapshotWith(entries bool) KeySpaceStats {
 	c := &st.stats
-	cs := st.store.Stats()
+	stats := (*cache.Store).Counters
+	if entries {
+		stats = (*cache.Store).Stats
+	}
+	cs := stats(st.store)
 	var ns cache.Stats
 	if st.near != nil {
-		ns = st.near.Stats()
+		ns = stats(st.near)
 	}
 	return KeySpaceStats{
 		Name: st.name,
