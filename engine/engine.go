@@ -251,6 +251,11 @@ func (e *Engine) shutdown(ctx context.Context, graceful bool) error {
 		// drain.
 		e.announceLeaving(ctx)
 		before := e.cl.Ring() // leaving empties our own view of the ring
+		// Hand our entries to their next owners before they become owners
+		// (and load from the DataSource on a miss), and again after the
+		// leave for what was written meanwhile: the receivers take each
+		// entry unless they saw a newer write of it (recentWrites).
+		e.handOffOnLeave(ctx, before)
 		leave := time.Until(deadlineOr(ctx, time.Now().Add(5*time.Second)))
 		if err := e.cl.Leave(max(min(leave, 5*time.Second), 0)); err != nil {
 			errs = append(errs, fmt.Errorf("leave: %w", err))
@@ -317,8 +322,11 @@ func (e *Engine) forgetLeaving(name string) {
 	delete(e.leaving, name)
 }
 
-// noteLeaving records a peer's announcement (opLeaving).
+// noteLeaving records a peer's announcement (opLeaving), and opens the
+// hand-off window: the leaver is about to hand us its entries, and writes
+// from now on must be noted to guard them.
 func (e *Engine) noteLeaving(name string) {
+	e.ringChangedAt.Store(time.Now().UnixNano())
 	e.leavingMu.Lock()
 	defer e.leavingMu.Unlock()
 	if e.leaving == nil || len(e.leaving) > 1024 {
@@ -511,10 +519,10 @@ func (e *Engine) purgeRounds() {
 		req := e.flushReq.Load()
 		all := req != e.flushDone.Load()
 		for _, st := range *e.keyspaces.Load() {
-			moved := map[string]cache.Entry{}
-			st.store.Range(func(key string, ent cache.Entry) bool {
+			var moved []string
+			st.store.Range(func(key string, _ cache.Entry) bool {
 				if all || ring.Owner(key).Name != self {
-					moved[key] = ent
+					moved = append(moved, key)
 				}
 				return e.base.Err() == nil
 			})
@@ -523,11 +531,11 @@ func (e *Engine) purgeRounds() {
 				e.handOff(e.base, st, ring, moved)
 			}
 			upTo := st.flushFrom.Load()
-			for k := range moved {
+			for _, k := range moved {
 				if all {
 					e.flushLocal(st, k, upTo)
 				} else {
-					e.removeLocal(st, k, false)
+					e.removeLocal(st, k, nil)
 				}
 			}
 			if len(moved) > 0 {

@@ -30,13 +30,22 @@ const handoffWindow = 10 * time.Second
 // handoffBatch bounds the entries per hand-off request.
 const handoffBatch = 256
 
-// recentWrites remembers when keys were last written or deleted on this
-// node, for handoffWindow, while hand-offs may arrive.
+// recentWrites remembers the last write of each key seen by this node, for
+// handoffWindow, while hand-offs may arrive.
 type recentWrites struct {
 	mu       sync.Mutex // guards the fields below
-	keys     map[string]int64
+	keys     map[string]writeNote
 	full     bool  // more than maxRecentWrites keys within the window: refuse all
 	prunedAt int64 // unix ns of the last prune
+}
+
+// writeNote is a write of a key seen by this node: applied here as the
+// key's owner (by empty), or applied by the owner by, which invalidated
+// this node's copies when its store was at version ver (opInvalidate).
+type writeNote struct {
+	at  int64 // unix ns
+	by  string
+	ver uint64
 }
 
 // pruneEvery rate-limits pruning of a full set: a prune walks the whole
@@ -48,11 +57,12 @@ const pruneEvery = time.Second
 // until the window passes (safe, only less effective).
 const maxRecentWrites = 1 << 16
 
-func (r *recentWrites) add(key string, now time.Time) {
+func (r *recentWrites) add(key string, n writeNote) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	now := time.Unix(0, n.at)
 	if r.keys == nil {
-		r.keys = map[string]int64{}
+		r.keys = map[string]writeNote{}
 	}
 	if _, ok := r.keys[key]; !ok && len(r.keys) >= maxRecentWrites {
 		if r.full && now.UnixNano()-r.prunedAt < int64(pruneEvery) {
@@ -64,13 +74,13 @@ func (r *recentWrites) add(key string, now time.Time) {
 			return
 		}
 	}
-	r.keys[key] = now.UnixNano()
+	r.keys[key] = n
 }
 
 func (r *recentWrites) pruneLocked(now time.Time) {
 	cutoff := now.Add(-handoffWindow).UnixNano()
-	for k, at := range r.keys {
-		if at < cutoff {
+	for k, n := range r.keys {
+		if n.at < cutoff {
 			delete(r.keys, k)
 		}
 	}
@@ -78,18 +88,28 @@ func (r *recentWrites) pruneLocked(now time.Time) {
 	r.prunedAt = now.UnixNano()
 }
 
-// has reports whether key was written within handoffWindow of now (always
-// true while the set is full; a full set is pruned again once its writes
-// may have aged out, so that it does not refuse hand-offs forever).
-func (r *recentWrites) has(key string, now time.Time) bool {
+// refuses reports whether a hand-off of key from node from, whose entry
+// had store version ver there, may be older than a write this node saw
+// within handoffWindow of now. It may not only when the last write seen was
+// applied by from itself before that entry was stored (from invalidated
+// us at a version below ver): the entry then carries that write or a later
+// one. Always true while the set is full (a full set is pruned again once
+// its writes may have aged out, so that it does not refuse forever).
+func (r *recentWrites) refuses(key string, now time.Time, from string, ver uint64) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.full && now.UnixNano()-r.prunedAt >= int64(handoffWindow) {
 		r.pruneLocked(now)
 		r.full = len(r.keys) >= maxRecentWrites
 	}
-	at, ok := r.keys[key]
-	return r.full || ok && at >= now.Add(-handoffWindow).UnixNano()
+	if r.full {
+		return true
+	}
+	n, ok := r.keys[key]
+	if !ok || n.at < now.Add(-handoffWindow).UnixNano() {
+		return false
+	}
+	return n.by == "" || n.by != from || ver <= n.ver
 }
 
 // handoffOpen reports whether this node is within handoffWindow of its last
@@ -98,32 +118,39 @@ func (e *Engine) handoffOpen() bool {
 	return time.Since(time.Unix(0, e.ringChangedAt.Load())) < handoffWindow
 }
 
-// noteWrite records a local write or delete of key while hand-offs may
-// arrive (called under the key's stripe lock).
-func (e *Engine) noteWrite(st *ksState, key string) {
+// noteWrite records a write of key seen by this node while hand-offs may
+// arrive (called under the key's stripe lock); see writeNote.
+func (e *Engine) noteWrite(st *ksState, key string, n writeNote) {
 	if e.cfg.Handoff && e.handoffOpen() {
-		st.recent.add(key, time.Now())
+		n.at = time.Now().UnixNano()
+		st.recent.add(key, n)
 	}
 }
 
 // handOff sends entries to their owners in ring, in batches, best effort:
 // a failed batch only means the new owner reloads those keys.
-func (e *Engine) handOff(ctx context.Context, st *ksState, ring *cluster.Ring, entries map[string]cache.Entry) {
-	byOwner := map[cluster.Member][]Entry{}
+//
+// Each entry travels with its store version here, and a key with a write
+// in progress here (pending) is skipped: the receiver compares the version
+// with the invalidations it got from this node (see recentWrites.refuses),
+// so a hand-off older than a write this node applied is refused.
+func (e *Engine) handOff(ctx context.Context, st *ksState, ring *cluster.Ring, keys []string) {
+	byOwner := map[cluster.Member][]handoffEntry{}
 	now := time.Now()
-	for k, ent := range entries {
-		if ent.Negative || !ent.Fresh() {
+	for _, k := range keys {
+		o := ring.Owner(k)
+		if o.Name == e.selfName || st.pending.busy(k) {
 			continue
 		}
-		o := ring.Owner(k)
-		if o.Name == e.selfName {
+		ent, ver, ok := st.store.PeekVersion(k)
+		if !ok || ent.Negative || !ent.Fresh() {
 			continue
 		}
 		exp := ent.ExpiresAt
 		if !exp.IsZero() && !exp.After(now) {
 			continue
 		}
-		byOwner[o] = append(byOwner[o], Entry{Key: k, Value: ent.Value, Expiry: exp})
+		byOwner[o] = append(byOwner[o], handoffEntry{Entry{Key: k, Value: ent.Value, Expiry: exp}, ver})
 	}
 	var wg sync.WaitGroup
 	for owner, list := range byOwner {
@@ -131,7 +158,7 @@ func (e *Engine) handOff(ctx context.Context, st *ksState, ring *cluster.Ring, e
 			for len(list) > 0 {
 				n := min(len(list), handoffBatch)
 				cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-				err := e.call(cctx, owner, opHandoff, encodePut(st.name, list[:n]))
+				err := e.call(cctx, owner, opHandoff, encodeHandoff(st.name, e.selfName, list[:n]))
 				cancel()
 				if err != nil {
 					e.log.Debug("hand-off failed; the new owner will reload", "keyspace", st.name, "peer", owner.Name, "entries", len(list), "err", err)
@@ -148,7 +175,7 @@ func (e *Engine) handOff(ctx context.Context, st *ksState, ring *cluster.Ring, e
 // serveHandoff stores handed-off entries that are safe to take (see the
 // file comment).
 func (e *Engine) serveHandoff(p []byte) transport.Response {
-	r, err := decodePut(p)
+	r, err := decodeHandoff(p)
 	if err != nil {
 		return statusResponse(err)
 	}
@@ -171,7 +198,7 @@ func (e *Engine) serveHandoff(p []byte) transport.Response {
 		s := st.loads.stripe(en.Key)
 		s.mu.Lock()
 		_, present := st.store.Peek(en.Key)
-		if !present && s.flights[en.Key] == nil && !st.recent.has(en.Key, now) {
+		if !present && s.flights[en.Key] == nil && !st.recent.refuses(en.Key, now, r.from, en.ver) {
 			val := append([]byte{}, en.Value...)
 			if st.store.Set(en.Key, cache.Entry{Value: val, ExpiresAt: en.Expiry}) == nil {
 				st.stats.handoffsTaken.Add(1)
@@ -203,11 +230,11 @@ func (e *Engine) handOffOnLeave(ctx context.Context, cur *cluster.Ring) {
 		return
 	}
 	for _, st := range *e.keyspaces.Load() {
-		entries := map[string]cache.Entry{}
-		st.store.Range(func(k string, ent cache.Entry) bool {
-			entries[k] = ent
+		var keys []string
+		st.store.Range(func(k string, _ cache.Entry) bool {
+			keys = append(keys, k)
 			return ctx.Err() == nil
 		})
-		e.handOff(ctx, st, ring, entries)
+		e.handOff(ctx, st, ring, keys)
 	}
 }

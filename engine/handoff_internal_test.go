@@ -8,31 +8,40 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// recentWrites: keys written within the window are remembered; past
-// maxRecentWrites keys the set refuses every hand-off (has is true) until
-// its writes can have aged out, and a full set is not re-scanned on every
-// write.
+// recentWrites: writes seen within the window are remembered; a hand-off
+// is refused after a write applied here, after an invalidation by another
+// node, and after an invalidation by the sender at or above the entry's
+// version; it is taken when the sender's entry is newer than the sender's
+// last invalidation. Past maxRecentWrites keys the set refuses every
+// hand-off until its writes can have aged out, and a full set is not
+// re-scanned on every write.
 func TestRecentWrites(t *testing.T) {
 	var r recentWrites
 	t0 := time.Unix(1_000_000, 0)
-	r.add("a", t0)
-	require.True(t, r.has("a", t0.Add(time.Second)))
-	require.False(t, r.has("b", t0))
-	require.False(t, r.has("a", t0.Add(handoffWindow+time.Second)), "aged out")
+	at := func(d time.Duration) int64 { return t0.Add(d).UnixNano() }
+	r.add("own", writeNote{at: at(0)})
+	r.add("by-p", writeNote{at: at(0), by: "p", ver: 10})
+	soon := t0.Add(time.Second)
+	require.True(t, r.refuses("own", soon, "p", 99), "written here: refused from anyone")
+	require.False(t, r.refuses("unknown", soon, "p", 1))
+	require.True(t, r.refuses("by-p", soon, "q", 99), "another node's write: refused")
+	require.True(t, r.refuses("by-p", soon, "p", 10), "p's entry from before its write: refused")
+	require.False(t, r.refuses("by-p", soon, "p", 11), "p's entry from after its write: taken")
+	require.False(t, r.refuses("own", t0.Add(handoffWindow+time.Second), "p", 1), "aged out")
 
 	for i := range maxRecentWrites + 10 {
-		r.add("k"+strconv.Itoa(i), t0)
+		r.add("k"+strconv.Itoa(i), writeNote{at: at(0)})
 	}
 	require.True(t, r.full)
-	require.True(t, r.has("never-written", t0), "a full set refuses every hand-off")
+	require.True(t, r.refuses("never-written", t0, "p", 99), "a full set refuses every hand-off")
 	pruned := r.prunedAt
-	r.add("more", t0.Add(100*time.Millisecond))
+	r.add("more", writeNote{at: at(100 * time.Millisecond)})
 	require.Equal(t, pruned, r.prunedAt, "no prune within pruneEvery of the last one")
-	r.add("a", t0.Add(200*time.Millisecond)) // a known key is still refreshed
-	require.Equal(t, t0.Add(200*time.Millisecond).UnixNano(), r.keys["a"])
+	r.add("own", writeNote{at: at(200 * time.Millisecond)}) // a known key is still refreshed
+	require.Equal(t, at(200*time.Millisecond), r.keys["own"].at)
 
 	later := t0.Add(handoffWindow + time.Second)
-	require.False(t, r.has("never-written", later), "once the writes aged out the set empties")
+	require.False(t, r.refuses("never-written", later, "p", 1), "once the writes aged out the set empties")
 	require.False(t, r.full)
 	require.Empty(t, r.keys)
 }

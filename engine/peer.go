@@ -366,7 +366,7 @@ func (e *Engine) serveWrite(ctx context.Context, st *ksState, entries []Entry, d
 // cache, loads and forwards in flight) at the request of their owner,
 // which is applying a write of them.
 func (e *Engine) serveInvalidate(p []byte) transport.Response {
-	r, err := decodeKeys(p)
+	r, err := decodeInvalidate(p)
 	if err != nil {
 		return statusResponse(err)
 	}
@@ -375,7 +375,7 @@ func (e *Engine) serveInvalidate(p []byte) transport.Response {
 		return statusResponse(err)
 	}
 	for _, k := range r.keys {
-		e.removeLocal(st, k, true)
+		e.removeLocal(st, k, &writeNote{by: r.from, ver: r.ver})
 	}
 	return transport.Response{Status: statusOK}
 }

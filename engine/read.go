@@ -432,11 +432,62 @@ func (e *Engine) forwardOnce(ctx context.Context, deadline time.Time, st *ksStat
 	return nil, false, exp, err
 }
 
-// degradeBy is degrade under a deadline.
+// degradeBy is degrade under a deadline; first, if the owner announced a
+// graceful leave, it asks the key's next owner (see fromNextOwner).
 func (e *Engine) degradeBy(ctx context.Context, deadline time.Time, st *ksState, key string, owner cluster.Member, cause error) ([]byte, error) {
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
+	if e.leftGracefully(owner.Name) {
+		if val, ok, err := e.fromNextOwner(ctx, st, key, owner); ok {
+			return val, err
+		}
+	}
 	return e.degrade(ctx, st, key, owner, cause)
+}
+
+// maxLeaveWait bounds how long a Get waits for the ring to move past an
+// owner that is leaving gracefully.
+const maxLeaveWait = 3 * time.Second
+
+// fromNextOwner serves a Get whose owner is leaving gracefully and no
+// longer answers: it waits (within ctx, at most maxLeaveWait) for this
+// node's ring to move the key, then reads it on its new owner, which the
+// leaver handed its entries to. Loading from the DataSource instead would
+// answer with an older value than an acknowledged write the leaver held.
+// ok is false when the ring did not move in time or the new owner failed
+// too: the caller then degrades.
+func (e *Engine) fromNextOwner(ctx context.Context, st *ksState, key string, leaver cluster.Member) (val []byte, ok bool, err error) {
+	wait, cancel := context.WithTimeout(ctx, maxLeaveWait)
+	defer cancel()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	next := e.cl.Ring().Owner(key)
+	for next.Name == leaver.Name {
+		select {
+		case <-wait.Done():
+			return nil, false, nil
+		case <-tick.C:
+		}
+		next = e.cl.Ring().Owner(key)
+	}
+	if next.Name == e.selfName {
+		val, err = e.load(ctx, st, key, nil)
+		return val, true, err
+	}
+	resp, err := e.cl.Call(ctx, next, transport.Request{Op: opGet, Payload: encodeKeys(st.name, []string{key})})
+	if err != nil {
+		return nil, false, nil
+	}
+	if err := errorOf(next.Name, resp.Status, resp.Payload); err != nil {
+		if errors.Is(err, ErrEngineStopped) || errors.Is(err, ErrKeySpaceNotFound) {
+			return nil, false, nil
+		}
+		return nil, true, err
+	}
+	if resp.Payload == nil {
+		return []byte{}, true, nil
+	}
+	return resp.Payload, true, nil
 }
 
 // degrade loads key on this node because its owner could not serve it.

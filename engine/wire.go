@@ -23,8 +23,8 @@ const (
 	opDelete         uint8 = 4  // deadline, ks, n, keys -> n x (status, message); the receiver acts as owner
 	opDeleteKeySpace uint8 = 5  // ks -> ()
 	opLeaving        uint8 = 6  // node name -> (): the sender is leaving gracefully
-	opHandoff        uint8 = 7  // like opPut -> (): entries moving to their new owner
-	opInvalidate     uint8 = 8  // ks, n, keys -> (): drop local copies (sent by the owner of a write)
+	opHandoff        uint8 = 7  // ks, sender, n, n x (key, value, expiry, version) -> (): entries moving to their new owner
+	opInvalidate     uint8 = 8  // ks, sender, version, n, keys -> (): drop local copies (sent by the owner of a write)
 	opFlush          uint8 = 9  // node name -> (): the sender may have missed invalidating us: flush
 	opRingInfo       uint8 = 10 // () -> ring fingerprint (8 bytes, big endian)
 )
@@ -333,6 +333,97 @@ func decodeWriteDeadline(p []byte) (time.Time, []byte, error) {
 		return time.Time{}, nil, errBadPayload
 	}
 	return time.Unix(0, int64(n)), p[k:], nil
+}
+
+// handoffEntry is an entry handed off with its store version on the
+// sender (see recentWrites.refuses).
+type handoffEntry struct {
+	Entry
+	ver uint64
+}
+
+// handoffRequest is opHandoff.
+type handoffRequest struct {
+	keyspace, from string
+	entries        []handoffEntry
+}
+
+func encodeHandoff(ks, from string, entries []handoffEntry) []byte {
+	size := 16 + len(ks) + len(from)
+	for _, en := range entries {
+		size += len(en.Key) + len(en.Value) + 30
+	}
+	e := encoder{b: make([]byte, 0, size)}
+	e.str(ks)
+	e.str(from)
+	e.uint(uint64(len(entries)))
+	for _, en := range entries {
+		e.str(en.Key)
+		e.bytes(en.Value)
+		e.uint(expiryNanos(en.Expiry))
+		e.uint(en.ver)
+	}
+	return e.b
+}
+
+func decodeHandoff(p []byte) (handoffRequest, error) {
+	d := decoder{b: p}
+	r := handoffRequest{keyspace: d.str(), from: d.str()}
+	n := d.count(4)
+	if d.err == nil && n > maxKeysPerRequest {
+		return r, errTooManyKeys
+	}
+	if d.err == nil {
+		r.entries = make([]handoffEntry, n)
+		for i := range r.entries {
+			r.entries[i].Key = d.str()
+			r.entries[i].Value = d.bytes()
+			if exp := d.uint(); exp != 0 {
+				if exp > math.MaxInt64 {
+					d.fail()
+				}
+				r.entries[i].Expiry = time.Unix(0, int64(exp))
+			}
+			r.entries[i].ver = d.uint()
+		}
+	}
+	return r, d.done()
+}
+
+// invalidateRequest is opInvalidate: the owner from, whose store was at
+// version ver, is writing keys.
+type invalidateRequest struct {
+	keyspace, from string
+	ver            uint64
+	keys           []string
+}
+
+func encodeInvalidate(ks, from string, ver uint64, keys []string) []byte {
+	e := encoder{b: make([]byte, 0, 24+len(ks)+len(from)+len(keys)*24)}
+	e.str(ks)
+	e.str(from)
+	e.uint(ver)
+	e.uint(uint64(len(keys)))
+	for _, k := range keys {
+		e.str(k)
+	}
+	return e.b
+}
+
+func decodeInvalidate(p []byte) (invalidateRequest, error) {
+	d := decoder{b: p}
+	r := invalidateRequest{keyspace: d.str(), from: d.str(), ver: d.uint()}
+	n := d.count(1)
+	if d.err == nil && n > maxKeysPerRequest {
+		return r, errTooManyKeys
+	}
+	if d.err == nil {
+		r.keys = make([]string, n)
+		for i := range r.keys {
+			r.keys[i] = d.str()
+		}
+	}
+	return r, d.done()
 }
 
 // result is one key's outcome in a batch response.

@@ -349,7 +349,9 @@ func (e *Engine) invalidateCopies(ctx context.Context, st *ksState, keys []strin
 			continue
 		}
 		if payload == nil {
-			payload = encodeKeys(st.name, keys)
+			// Our store version now: the write will be stored above it, so
+			// a receiver refuses our hand-offs of older entries.
+			payload = encodeInvalidate(st.name, e.selfName, st.store.Version(), keys)
 		}
 		wg.Go(func() {
 			err := e.call(ctx, m, opInvalidate, payload)
@@ -409,7 +411,7 @@ func (e *Engine) putLocal(ctx context.Context, st *ksState, en Entry) error {
 		// and the next Get loads afresh.
 		st.store.Delete(en.Key)
 	}
-	e.noteWrite(st, en.Key)
+	e.noteWrite(st, en.Key, writeNote{})
 	s.mu.Unlock()
 	st.stats.puts.Add(1)
 	switch {
@@ -422,26 +424,28 @@ func (e *Engine) putLocal(ctx context.Context, st *ksState, en Entry) error {
 	return err
 }
 
-// deleteLocal removes key on this node and supersedes its in-flight load.
+// deleteLocal removes key on this node, its owner, and supersedes its
+// in-flight load.
 func (e *Engine) deleteLocal(st *ksState, key string) {
-	e.removeLocal(st, key, true)
+	e.removeLocal(st, key, &writeNote{})
 	st.stats.deletes.Add(1)
 }
 
-// removeLocal drops key and supersedes its in-flight load; a delete that
-// is a write (not an ownership purge) is noted against stale hand-offs, and
-// also drops the key's near copy and supersedes its forward in flight (see
+// removeLocal drops key and supersedes its in-flight load. For a write (a
+// delete here, or an owner's invalidation: write is its note; nil for an
+// ownership purge) the write is noted against stale hand-offs, and the
+// key's near copy is dropped and its forward in flight superseded (see
 // dropNear): a Get after the write must not join a forward that may carry
 // the old value.
-func (e *Engine) removeLocal(st *ksState, key string, write bool) {
+func (e *Engine) removeLocal(st *ksState, key string, write *writeNote) {
 	s := st.loads.stripe(key)
 	s.mu.Lock()
 	removeLocked(st, s, key)
-	if write {
-		e.noteWrite(st, key)
+	if write != nil {
+		e.noteWrite(st, key, *write)
 	}
 	s.mu.Unlock()
-	if write {
+	if write != nil {
 		dropNear(st, key)
 	}
 }
