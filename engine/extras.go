@@ -65,11 +65,13 @@ func (x *extrasConfig) validate() []error {
 	var errs []error
 	if x.adminSet {
 		if err := x.admin.Validate(); err != nil {
+			//lint:ignore ST1005 validation errors start with the Config field they name
 			errs = append(errs, fmt.Errorf("Admin: %w", err))
 		}
 	}
 	if x.warmupSet {
 		if err := x.warmup.Validate(); err != nil {
+			//lint:ignore ST1005 validation errors start with the Config field they name
 			errs = append(errs, fmt.Errorf("Warmup: %w", err))
 		}
 	}
