@@ -393,6 +393,10 @@ func isContextErr(err error) bool {
 // degraded local load); exp is then the entry's expiry if a near cache asked
 // for it.
 func (e *Engine) forwardOnce(ctx context.Context, deadline time.Time, st *ksState, key string, owner cluster.Member) (val []byte, owned bool, exp time.Time, err error) {
+	if e.missed.pending(owner.Name) {
+		val, err = e.degradeBy(ctx, deadline, st, key, owner, errOwnerNotFlushed)
+		return val, false, exp, err
+	}
 	st.stats.forwarded.Add(1)
 	req := transport.Request{Op: opGet, Payload: encodeKeys(st.name, []string{key})}
 	if st.near != nil {
@@ -641,6 +645,9 @@ func (e *Engine) forwardMany(ctx context.Context, st *ksState, owner cluster.Mem
 // returns the keys the owner omitted, or the error that kept it from
 // answering at all.
 func (e *Engine) forwardManyOnce(ctx context.Context, st *ksState, owner cluster.Member, keys []string, res *manyResult) (omitted []string, err error) {
+	if e.missed.pending(owner.Name) {
+		return nil, errOwnerNotFlushed
+	}
 	st.stats.forwarded.Add(1)
 	resp, err := e.cl.Call(ctx, owner, transport.Request{Op: opGetMany, Payload: encodeKeys(st.name, keys)})
 	if err == nil {
@@ -670,6 +677,11 @@ func (e *Engine) forwardManyOnce(ctx context.Context, st *ksState, owner cluster
 	}
 	return omitted, nil
 }
+
+// errOwnerNotFlushed: the owner has yet to acknowledge a flush notice
+// (missedPeers): it came back from a partition or pause, or missed an
+// invalidation, and may still serve what it held before.
+var errOwnerNotFlushed = errors.New("distcache: owner not yet flushed after missing writes")
 
 // degradable reports failures to reach an owner, after which the caller
 // loads locally; an answer that was too large, or malformed, is not one:

@@ -129,9 +129,23 @@ func lookupSinceFlush(st *ksState, key string) (cache.Entry, bool) {
 // missedPeers are members to be told to flush (opFlush), with when they
 // were added; flushNotifier delivers the notices.
 type missedPeers struct {
+	n     atomic.Int32 // len(peers): 0 lets the forward path skip the lock
 	mu    sync.Mutex
 	peers map[string]time.Time
 	kick  chan struct{} // capacity 1
+}
+
+// pending reports whether name has a flush notice outstanding: it may
+// serve entries older than writes it missed, so Gets must not be
+// forwarded to it meanwhile (they load locally, see forwardOnce).
+func (m *missedPeers) pending(name string) bool {
+	if m.n.Load() == 0 {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.peers[name]
+	return ok
 }
 
 // missedKeep bounds how long a notice is retried for a member that stays
@@ -149,6 +163,7 @@ func (m *missedPeers) add(name string) {
 	if len(m.peers) < missedMax {
 		m.peers[name] = time.Now()
 	}
+	m.n.Store(int32(len(m.peers)))
 	m.mu.Unlock()
 	select {
 	case m.kick <- struct{}{}:
@@ -172,6 +187,7 @@ func (m *missedPeers) done(name string, at time.Time) {
 	defer m.mu.Unlock()
 	if t, ok := m.peers[name]; ok && !t.After(at) {
 		delete(m.peers, name)
+		m.n.Store(int32(len(m.peers)))
 	}
 }
 

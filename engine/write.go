@@ -344,7 +344,17 @@ func (e *Engine) invalidateCopies(ctx context.Context, st *ksState, keys []strin
 		wg      sync.WaitGroup
 		payload []byte
 	)
-	for _, m := range e.cl.Ring().Members() {
+	// The ring's members and every member gossip knows of: around a
+	// partition's heal a member can hold copies before this node's ring
+	// (rebuilt after a debounce, or an admission probe) has it again.
+	ring := e.cl.Ring()
+	targets := ring.Members()
+	for _, m := range e.cl.Members() {
+		if !ring.Contains(m.Name) {
+			targets = append(targets, m)
+		}
+	}
+	for _, m := range targets {
 		if m.Name == e.selfName {
 			continue
 		}
