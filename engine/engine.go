@@ -65,6 +65,9 @@ type Engine struct {
 	flushMu             sync.Mutex
 	// pause is the execution-gap watchdog (trust.go).
 	pause pauseWatch
+	// minoritySince is when this node lost contact with half of the
+	// cluster it knew (unix ns; 0: it has not), see inMinority.
+	minoritySince atomic.Int64
 	// events fans membership changes out to Events subscribers.
 	events eventHub
 	// missed lists members that a write's invalidation could not reach, or
@@ -470,11 +473,14 @@ func (e *Engine) onRingChange(prev, next *cluster.Ring) {
 		}
 	}
 	e.announceRingChange(changes, next)
-	if next.Len()*2 <= e.peakMembers && next.Len() < prev.Len() {
+	if next.Len()*2 <= e.peakMembers && next.Len() < prev.Len() && !e.missedWrites {
 		e.missedWrites = true
+		e.minoritySince.Store(time.Now().UnixNano())
+		e.markUntrusted("lost contact with half of the cluster: serving from the DataSource, refusing writes")
 	}
 	if e.missedWrites && next.Len() > prev.Len() {
 		e.missedWrites = false
+		e.minoritySince.Store(0)
 		e.peakMembers = next.Len()
 		e.markUntrusted("reconnected after losing contact with half of the cluster")
 	}

@@ -602,3 +602,43 @@ func TestClusterGracefulLeaveLosesNoWrite(t *testing.T) {
 	}
 	require.Zero(t, c.DataSource.Total(), "no key went back to the DataSource")
 }
+
+// A node cut off from half of its cluster caches nothing and refuses
+// writes, so that when the network heals it has nothing stale to serve in
+// the moments before it notices; the majority keeps working, and after the
+// heal no node serves the value the cut-off node held (the majority's write
+// may have been lost with its hand-off, refused while the node still
+// believed itself cut off: then the DataSource's value is served).
+func TestClusterMinorityCachesNothing(t *testing.T) {
+	c := testutil.NewCluster(t, 3, testutil.ClusterConfig{})
+	ctx := context.Background()
+	key := c.KeysOwnedBy(2, 1, "minority")[0]
+	require.NoError(t, c.Node(0).Put(ctx, ks, engine.Entry{Key: key, Value: []byte("v1")}))
+
+	c.Isolate(2)
+	testutil.WaitFor(t, 0, func() bool {
+		return len(c.Node(0).Members()) == 2 && len(c.Node(2).Members()) == 1
+	}, "both sides reap each other")
+	require.NoError(t, c.Node(0).Put(ctx, ks, engine.Entry{Key: key, Value: []byte("v2")}), "the majority writes")
+
+	// On the cut-off node: reads come from the DataSource, every time, and
+	// never from the entry it held (v1) nor from a copy it kept.
+	before := c.DataSource.Fetches(key)
+	for range 3 {
+		v, err := c.Node(2).Get(ctx, ks, key)
+		require.NoError(t, err)
+		require.Equal(t, testutil.ValueOf(key), v)
+	}
+	require.Equal(t, before+3, c.DataSource.Fetches(key), "nothing is cached while cut off")
+	err := c.Node(2).Put(ctx, ks, engine.Entry{Key: key, Value: []byte("minority")})
+	require.ErrorIs(t, err, engine.ErrClusterQuorum)
+	require.ErrorIs(t, c.Node(2).Delete(ctx, ks, key), engine.ErrClusterQuorum)
+
+	c.Heal()
+	c.WaitConverged()
+	for n := range 3 {
+		v, err := c.Node(n).Get(ctx, ks, key)
+		require.NoError(t, err)
+		require.Contains(t, []string{"v2", string(testutil.ValueOf(key))}, string(v), "node %d after the heal", n)
+	}
+}

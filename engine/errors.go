@@ -30,7 +30,8 @@ var (
 	// policy refused the entry (or the entry alone exceeds the budget).
 	ErrRejected = errors.New("distcache: entry rejected by the owner's store (keyspace full)")
 	// ErrClusterQuorum: Start could not gather MinimumPeersQuorum members
-	// within BootstrapTimeout.
+	// within BootstrapTimeout; or a write reached an owner that lost
+	// contact with half of its cluster (see the package doc, "trust").
 	ErrClusterQuorum = errors.New("distcache: cluster quorum not reached")
 	// ErrDataSourceRateLimited: the keyspace rate limiter denied the fetch.
 	ErrDataSourceRateLimited = errors.New("distcache: datasource rate limited")

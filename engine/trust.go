@@ -265,3 +265,21 @@ func (e *Engine) seenFailed(name string) bool {
 	delete(e.failed, name)
 	return ok && time.Since(at) < failedKeep
 }
+
+// minorityHold bounds minority mode: a node cut off from half of its
+// cluster for longer assumes the others are gone for good (crashed, scaled
+// down without a graceful leave) and resumes caching and writes; the flush
+// when it reconnects still applies.
+const minorityHold = 30 * time.Second
+
+// inMinority reports whether this node lost contact with at least half of
+// the cluster it knew, within minorityHold. It may be on the minority side
+// of a partition, where the majority goes on writing: it then caches
+// nothing (loads answer their callers and are not stored, no near copy, no
+// hand-off taken) and refuses writes as owner (ErrClusterQuorum). So when
+// the network heals, it holds nothing stale to serve in the moments before
+// it notices (its ring grows only after gossip, admission and a debounce).
+func (e *Engine) inMinority() bool {
+	since := e.minoritySince.Load()
+	return since != 0 && time.Since(time.Unix(0, since)) < minorityHold
+}

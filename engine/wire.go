@@ -48,6 +48,7 @@ const (
 	statusKeyTooLarge      uint8 = 14 // payload: message
 	statusValueTooLarge    uint8 = 15 // payload: message
 	statusTooManyKeys      uint8 = 16
+	statusQuorum           uint8 = 17 // payload: message
 )
 
 // maxKeysPerRequest bounds the keys (or entries) of one peer request. The
@@ -87,6 +88,7 @@ var statusErrors = [...]struct {
 	{statusKeyTooLarge, ErrKeyTooLarge, true},
 	{statusValueTooLarge, ErrValueTooLarge, true},
 	{statusTooManyKeys, errTooManyKeys, false},
+	{statusQuorum, ErrClusterQuorum, true},
 }
 
 // statusOf maps an error to the status byte that recreates its sentinel on

@@ -316,6 +316,9 @@ func (e *Engine) applyAsOwner(ctx context.Context, st *ksState, entries []Entry,
 		}
 		return errs
 	}
+	if e.inMinority() {
+		return fillAll(fmt.Errorf("%w: this node lost contact with half of the cluster; writes are refused until it reconnects", ErrClusterQuorum))
+	}
 	keys := keysOf(entries)
 	release, err := st.pending.claim(ctx, keys)
 	if err != nil {
