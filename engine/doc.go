@@ -82,7 +82,11 @@
 // tells it to (opFlush: a write's owner could not invalidate it, or it came
 // back after being declared failed). Until the background flush has run,
 // entries from before the decision answer no reads; loads, forwards and
-// near copies begun before it are not kept; writes made since are.
+// near copies begun before it are not kept; writes made since are. While
+// a node is cut off from half of the cluster it knew (at most 30 s), it
+// caches nothing and refuses writes as owner (ErrClusterQuorum): the
+// majority goes on writing, and the cut-off node must have nothing stale
+// to serve when the network heals, before it notices.
 //
 // Start returns only once this node's ring holds every member it joined
 // and every member reports the same ring (opRingInfo), bounded by the
