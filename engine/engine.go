@@ -478,7 +478,10 @@ func (e *Engine) onRingChange(prev, next *cluster.Ring) {
 		e.minoritySince.Store(time.Now().UnixNano())
 		e.markUntrusted("lost contact with half of the cluster: serving from the DataSource, refusing writes")
 	}
-	if e.missedWrites && next.Len() > prev.Len() {
+	// Back in contact with a majority of the cluster it knew (not merely
+	// one more member: around a heal the rings grow one admitted member at
+	// a time, and the two sides still disagree on owners until then).
+	if e.missedWrites && next.Len() > prev.Len() && next.Len()*2 > e.peakMembers {
 		e.missedWrites = false
 		e.minoritySince.Store(0)
 		e.peakMembers = next.Len()
