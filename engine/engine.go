@@ -74,12 +74,14 @@ type Engine struct {
 	// that came back after being declared failed: they are told to flush
 	// (trust.go).
 	missed missedPeers
-	// peakMembers, missedWrites and failed are only touched by
-	// onRingChange, which the cluster never runs concurrently with itself.
-	// failed holds members that disappeared without a graceful leave.
+	// peakMembers and missedWrites are only touched by onRingChange, which
+	// the cluster never runs concurrently with itself.
 	peakMembers  int
 	missedWrites bool
-	failed       map[string]time.Time
+	// failed holds members that disappeared without a graceful leave
+	// (trust.go).
+	failedMu sync.Mutex
+	failed   map[string]time.Time
 
 	// ringChangedAt is the time of the last ring change (unix ns).
 	ringChangedAt atomic.Int64

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -212,7 +213,7 @@ func (e *Engine) noteReturning(prev, next *cluster.Ring) {
 // flushNotifier tells the members in e.missed to flush, retrying those not
 // reachable yet (or not back in the ring) every retry interval.
 func (e *Engine) flushNotifier() {
-	const retry = 200 * time.Millisecond
+	const retry = 50 * time.Millisecond
 	t := time.NewTicker(retry)
 	defer t.Stop()
 	payload := encodeName(e.selfName)
@@ -223,9 +224,16 @@ func (e *Engine) flushNotifier() {
 		case <-t.C:
 		case <-e.missed.kick:
 		}
+		e.noticeReturningGossip()
 		ring := e.cl.Ring()
+		gossip := e.cl.Members()
 		for name, at := range e.missed.snapshot() {
 			m, ok := ring.Member(name)
+			if !ok {
+				if i := slices.IndexFunc(gossip, func(g cluster.Member) bool { return g.Name == name }); i >= 0 {
+					m, ok = gossip[i], true
+				}
+			}
 			if !ok {
 				if time.Since(at) > missedKeep {
 					e.missed.done(name, at)
@@ -249,9 +257,10 @@ const (
 	failedMax  = 4096
 )
 
-// noteFailed records that name left the ring without a graceful leave
-// (called by onRingChange only).
+// noteFailed records that name left the ring without a graceful leave.
 func (e *Engine) noteFailed(name string) {
+	e.failedMu.Lock()
+	defer e.failedMu.Unlock()
 	if e.failed == nil || len(e.failed) >= failedMax {
 		e.failed = map[string]time.Time{}
 	}
@@ -259,11 +268,28 @@ func (e *Engine) noteFailed(name string) {
 }
 
 // seenFailed reports, and forgets, whether name was recorded by noteFailed
-// within failedKeep (called by onRingChange only).
+// within failedKeep.
 func (e *Engine) seenFailed(name string) bool {
+	e.failedMu.Lock()
+	defer e.failedMu.Unlock()
 	at, ok := e.failed[name]
 	delete(e.failed, name)
 	return ok && time.Since(at) < failedKeep
+}
+
+// noticeReturningGossip sends flush notices to members that gossip shows
+// alive again after this node saw them fail, without waiting for them to
+// re-enter the ring (an admission probe and a debounce later): a member
+// cut off by a partition must learn that it missed writes in the moments
+// after the network heals, and Gets must not be forwarded to it before it
+// has (see missedPeers.pending).
+func (e *Engine) noticeReturningGossip() {
+	ring := e.cl.Ring()
+	for _, m := range e.cl.Members() {
+		if m.Name != e.selfName && !ring.Contains(m.Name) && e.seenFailed(m.Name) {
+			e.missed.add(m.Name)
+		}
+	}
 }
 
 // minorityHold bounds minority mode: a node cut off from half of its
