@@ -345,6 +345,12 @@ func (c *Cluster) NameConflict() error {
 // that holds every member it joined).
 func (c *Cluster) SyncRing() { c.rebuild() }
 
+// HealthScore is memberlist's local health score (Lifeguard awareness): 0
+// while this node's probes of its peers get answers, rising with each probe
+// that gets none, up to its maximum (8). A node cut off from most of its
+// peers sees it climb while they still count as suspect, not dead.
+func (c *Cluster) HealthScore() int { return c.ml.GetHealthScore() }
+
 // PauseLimit is the configured [Config.PauseLimit], its default resolved.
 func (c *Cluster) PauseLimit() time.Duration { return c.cfg.pauseLimit() }
 

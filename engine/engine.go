@@ -68,6 +68,9 @@ type Engine struct {
 	// minoritySince is when this node lost contact with half of the
 	// cluster it knew (unix ns; 0: it has not), see inMinority.
 	minoritySince atomic.Int64
+	// cutOff is set while the failure detector says this node cannot reach
+	// most of its peers (trust.go).
+	cutOff atomic.Bool
 	// events fans membership changes out to Events subscribers.
 	events eventHub
 	// missed lists members that a write's invalidation could not reach, or

@@ -183,7 +183,7 @@ func (e *Engine) serveHandoff(p []byte) transport.Response {
 	if err != nil {
 		return statusResponse(err)
 	}
-	if !e.cfg.Handoff || !e.handoffOpen() || e.inMinority() {
+	if !e.cfg.Handoff || !e.handoffOpen() || e.cachingPaused() {
 		return transport.Response{Status: statusOK}
 	}
 	// Entries are taken even if this node's ring does not give it the key

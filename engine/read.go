@@ -242,7 +242,7 @@ func (e *Engine) runLoad(st *ksState, key string, f *flight, stale *cache.Entry)
 				val, err = nil, keyspace.ErrNotFound
 			}
 		}
-	case store && f.gen == e.flushGen() && !e.inMinority():
+	case store && f.gen == e.flushGen() && !e.cachingPaused():
 		// (A load that began before a flush decision may have read a value
 		// replaced while this node was not listening: its waiters get it,
 		// the store does not keep it.)
@@ -352,7 +352,7 @@ func (e *Engine) forwardGet(ctx context.Context, deadline time.Time, st *ksState
 		if s.flights[key] == f {
 			delete(s.flights, key)
 		}
-		if owned && st.near != nil && !f.superseded && f.gen == e.flushGen() && !e.inMinority() {
+		if owned && st.near != nil && !f.superseded && f.gen == e.flushGen() && !e.cachingPaused() {
 			nearPut(st, key, val, exp, ringVersion, f.gen)
 		}
 		// Followers join under the stripe lock, and none can join now.

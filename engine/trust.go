@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,8 +68,39 @@ func (e *Engine) pauseWatchdog() {
 		}
 		e.checkPause()
 		e.pause.beat.Store(int64(time.Since(e.pause.t0)))
+		e.checkReachability()
 	}
 }
+
+// cutOffScore is the health score (Cluster.HealthScore) from which this
+// node takes itself to be cut off from most of its peers: sustained probe
+// failures, not one lost packet.
+const cutOffScore = 3
+
+// checkReachability enters or leaves the cut-off state from the failure
+// detector's health score. A node on the small side of a partition keeps
+// its peers as suspect members, its ring unchanged, for up to tens of
+// seconds (few peers can confirm the suspicion), while the other side
+// declares it dead and writes its keys; so the ring alone cannot tell it
+// that it is cut off. While cut off it distrusts what it cached and caches
+// nothing (see cachingPaused), so that when the network heals it has
+// nothing stale to serve before the flush notices arrive; and it refuses
+// writes as owner, whose invalidations could not reach the other side.
+func (e *Engine) checkReachability() {
+	score := e.cl.HealthScore()
+	switch {
+	case score >= cutOffScore && !e.cutOff.Load():
+		e.cutOff.Store(true)
+		e.markUntrusted("most probes of peers fail (health score " + strconv.Itoa(score) + "): caching paused")
+	case score == 0 && e.cutOff.Load():
+		e.cutOff.Store(false)
+		e.log.Info("probes of peers succeed again: caching resumed")
+	}
+}
+
+// cachingPaused reports whether this node must not keep what it loads or
+// is handed: it is in minority mode or cut off (checkReachability).
+func (e *Engine) cachingPaused() bool { return e.cutOff.Load() || e.inMinority() }
 
 // startPauseWatch arms the watchdog with the cluster's pause limit.
 func (e *Engine) startPauseWatch() {

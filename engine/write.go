@@ -316,8 +316,8 @@ func (e *Engine) applyAsOwner(ctx context.Context, st *ksState, entries []Entry,
 		}
 		return errs
 	}
-	if e.inMinority() {
-		return fillAll(fmt.Errorf("%w: this node lost contact with half of the cluster; writes are refused until it reconnects", ErrClusterQuorum))
+	if e.cachingPaused() {
+		return fillAll(fmt.Errorf("%w: this node cannot reach half of the cluster; writes are refused until it can", ErrClusterQuorum))
 	}
 	keys := keysOf(entries)
 	release, err := st.pending.claim(ctx, keys)
