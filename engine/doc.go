@@ -83,7 +83,8 @@
 // back after being declared failed). Until the background flush has run,
 // entries from before the decision answer no reads; loads, forwards and
 // near copies begun before it are not kept; writes made since are. While
-// a node is cut off from half of the cluster it knew (at most 30 s), it
+// a node is cut off (its ring lost half of the members it knew, for at
+// most 30 s; or most of its probes go unanswered, Cluster.HealthScore), it
 // caches nothing and refuses writes as owner (ErrClusterQuorum): the
 // majority goes on writing, and the cut-off node must have nothing stale
 // to serve when the network heals, before it notices.
