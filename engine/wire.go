@@ -229,27 +229,69 @@ type keysRequest struct {
 func encodeKeys(ks string, keys []string) []byte {
 	e := encoder{b: make([]byte, 0, 8+len(ks)+len(keys)*24)}
 	e.str(ks)
-	e.uint(uint64(len(keys)))
-	for _, k := range keys {
-		e.str(k)
-	}
+	e.keys(keys)
 	return e.b
 }
 
 func decodeKeys(p []byte) (keysRequest, error) {
 	d := decoder{b: p}
 	r := keysRequest{keyspace: d.str()}
-	n := d.count(1)
-	if d.err == nil && n > maxKeysPerRequest {
-		return r, errTooManyKeys
-	}
-	if d.err == nil {
-		r.keys = make([]string, n)
-		for i := range r.keys {
-			r.keys[i] = d.str()
-		}
+	var err error
+	if r.keys, err = d.keys(); err != nil {
+		return r, err
 	}
 	return r, d.done()
+}
+
+// keys writes a count-prefixed list of keys.
+func (e *encoder) keys(keys []string) {
+	e.uint(uint64(len(keys)))
+	for _, k := range keys {
+		e.str(k)
+	}
+}
+
+// keys reads what encoder.keys wrote; more than maxKeysPerRequest is
+// errTooManyKeys, found before anything is allocated for them.
+func (d *decoder) keys() ([]string, error) {
+	n, err := d.keyCount(1)
+	if err != nil || d.err != nil {
+		return nil, err
+	}
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = d.str()
+	}
+	return keys, nil
+}
+
+// keyCount reads a count of keys or entries (see count), at most
+// maxKeysPerRequest.
+func (d *decoder) keyCount(minElem int) (int, error) {
+	n := d.count(minElem)
+	if d.err == nil && n > maxKeysPerRequest {
+		return 0, errTooManyKeys
+	}
+	return n, nil
+}
+
+// entry writes an entry's key, value and expiry (opPut, opHandoff).
+func (e *encoder) entry(en Entry) {
+	e.str(en.Key)
+	e.bytes(en.Value)
+	e.uint(expiryNanos(en.Expiry))
+}
+
+// entry reads what encoder.entry wrote into en.
+func (d *decoder) entry(en *Entry) {
+	en.Key = d.str()
+	en.Value = d.bytes()
+	if exp := d.uint(); exp != 0 {
+		if exp > math.MaxInt64 {
+			d.fail()
+		}
+		en.Expiry = time.Unix(0, int64(exp))
+	}
 }
 
 // putRequest is opPut.
@@ -267,9 +309,7 @@ func encodePut(ks string, entries []Entry) []byte {
 	e.str(ks)
 	e.uint(uint64(len(entries)))
 	for _, en := range entries {
-		e.str(en.Key)
-		e.bytes(en.Value)
-		e.uint(expiryNanos(en.Expiry))
+		e.entry(en)
 	}
 	return e.b
 }
@@ -277,21 +317,14 @@ func encodePut(ks string, entries []Entry) []byte {
 func decodePut(p []byte) (putRequest, error) {
 	d := decoder{b: p}
 	r := putRequest{keyspace: d.str()}
-	n := d.count(3)
-	if d.err == nil && n > maxKeysPerRequest {
-		return r, errTooManyKeys
+	n, err := d.keyCount(3)
+	if err != nil {
+		return r, err
 	}
 	if d.err == nil {
 		r.entries = make([]Entry, n)
 		for i := range r.entries {
-			r.entries[i].Key = d.str()
-			r.entries[i].Value = d.bytes()
-			if exp := d.uint(); exp != 0 {
-				if exp > math.MaxInt64 {
-					d.fail()
-				}
-				r.entries[i].Expiry = time.Unix(0, int64(exp))
-			}
+			d.entry(&r.entries[i])
 		}
 	}
 	return r, d.done()
@@ -360,9 +393,7 @@ func encodeHandoff(ks, from string, entries []handoffEntry) []byte {
 	e.str(from)
 	e.uint(uint64(len(entries)))
 	for _, en := range entries {
-		e.str(en.Key)
-		e.bytes(en.Value)
-		e.uint(expiryNanos(en.Expiry))
+		e.entry(en.Entry)
 		e.uint(en.ver)
 	}
 	return e.b
@@ -371,21 +402,14 @@ func encodeHandoff(ks, from string, entries []handoffEntry) []byte {
 func decodeHandoff(p []byte) (handoffRequest, error) {
 	d := decoder{b: p}
 	r := handoffRequest{keyspace: d.str(), from: d.str()}
-	n := d.count(4)
-	if d.err == nil && n > maxKeysPerRequest {
-		return r, errTooManyKeys
+	n, err := d.keyCount(4)
+	if err != nil {
+		return r, err
 	}
 	if d.err == nil {
 		r.entries = make([]handoffEntry, n)
 		for i := range r.entries {
-			r.entries[i].Key = d.str()
-			r.entries[i].Value = d.bytes()
-			if exp := d.uint(); exp != 0 {
-				if exp > math.MaxInt64 {
-					d.fail()
-				}
-				r.entries[i].Expiry = time.Unix(0, int64(exp))
-			}
+			d.entry(&r.entries[i].Entry)
 			r.entries[i].ver = d.uint()
 		}
 	}
@@ -405,25 +429,16 @@ func encodeInvalidate(ks, from string, ver uint64, keys []string) []byte {
 	e.str(ks)
 	e.str(from)
 	e.uint(ver)
-	e.uint(uint64(len(keys)))
-	for _, k := range keys {
-		e.str(k)
-	}
+	e.keys(keys)
 	return e.b
 }
 
 func decodeInvalidate(p []byte) (invalidateRequest, error) {
 	d := decoder{b: p}
 	r := invalidateRequest{keyspace: d.str(), from: d.str(), ver: d.uint()}
-	n := d.count(1)
-	if d.err == nil && n > maxKeysPerRequest {
-		return r, errTooManyKeys
-	}
-	if d.err == nil {
-		r.keys = make([]string, n)
-		for i := range r.keys {
-			r.keys[i] = d.str()
-		}
+	var err error
+	if r.keys, err = d.keys(); err != nil {
+		return r, err
 	}
 	return r, d.done()
 }
