@@ -255,6 +255,22 @@ func (s *Store) Delete(key string) {
 	s.stats.deletes.Add(1)
 }
 
+// DeleteSettled is Delete for a store filled with SetAsync: it returns
+// once no SetAsync of key issued before it can make the key visible again.
+// (ristretto removes a key at once but applies queued sets later, so an
+// earlier SetAsync could reinsert the key until the delete queued behind it
+// is applied; this waits for the queue.)
+func (s *Store) DeleteSettled(key string) {
+	slot, ok := s.guard.enter()
+	if !ok {
+		return
+	}
+	defer s.guard.exit(slot)
+	s.c.Del(key)
+	s.c.Wait()
+	s.stats.deletes.Add(1)
+}
+
 // Stats returns a snapshot of the counters, Entries included: O(entries),
 // see Counters.
 func (s *Store) Stats() Stats {

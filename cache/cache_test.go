@@ -224,3 +224,18 @@ func TestCloseConcurrentWithUse(t *testing.T) {
 	s.Range(func(string, Entry) bool { t.Fatal("closed store has entries"); return false })
 	require.Zero(t, s.Stats().Entries)
 }
+
+// After DeleteSettled returns, no earlier SetAsync of the key shows it
+// again, not even before the store's buffers are drained (with Delete, a
+// queued set is applied after the immediate removal and the key is visible
+// until the delete queued behind it runs).
+func TestDeleteSettled(t *testing.T) {
+	s := newStore(t, Config{MaxBytes: 1 << 20})
+	for i := range 500 {
+		k := fmt.Sprintf("k-%d", i)
+		s.SetAsync(k, Entry{Value: []byte("x")})
+		s.DeleteSettled(k)
+		_, ok := s.Peek(k)
+		require.False(t, ok, "%s visible after DeleteSettled", k)
+	}
+}

@@ -82,8 +82,9 @@ func nearPut(st *ksState, key string, val []byte, exp time.Time, ringVersion, ge
 	copy(buf[nearTagLen:], val)
 	// Asynchronous: no wait for ristretto's admission on the forward path.
 	// A full near cache may refuse the copy (the next Get forwards again);
-	// a dropNear after this (it takes the stripe lock we hold) is applied
-	// after it, so an invalidated copy never reappears.
+	// a dropNear after this (it takes the stripe lock we hold) waits for it
+	// to be applied and then removed (DeleteSettled), so an invalidated
+	// copy never reappears.
 	st.near.SetAsync(key, cache.Entry{Value: buf, ExpiresAt: until})
 }
 
@@ -99,7 +100,7 @@ func dropNear(st *ksState, key string) {
 		delete(s.flights, key)
 	}
 	if st.near != nil {
-		st.near.Delete(key)
+		st.near.DeleteSettled(key) // a copy set just before must not reappear
 	}
 	s.mu.Unlock()
 }

@@ -73,7 +73,11 @@ func TestShortRun(t *testing.T) {
 			t.Logf("%s: Close after the workloads: %s", s.Name, s.CloseErr)
 		}
 		require.Zero(t, s.FillErrors, s.Name)
-		require.Positive(t, s.MemPerEntry, s.Name)
+		if s.MemNote == "" { // a failed heap measurement says so instead
+			require.Positive(t, s.MemPerEntry, s.Name)
+		} else {
+			t.Logf("%s: %s", s.Name, s.MemNote)
+		}
 		for _, wl := range harness.Workloads() {
 			r, ok := s.Result(wl)
 			require.True(t, ok, "%s %s", s.Name, wl)

@@ -106,10 +106,12 @@ type SystemReport struct {
 	StartSecs float64 `json:"start_seconds"`
 	// FillSecs, FillErrors and MemPerEntry describe the fill before W1:
 	// heap growth (after GC) divided by Keys.
-	FillSecs    float64  `json:"fill_seconds"`
-	FillErrors  int64    `json:"fill_errors"`
-	MemPerEntry float64  `json:"mem_bytes_per_entry"`
-	Results     []Result `json:"results"`
+	FillSecs    float64 `json:"fill_seconds"`
+	FillErrors  int64   `json:"fill_errors"`
+	MemPerEntry float64 `json:"mem_bytes_per_entry"`
+	// MemNote says why MemPerEntry is 0 when the measurement failed.
+	MemNote string   `json:"mem_note,omitempty"`
+	Results []Result `json:"results"`
 	// Err is set when Start or the fill failed (no workload ran then).
 	Err string `json:"error,omitempty"`
 	// CloseErr is what Close returned after the workloads, if anything.

@@ -133,6 +133,12 @@ func RunSystem(ctx context.Context, sys sut.System, cfg Config, logf Logf) (rep 
 	rep.FillErrors = fillAll(ctx, sys, cfg, keys)
 	rep.FillSecs = time.Since(t0).Seconds()
 	rep.MemPerEntry = float64(int64(heapAfterGC())-int64(h0)) / float64(len(keys))
+	if rep.MemPerEntry <= 0 {
+		// Memory of the previous system released during the fill, after
+		// settledHeap gave up waiting: the difference means nothing.
+		rep.MemNote = fmt.Sprintf("not measured: the heap shrank by %.0f B per entry during the fill (memory released late by the previous system)", -rep.MemPerEntry)
+		rep.MemPerEntry = 0
+	}
 	src.SetLatency(cfg.MissLatency)
 
 	rt := newRouter(cfg.Nodes)
