@@ -351,6 +351,15 @@ func (c *Cluster) SyncRing() { c.rebuild() }
 // peers sees it climb while they still count as suspect, not dead.
 func (c *Cluster) HealthScore() int { return c.ml.GetHealthScore() }
 
+// CutOffScore is the configured [Config.CutOffScore], its default
+// resolved: from this [Cluster.HealthScore] on, the node is cut off.
+func (c *Cluster) CutOffScore() int {
+	if c.cfg.CutOffScore > 0 {
+		return c.cfg.CutOffScore
+	}
+	return 3
+}
+
 // PauseLimit is the configured [Config.PauseLimit], its default resolved.
 func (c *Cluster) PauseLimit() time.Duration { return c.cfg.pauseLimit() }
 

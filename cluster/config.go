@@ -182,6 +182,12 @@ type Config struct {
 	// See [Cluster.PauseLimit].
 	PauseLimit time.Duration
 
+	// CutOffScore is the memberlist health score ([Cluster.CutOffScore])
+	// from which a node takes itself to be cut off from most of its peers.
+	// 0 means 3 (sustained probe failures, not one lost packet); above
+	// memberlist's maximum (8) it never triggers.
+	CutOffScore int
+
 	// RingDebounce is how long the cluster waits after the first membership
 	// event before it rebuilds the ring, so that a burst of joins costs one
 	// rebuild. 0 means 50 ms; negative means rebuild at once.
@@ -304,6 +310,9 @@ func (c Config) Validate() error {
 	}
 	if c.PauseLimit < 0 {
 		return bad("PauseLimit %v is negative", c.PauseLimit)
+	}
+	if c.CutOffScore < 0 {
+		return bad("CutOffScore %d is negative", c.CutOffScore)
 	}
 	mc := c.Profile.memberlistConfig()
 	pi, pt := cmpOr(c.ProbeInterval, mc.ProbeInterval), cmpOr(c.ProbeTimeout, mc.ProbeTimeout)

@@ -72,11 +72,6 @@ func (e *Engine) pauseWatchdog() {
 	}
 }
 
-// cutOffScore is the health score (Cluster.HealthScore) from which this
-// node takes itself to be cut off from most of its peers: sustained probe
-// failures, not one lost packet.
-const cutOffScore = 3
-
 // checkReachability enters or leaves the cut-off state from the failure
 // detector's health score. A node on the small side of a partition keeps
 // its peers as suspect members, its ring unchanged, for up to tens of
@@ -89,7 +84,7 @@ const cutOffScore = 3
 func (e *Engine) checkReachability() {
 	score := e.cl.HealthScore()
 	switch {
-	case score >= cutOffScore && !e.cutOff.Load():
+	case score >= e.cl.CutOffScore() && !e.cutOff.Load():
 		e.cutOff.Store(true)
 		e.markUntrusted("most probes of peers fail (health score " + strconv.Itoa(score) + "): caching paused")
 	case score == 0 && e.cutOff.Load():

@@ -80,6 +80,10 @@ func LocalOptions(label string) []engine.Option {
 			// Above the 200 ms probe interval: a test process starved by a
 			// busy CI machine must not flush its caches mid-test.
 			c.PauseLimit = time.Second
+			// Likewise, 100 ms probe timeouts missed on a starved machine
+			// must not make a node believe itself cut off: only the
+			// ring-based minority mode acts in tests.
+			c.CutOffScore = 100
 		}),
 	}
 }
