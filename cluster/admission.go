@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/distcache/distcache/cluster/transport"
+	"github.com/distcache/distcache/internal/transport"
 )
 
 // Admission backoff: a member whose data handshake fails is probed again after this long,

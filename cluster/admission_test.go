@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/distcache/distcache/cluster/transport"
+	"github.com/distcache/distcache/internal/transport"
 	"github.com/distcache/distcache/internal/testcert"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"

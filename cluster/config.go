@@ -8,7 +8,7 @@ import (
 	"net"
 	"time"
 
-	"github.com/distcache/distcache/cluster/transport"
+	"github.com/distcache/distcache/internal/transport"
 	"github.com/hashicorp/memberlist"
 )
 

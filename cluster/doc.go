@@ -4,7 +4,7 @@
 // # Membership
 //
 // A [Cluster] runs hashicorp/memberlist (SWIM gossip) over the transport of
-// package [github.com/distcache/distcache/cluster/transport], which also
+// package [github.com/distcache/distcache/internal/transport], which also
 // carries the nodes' RPC on the same port: memberlist's packets and streams
 // pass through untouched, RPC connections are told apart by their first
 // byte. Nodes are identified by stable names ([Config.NodeName]); a node

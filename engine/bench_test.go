@@ -159,9 +159,9 @@ func remoteSetup(b *testing.B, opts ...engine.Option) (*testutil.Cluster, []stri
 
 // BenchmarkRemoteGet measures a Get on node 0 of a key owned (and cached)
 // by node 1: one forwarded hop. Compare with the raw loopback baselines in
-// ./cluster/transport (BenchmarkRawPingPong, BenchmarkRawPipelined): run
+// ./internal/transport (BenchmarkRawPingPong, BenchmarkRawPipelined): run
 //
-//	go test -run '^$' -bench 'RemoteGet|Raw' -benchmem ./engine/ ./cluster/transport/
+//	go test -run '^$' -bench 'RemoteGet|Raw' -benchmem ./engine/ ./internal/transport/
 func BenchmarkRemoteGet(b *testing.B) {
 	b.Run("callers=1", func(b *testing.B) {
 		c, keys := remoteSetup(b)

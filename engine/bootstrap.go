@@ -7,7 +7,7 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/distcache/distcache/cluster/transport"
+	"github.com/distcache/distcache/internal/transport"
 )
 
 // Joining: Start's bootstrap, and the periodic re-discovery after it.

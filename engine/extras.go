@@ -13,7 +13,7 @@ import (
 	"github.com/distcache/distcache/admin"
 	"github.com/distcache/distcache/cache"
 	"github.com/distcache/distcache/cluster"
-	"github.com/distcache/distcache/cluster/transport"
+	"github.com/distcache/distcache/internal/transport"
 	"github.com/distcache/distcache/keyspace"
 	"github.com/distcache/distcache/warmup"
 )

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/distcache/distcache/cluster"
-	"github.com/distcache/distcache/cluster/transport"
+	"github.com/distcache/distcache/internal/transport"
 
 	"github.com/distcache/distcache/discovery/static"
 	"github.com/distcache/distcache/keyspace"

@@ -7,7 +7,7 @@ import (
 
 	"github.com/distcache/distcache/cache"
 	"github.com/distcache/distcache/cluster"
-	"github.com/distcache/distcache/cluster/transport"
+	"github.com/distcache/distcache/internal/transport"
 )
 
 // Hand-off: when keys move to another owner (a node joined, or this node is

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/distcache/distcache/cache"
-	"github.com/distcache/distcache/cluster/transport"
+	"github.com/distcache/distcache/internal/transport"
 )
 
 // rpcHandler serves peers: ServeInline answers remote Gets that hit the

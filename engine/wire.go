@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// The engine's peer protocol rides cluster/transport: a request is an op
+// The engine's peer protocol rides internal/transport: a request is an op
 // byte plus a payload, a response a status byte plus a payload. Payloads are
 // sequences of uvarint-length-prefixed byte strings and uvarints; every
 // decoder bounds counts and lengths by the bytes actually present, so a

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/distcache/distcache/cluster/transport"
+	"github.com/distcache/distcache/internal/transport"
 	"github.com/distcache/distcache/discovery/static"
 	"github.com/distcache/distcache/keyspace"
 	"github.com/stretchr/testify/require"

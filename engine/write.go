@@ -11,7 +11,7 @@ import (
 
 	"github.com/distcache/distcache/cache"
 	"github.com/distcache/distcache/cluster"
-	"github.com/distcache/distcache/cluster/transport"
+	"github.com/distcache/distcache/internal/transport"
 )
 
 // Entry is a key/value pair to Put. A zero Expiry means: KeySpace.ExpiresAt,

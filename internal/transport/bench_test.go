@@ -18,7 +18,7 @@ import (
 
 // Benchmarks compare Transport.Call with raw loopback TCP baselines measured in the same run:
 //
-//	go test -run '^$' -bench . -benchmem ./cluster/transport/
+//	go test -run '^$' -bench . -benchmem ./internal/transport/
 //
 // Each reports ops/s and, where meaningful, p50/p99 latency in µs. All use 100-byte
 // payloads both ways.

@@ -139,7 +139,7 @@ func (l *legitLoad) finish() (n int, p50, p99 time.Duration, errs int64) {
 // when the race detector, whose shadow memory scales with allocations, is off) while other
 // callers keep being served; the report gives the memory moved and the callers' latencies.
 //
-//	go test -run TestAttackBoundsMemory -v ./cluster/transport/
+//	go test -run TestAttackBoundsMemory -v ./internal/transport/
 func TestAttackBoundsMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("attack test runs for several seconds")
