@@ -69,8 +69,14 @@ func (t *Transport) call(ctx context.Context, addr string, req Request, deadline
 	if t.shut.Load() {
 		return Response{}, ErrClosed
 	}
-	if len(req.Payload) > t.maxFrame-frameHeaderLen {
-		return Response{}, fmt.Errorf("%w: %d byte request payload, limit %d", ErrFrameTooLarge, len(req.Payload), t.maxFrame-frameHeaderLen)
+	if req.Flags&frameFlagTrace != 0 {
+		return Response{}, fmt.Errorf("transport: request flags %#x use bit 15, which the transport reserves", req.Flags)
+	}
+	if len(req.Trace) > MaxTraceBytes {
+		return Response{}, fmt.Errorf("%w: %d byte trace context, limit %d", ErrFrameTooLarge, len(req.Trace), MaxTraceBytes)
+	}
+	if n := frameLen(req.Trace, req.Payload); n > t.maxFrame-frameHeaderLen {
+		return Response{}, fmt.Errorf("%w: %d byte request payload, limit %d", ErrFrameTooLarge, n, t.maxFrame-frameHeaderLen)
 	}
 	if t.isBlocked(addr) {
 		return Response{}, fmt.Errorf("%w (%s): blocked by SetBlocked", ErrPeerUnavailable, addr)
@@ -117,8 +123,11 @@ func (t *Transport) call(ctx context.Context, addr string, req Request, deadline
 	if dl != 0 {
 		t.wakeSweeper()
 	}
-	h := frameHeader{length: uint32(len(req.Payload)), typ: frameReq, code: req.Op, flags: req.Flags, id: id, budget: budget}
-	if !cc.w.enqueue(h, req.Payload) {
+	h := frameHeader{length: uint32(frameLen(req.Trace, req.Payload)), typ: frameReq, code: req.Op, flags: req.Flags, id: id, budget: budget}
+	if len(req.Trace) > 0 {
+		h.flags |= frameFlagTrace
+	}
+	if !cc.w.enqueueTraced(h, req.Trace, req.Payload) {
 		if cc.unregister(id) {
 			t.putCall(c)
 			return Response{}, cc.failErr()

@@ -65,14 +65,23 @@ func newConnWriter(conn net.Conn, timeout time.Duration, bytes *atomic.Uint64, l
 // enqueue appends one frame (header plus payload, copied) and reports whether the writer
 // accepted it (false once the connection is closing).
 func (w *connWriter) enqueue(h frameHeader, payload []byte) bool {
+	return w.enqueueTraced(h, nil, payload)
+}
+
+// enqueueTraced is enqueue for a REQ frame that may carry a trace field (h's length and
+// flags already account for it; see frameLen).
+func (w *connWriter) enqueueTraced(h frameHeader, trace, payload []byte) bool {
 	w.mu.Lock()
 	if w.state != writerOpen {
 		w.mu.Unlock()
 		return false
 	}
 	w.buf = appendHeader(w.buf, h)
+	if len(trace) > 0 {
+		w.buf = appendTraceField(w.buf, trace)
+	}
 	w.buf = append(w.buf, payload...)
-	w.queued.Add(int64(frameHeaderLen + len(payload)))
+	w.queued.Add(int64(frameHeaderLen + frameLen(trace, payload)))
 	w.signalLocked()
 	w.mu.Unlock()
 	return true

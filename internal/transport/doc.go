@@ -45,7 +45,10 @@
 // Types are REQ (code = op, budget = the caller's remaining ctx time, 0 = none), RESP
 // (code = application status), ERR (a transport failure of one request: overloaded,
 // shutting down, no handler, frame too large, handler panic), CANCEL, PING/PONG and
-// GOAWAY. A frame larger than MaxFrameBytes is refused: the client checks before sending,
+// GOAWAY. A REQ may carry the caller's trace context (Request.Trace): bit 15 of its flags
+// is then set and the payload starts with u16 length | trace bytes (at most MaxTraceBytes,
+// or the frame is malformed); without it the frame has no such field, so untraced calls
+// cost nothing extra. A frame larger than MaxFrameBytes is refused: the client checks before sending,
 // the server answers ERR and closes the connection. Malformed frames close the connection
 // with [ErrBadFrame]; the decoders are fuzzed.
 //

@@ -3,10 +3,15 @@ package transport
 import "context"
 
 // Request is one RPC. Op and Flags are application-defined (the engine encodes its own ops);
-// the transport carries them untouched.
+// the transport carries them untouched, except bit 15 of Flags, which it reserves (Call
+// refuses a request that sets it).
 type Request struct {
-	Op      uint8
-	Flags   uint16
+	Op    uint8
+	Flags uint16
+	// Trace is the caller's trace context, opaque to the transport (the engine puts the W3C
+	// traceparent and tracestate there), at most MaxTraceBytes. Empty costs nothing on the
+	// wire: the frame then has no trace field at all.
+	Trace   []byte
 	Payload []byte
 }
 
@@ -21,7 +26,7 @@ type Response struct {
 // goroutine. ctx carries the caller's deadline and is cancelled when the caller cancels,
 // the connection breaks or the transport shuts down; handlers must return promptly then,
 // because Shutdown waits for them. req.Payload is the handler's own copy and may be
-// retained. The response payload is copied into the connection's write buffer right after
+// retained, and so may req.Trace. The response payload is copied into the connection's write buffer right after
 // ServeRPC returns, so the handler may reuse it from then on. A panic is recovered and reported to the caller as
 // ErrHandlerPanic.
 type Handler interface {

@@ -114,6 +114,9 @@ func decodeHeader(b []byte, maxFrame int) (frameHeader, error) {
 	if h.typ != frameReq && h.budget != 0 {
 		return h, fmt.Errorf("%w: budget set on frame type %d", ErrBadFrame, h.typ)
 	}
+	if h.flags&frameFlagTrace != 0 && (h.typ != frameReq || h.length < traceFieldLen) {
+		return h, fmt.Errorf("%w: trace flag on frame type %d of %d payload bytes", ErrBadFrame, h.typ, h.length)
+	}
 	switch h.typ {
 	case frameCancel, framePing, framePong, frameGoAway:
 		if h.length != 0 {
@@ -126,19 +129,31 @@ func decodeHeader(b []byte, maxFrame int) (frameHeader, error) {
 	return h, nil
 }
 
-// decodeFrame parses one complete frame from b, returning the header, the payload
-// (aliasing b) and the number of bytes consumed. It exists for tests and fuzzing;
-// connections read the header and payload separately.
-func decodeFrame(b []byte, maxFrame int) (frameHeader, []byte, int, error) {
-	h, err := decodeHeader(b, maxFrame)
-	if err != nil {
-		return h, nil, 0, err
+// decodeFrame parses one complete frame from b, returning the header, the trace field and
+// the payload (both aliasing b) and the number of bytes consumed. It exists for tests and
+// fuzzing; connections read the header and body separately and split the body with
+// splitBody.
+func decodeFrame(b []byte, maxFrame int) (h frameHeader, trace, payload []byte, n int, err error) {
+	if h, err = decodeHeader(b, maxFrame); err != nil {
+		return h, nil, nil, 0, err
 	}
 	end := frameHeaderLen + int(h.length)
 	if len(b) < end {
-		return h, nil, 0, fmt.Errorf("%w: truncated payload: have %d of %d bytes", ErrBadFrame, len(b)-frameHeaderLen, h.length)
+		return h, nil, nil, 0, fmt.Errorf("%w: truncated payload: have %d of %d bytes", ErrBadFrame, len(b)-frameHeaderLen, h.length)
 	}
-	return h, b[frameHeaderLen:end], end, nil
+	if trace, payload, err = splitBody(h, b[frameHeaderLen:end]); err != nil {
+		return h, nil, nil, 0, err
+	}
+	return h, trace, payload, end, nil
+}
+
+// splitBody separates a frame body into its trace field (nil without frameFlagTrace) and
+// its payload.
+func splitBody(h frameHeader, body []byte) (trace, payload []byte, err error) {
+	if h.flags&frameFlagTrace == 0 {
+		return nil, body, nil
+	}
+	return splitTrace(body)
 }
 
 // hello is the client's connection preamble.

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"testing"
 	"time"
@@ -11,11 +12,12 @@ import (
 )
 
 func TestFrameRoundTrip(t *testing.T) {
-	h := frameHeader{length: 3, typ: frameReq, code: 9, flags: 0xABCD, id: 1 << 40, budget: 12345}
+	h := frameHeader{length: 3, typ: frameReq, code: 9, flags: 0x2BCD, id: 1 << 40, budget: 12345}
 	b := append(appendHeader(nil, h), "abc"...)
-	got, payload, n, err := decodeFrame(b, 1024)
+	got, trace, payload, n, err := decodeFrame(b, 1024)
 	require.NoError(t, err)
 	assert.Equal(t, h, got)
+	assert.Nil(t, trace)
 	assert.Equal(t, "abc", string(payload))
 	assert.Equal(t, len(b), n)
 }
@@ -26,18 +28,24 @@ func TestDecodeFrameErrors(t *testing.T) {
 		b    []byte
 		want error
 	}{
-		"short":             {[]byte{1, 2, 3}, ErrBadFrame},
-		"type 0":            {hdr(frameHeader{}), ErrBadFrame},
-		"unknown type":      {hdr(frameHeader{typ: 99}), ErrBadFrame},
-		"budget on resp":    {hdr(frameHeader{typ: frameResp, budget: 5}), ErrBadFrame},
-		"payload on ping":   {hdr(frameHeader{typ: framePing, length: 1}), ErrBadFrame},
-		"too large":         {hdr(frameHeader{typ: frameReq, length: 2000}), ErrFrameTooLarge},
-		"huge length":       {hdr(frameHeader{typ: frameResp, length: ^uint32(0)}), ErrFrameTooLarge},
-		"truncated payload": {hdr(frameHeader{typ: frameReq, length: 10}), ErrBadFrame},
+		"short":                {[]byte{1, 2, 3}, ErrBadFrame},
+		"type 0":               {hdr(frameHeader{}), ErrBadFrame},
+		"unknown type":         {hdr(frameHeader{typ: 99}), ErrBadFrame},
+		"budget on resp":       {hdr(frameHeader{typ: frameResp, budget: 5}), ErrBadFrame},
+		"payload on ping":      {hdr(frameHeader{typ: framePing, length: 1}), ErrBadFrame},
+		"too large":            {hdr(frameHeader{typ: frameReq, length: 5000}), ErrFrameTooLarge},
+		"huge length":          {hdr(frameHeader{typ: frameResp, length: ^uint32(0)}), ErrFrameTooLarge},
+		"truncated payload":    {hdr(frameHeader{typ: frameReq, length: 10}), ErrBadFrame},
+		"trace on resp":        {tracedFrame(frameHeader{typ: frameResp}, "tp", "x"), ErrBadFrame},
+		"trace flag, no field": {hdr(frameHeader{typ: frameReq, flags: frameFlagTrace, length: 1}), ErrBadFrame},
+		"empty trace field":    {tracedFrame(frameHeader{typ: frameReq}, "", "x"), ErrBadFrame},
+		"trace past payload":   {append(hdr(frameHeader{typ: frameReq, flags: frameFlagTrace, length: 4}), 0, 9, 'a', 'b'), ErrBadFrame},
+		"trace over the cap": {append(hdr(frameHeader{typ: frameReq, flags: frameFlagTrace, length: 2 + MaxTraceBytes + 1}),
+			appendTraceFieldRaw(MaxTraceBytes+1)...), ErrBadFrame},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			_, _, _, err := decodeFrame(tc.b, 1024)
+			_, _, _, _, err := decodeFrame(tc.b, 4096)
 			require.ErrorIs(t, err, tc.want)
 			assert.Contains(t, err.Error(), "transport:")
 		})
@@ -102,8 +110,38 @@ func TestBudget(t *testing.T) {
 	assert.Equal(t, ^uint32(0), budgetFromDeadline(24*time.Hour))
 }
 
+// tracedFrame encodes a frame whose body is a trace field followed by payload; an empty
+// trace still gets its (zero) length prefix.
+func tracedFrame(h frameHeader, trace, payload string) []byte {
+	h.flags |= frameFlagTrace
+	h.length = uint32(traceFieldLen + len(trace) + len(payload))
+	b := appendHeader(nil, h)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(trace)))
+	return append(append(b, trace...), payload...)
+}
+
+// appendTraceFieldRaw is a trace field of n bytes, bypassing the encoder's limit.
+func appendTraceFieldRaw(n int) []byte {
+	b := binary.BigEndian.AppendUint16(nil, uint16(n))
+	return append(b, make([]byte, n)...)
+}
+
+func TestTracedFrameRoundTrip(t *testing.T) {
+	tp := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	b := tracedFrame(frameHeader{typ: frameReq, code: 3, flags: 0x0001, id: 5}, tp, "payload")
+	h, trace, payload, n, err := decodeFrame(b, 1024)
+	require.NoError(t, err)
+	assert.Equal(t, tp, string(trace))
+	assert.Equal(t, "payload", string(payload))
+	assert.Equal(t, frameFlagTrace|0x0001, h.flags)
+	assert.Equal(t, len(b), n)
+}
+
 func FuzzDecodeFrame(f *testing.F) {
 	f.Add(appendHeader(nil, frameHeader{typ: frameReq, length: 2, id: 7, budget: 100}), 64)
+	f.Add(tracedFrame(frameHeader{typ: frameReq, id: 7}, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "abc"), 1024)
+	f.Add(tracedFrame(frameHeader{typ: frameReq, id: 7}, "", "abc"), 1024)
+	f.Add(append(appendHeader(nil, frameHeader{typ: frameReq, flags: frameFlagTrace, length: 2 + MaxTraceBytes + 1}), appendTraceFieldRaw(MaxTraceBytes+1)...), 4096)
 	f.Add(append(appendHeader(nil, frameHeader{typ: frameResp, length: 3, code: 1, id: 1}), "abc"...), 1024)
 	f.Add(appendHeader(nil, frameHeader{typ: frameCancel, id: 9}), 64)
 	f.Add([]byte{0, 0, 0, 0, 9}, 64)
@@ -112,17 +150,25 @@ func FuzzDecodeFrame(f *testing.F) {
 		if maxFrame < 0 {
 			maxFrame = -maxFrame
 		}
-		h, payload, n, err := decodeFrame(b, maxFrame)
+		h, trace, payload, n, err := decodeFrame(b, maxFrame)
 		if err != nil {
 			if !errors.Is(err, ErrBadFrame) && !errors.Is(err, ErrFrameTooLarge) {
 				t.Fatalf("unclassified error %v", err)
 			}
 			return
 		}
-		if n > len(b) || n != frameHeaderLen+len(payload) || int(h.length) != len(payload) {
-			t.Fatalf("inconsistent decode: n=%d len=%d payload=%d", n, len(b), len(payload))
+		traced := h.flags&frameFlagTrace != 0
+		if traced != (len(trace) > 0) || len(trace) > MaxTraceBytes {
+			t.Fatalf("trace field of %d bytes with flags %#x", len(trace), h.flags)
 		}
-		re := append(appendHeader(nil, h), payload...)
+		if n > len(b) || n != frameHeaderLen+frameLen(trace, payload) || int(h.length) != frameLen(trace, payload) {
+			t.Fatalf("inconsistent decode: n=%d len=%d trace=%d payload=%d", n, len(b), len(trace), len(payload))
+		}
+		re := appendHeader(nil, h)
+		if traced {
+			re = appendTraceField(re, trace)
+		}
+		re = append(re, payload...)
 		if !bytes.Equal(re, b[:n]) {
 			t.Fatalf("re-encode mismatch")
 		}

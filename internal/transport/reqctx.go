@@ -14,7 +14,7 @@ type reqCtx struct {
 	sc       *serverConn
 	handler  Handler
 	hdr      frameHeader
-	payload  []byte
+	req      Request
 	deadline time.Time // zero = none
 
 	// mu guards the fields below.

@@ -221,7 +221,13 @@ func (sc *serverConn) readLoop() {
 					return
 				}
 			}
-			if !sc.dispatch(h, payload) {
+			trace, body, err := splitBody(h, payload)
+			if err != nil {
+				t.st.connsBroken.Add(1)
+				t.log.Warn("bad frame from peer, closing connection", "remote", sc.remote, "err", err)
+				return
+			}
+			if !sc.dispatch(h, trace, body) {
 				return
 			}
 		case frameCancel:
@@ -275,7 +281,7 @@ func (sc *serverConn) checkIdle(now time.Time, idle time.Duration) {
 
 // dispatch admits a request and starts its handler, or answers with a transport error at
 // once. It returns false on a protocol violation (duplicate request id).
-func (sc *serverConn) dispatch(h frameHeader, payload []byte) bool {
+func (sc *serverConn) dispatch(h frameHeader, trace, payload []byte) bool {
 	t := sc.t
 	if n := t.active.Add(1); n > t.maxActive {
 		t.handlerDone()
@@ -295,11 +301,12 @@ func (sc *serverConn) dispatch(h frameHeader, payload []byte) bool {
 		sc.reject(h.id, errCodeNoHandler)
 		return true
 	}
-	if hb.inline != nil && sc.serveInline(hb.inline, h, payload) {
+	req := Request{Op: h.code, Flags: h.flags &^ frameFlagTrace, Trace: trace, Payload: payload}
+	if hb.inline != nil && sc.serveInline(hb.inline, h, req) {
 		t.handlerDone()
 		return true
 	}
-	rc := &reqCtx{sc: sc, handler: hb.h, hdr: h, payload: payload}
+	rc := &reqCtx{sc: sc, handler: hb.h, hdr: h, req: req}
 	if h.budget > 0 {
 		rc.deadline = time.Now().Add(time.Duration(h.budget) * time.Microsecond)
 	}
@@ -322,8 +329,8 @@ func (sc *serverConn) dispatch(h frameHeader, payload []byte) bool {
 
 // serveInline tries the handler's fast path on the reader goroutine and, if it handled
 // the request, queues the reply.
-func (sc *serverConn) serveInline(ih InlineHandler, h frameHeader, payload []byte) bool {
-	resp, handled, panicked := runInline(ih, Request{Op: h.code, Flags: h.flags, Payload: payload})
+func (sc *serverConn) serveInline(ih InlineHandler, h frameHeader, req Request) bool {
+	resp, handled, panicked := runInline(ih, req)
 	if panicked != nil {
 		sc.t.st.handlerPanics.Add(1)
 		sc.t.log.Error("RPC inline handler panicked", "remote", sc.remote, "op", h.code, "panic", panicked)
@@ -369,7 +376,7 @@ func (rc *reqCtx) serve() {
 	h := rc.hdr
 	defer t.wg.Done()
 	defer t.handlerDone()
-	resp, panicked := runHandler(rc, rc.handler, Request{Op: h.code, Flags: h.flags, Payload: rc.payload})
+	resp, panicked := runHandler(rc, rc.handler, rc.req)
 	sc.mu.Lock()
 	if sc.running != nil {
 		delete(sc.running, h.id)

@@ -61,6 +61,8 @@ func FuzzServerConn(f *testing.F) {
 	f.Add(byte(1), appendHeader(nil, frameHeader{typ: framePing, id: 3}))
 	f.Add(byte(1), appendHeader(nil, frameHeader{typ: frameReq, id: 1, length: 200 << 10}))
 	f.Add(byte(1), appendHeader(nil, frameHeader{typ: frameReq, id: 1, length: 1 << 30}))
+	f.Add(byte(1), tracedFrame(frameHeader{typ: frameReq, code: 3, id: 4}, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "traced"))
+	f.Add(byte(1), append(appendHeader(nil, frameHeader{typ: frameReq, code: 1, id: 5, flags: frameFlagTrace, length: 2 + MaxTraceBytes + 1}), appendTraceFieldRaw(MaxTraceBytes+1)...))
 	f.Add(byte(2), append(req(1, 1, "a"), req(1, 1, "dup")...))
 	f.Add(byte(2), []byte{0xff, 0xff, 0xff, 0xff, 1})
 
