@@ -106,7 +106,9 @@ func New(cfg Config) (*Cluster, error) {
 		stopCh:  make(chan struct{}),
 	}
 
-	tr, err := transport.New(cfg.transportConfig(logger))
+	tc := cfg.transportConfig(logger)
+	tc.NodeName = name // peers see it as the caller of each request (Request.From)
+	tr, err := transport.New(tc)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: create transport: %w", err)
 	}

@@ -78,7 +78,9 @@ type Config struct {
 	// NodeName is this node's name: unique in the cluster and stable across
 	// restarts (a pod or host name), so that a restarted node takes back the
 	// partitions it owned. Empty means hostname + "-" + 8 random hex digits,
-	// which is unique but changes on every start.
+	// which is unique but changes on every start. At most 255 bytes: it is
+	// also sent in the handshake of every data connection this node dials,
+	// so that peers know who calls (transport.Request.From).
 	NodeName string
 
 	// BindAddr is the IP address the gossip+RPC port listens on (TCP and
@@ -263,6 +265,7 @@ func (c Config) transportConfig(logger *slog.Logger) transport.Config {
 	tc.BindAddr = c.bindAddr()
 	tc.BindPort = c.BindPort
 	tc.Label = c.Label
+	tc.NodeName = c.NodeName // New sets the generated name when this is empty
 	tc.ServerTLS = c.ServerTLS
 	tc.ClientTLS = c.ClientTLS
 	tc.AuthSecret = c.SecretKey

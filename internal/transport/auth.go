@@ -14,17 +14,19 @@ import (
 // Secret-based authentication of RPC connections (Config.AuthSecret).
 //
 // After the hello and its reply (and after the TLS handshake, when TLS is on), with
-// nc the client's nonce from the hello and ns the server's from the reply:
+// nc the client's nonce from the hello, ns the server's from the reply and name the
+// client's node name (identity.go):
 //
-//	client -> server: macC = HMAC(k, "client" | flags | label | nc | ns | binding)
-//	server -> client: authOK | macS = HMAC(k, "server" | flags | label | nc | ns | binding)
+//	client -> server: name | macC = HMAC(k, "client" | flags | label | name | nc | ns | binding)
+//	server -> client: authOK | macS = HMAC(k, "server" | flags | label | name | nc | ns | binding)
 //	               or authRefused, then close
 //
 // k is derived from the secret with HKDF-SHA256 under its own context string, so the
 // secret used as memberlist's gossip key is never used directly as a MAC key. Each side
 // proves the secret over a nonce the other chose, so a recorded handshake cannot be
 // replayed; the role string keeps one side's MAC from being reflected as the other's;
-// flags and label are covered so that they cannot be altered in flight. Under TLS,
+// flags, label and name are covered so that they cannot be altered in flight, and so
+// that only a holder of the secret can present a name. Under TLS,
 // binding is 32 bytes exported from the TLS session (RFC 5705), which ties the proof to
 // this TLS connection: a man in the middle with its own certificate cannot relay it.
 // Without TLS there is no binding: the secret authenticates the peer at the start of the
@@ -36,7 +38,7 @@ const (
 	nonceLen = 32
 	macLen   = sha256.Size
 	// authKeyInfo is the HKDF context of the MAC key.
-	authKeyInfo = "distcache transport: RPC connection authentication v2"
+	authKeyInfo = "distcache transport: RPC connection authentication v3"
 	// tlsExporterLabel names the keying material exported from the TLS session.
 	tlsExporterLabel = "EXPORTER-distcache-rpc-auth"
 
@@ -61,14 +63,17 @@ func newAuthenticator(secret []byte) (*authenticator, error) {
 	return &authenticator{key: key}, nil
 }
 
-// mac computes one side's proof. role is "client" or "server".
-func (a *authenticator) mac(role string, flags byte, label string, nc, ns *[nonceLen]byte, binding []byte) []byte {
+// mac computes one side's proof over the hello h, the client's name, the server's nonce
+// and the channel binding. role is "client" or "server".
+func (a *authenticator) mac(role string, h hello, name string, ns *[nonceLen]byte, binding []byte) []byte {
 	m := hmac.New(sha256.New, a.key)
 	m.Write([]byte{byte(len(role))})
 	m.Write([]byte(role))
-	m.Write([]byte{flags, byte(len(label))})
-	m.Write([]byte(label))
-	m.Write(nc[:])
+	m.Write([]byte{h.flags, byte(len(h.label))})
+	m.Write([]byte(h.label))
+	m.Write([]byte{byte(len(name))})
+	m.Write([]byte(name))
+	m.Write(h.nonce[:])
 	m.Write(ns[:])
 	m.Write([]byte{byte(len(binding))})
 	m.Write(binding)
@@ -96,13 +101,16 @@ func channelBinding(conn net.Conn) ([]byte, error) {
 	return b, nil
 }
 
-// clientAuth runs the client side of the exchange on conn (deadline already set).
-func (a *authenticator) clientAuth(conn net.Conn, h hello, ns *[nonceLen]byte) error {
+// clientAuth runs the client side of the exchange on conn (deadline already set): it
+// sends name with its proof and checks the server's.
+func (a *authenticator) clientAuth(conn net.Conn, h hello, name string, ns *[nonceLen]byte) error {
 	binding, err := channelBinding(conn)
 	if err != nil {
 		return err
 	}
-	if _, err := conn.Write(a.mac("client", h.flags, h.label, &h.nonce, ns, binding)); err != nil {
+	out := appendName(make([]byte, 0, 1+len(name)+macLen), name)
+	out = append(out, a.mac("client", h, name, ns, binding)...)
+	if _, err := conn.Write(out); err != nil {
 		return fmt.Errorf("send authentication: %w", err)
 	}
 	var reply [1 + macLen]byte
@@ -115,16 +123,18 @@ func (a *authenticator) clientAuth(conn net.Conn, h hello, ns *[nonceLen]byte) e
 	if _, err := io.ReadFull(conn, reply[1:]); err != nil {
 		return fmt.Errorf("read authentication reply: %w", err)
 	}
-	want := a.mac("server", h.flags, h.label, &h.nonce, ns, binding)
+	want := a.mac("server", h, name, ns, binding)
 	if !hmac.Equal(reply[1:], want) {
 		return fmt.Errorf("%w: peer could not prove it knows the cluster secret", ErrAuthFailed)
 	}
 	return nil
 }
 
-// serverAuth runs the server side of the exchange on conn (deadline already set). On a
-// bad proof it tells the client and returns an error wrapping ErrAuthFailed.
-func (a *authenticator) serverAuth(conn net.Conn, h hello, ns *[nonceLen]byte) error {
+// serverAuth runs the server side of the exchange on conn (deadline already set), once
+// the client's name has been read: it checks the client's proof over name and answers
+// with its own. On a bad proof it tells the client and returns an error wrapping
+// ErrAuthFailed.
+func (a *authenticator) serverAuth(conn net.Conn, h hello, name string, ns *[nonceLen]byte) error {
 	binding, err := channelBinding(conn)
 	if err != nil {
 		return err
@@ -133,13 +143,13 @@ func (a *authenticator) serverAuth(conn net.Conn, h hello, ns *[nonceLen]byte) e
 	if _, err := io.ReadFull(conn, got[:]); err != nil {
 		return fmt.Errorf("%w: reading the client's proof: %w", ErrBadHandshake, err)
 	}
-	if !hmac.Equal(got[:], a.mac("client", h.flags, h.label, &h.nonce, ns, binding)) {
+	if !hmac.Equal(got[:], a.mac("client", h, name, ns, binding)) {
 		_, _ = conn.Write([]byte{authRefused})
-		return fmt.Errorf("%w: client could not prove it knows the cluster secret", ErrAuthFailed)
+		return fmt.Errorf("%w: client %q could not prove it knows the cluster secret", ErrAuthFailed, name)
 	}
 	out := make([]byte, 0, 1+macLen)
 	out = append(out, authOK)
-	out = append(out, a.mac("server", h.flags, h.label, &h.nonce, ns, binding)...)
+	out = append(out, a.mac("server", h, name, ns, binding)...)
 	if _, err := conn.Write(out); err != nil {
 		return fmt.Errorf("send authentication reply: %w", err)
 	}

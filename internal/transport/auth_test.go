@@ -121,7 +121,8 @@ func TestRawClientWithoutSecretIsRefused(t *testing.T) {
 	var ns [nonceLen]byte
 	_, err = io.ReadFull(c, ns[:])
 	require.NoError(t, err)
-	guess := make([]byte, macLen)
+	guess := appendName(nil, "intruder")
+	guess = append(guess, make([]byte, macLen)...)
 	_, err = c.Write(guess)
 	require.NoError(t, err)
 	got, err := io.ReadAll(c)
@@ -141,18 +142,25 @@ func TestAuthMAC(t *testing.T) {
 	require.NoError(t, err)
 	assert.Nil(t, none)
 
-	nc, ns := newNonce(), newNonce()
-	base := a.mac("client", hsFlagAuth, "l", &nc, &ns, nil)
+	h := hello{flags: hsFlagAuth, label: "l", nonce: newNonce()}
+	ns := newNonce()
+	base := a.mac("client", h, "node-a", &ns, nil)
 	assert.Len(t, base, macLen)
-	nc2 := nc
-	nc2[0] ^= 1
+	with := func(mod func(*hello)) hello {
+		h2 := h
+		mod(&h2)
+		return h2
+	}
 	for name, other := range map[string][]byte{
-		"role":    a.mac("server", hsFlagAuth, "l", &nc, &ns, nil),
-		"flags":   a.mac("client", hsFlagAuth|hsFlagTLS, "l", &nc, &ns, nil),
-		"label":   a.mac("client", hsFlagAuth, "m", &nc, &ns, nil),
-		"nonce":   a.mac("client", hsFlagAuth, "l", &nc2, &ns, nil),
-		"swapped": a.mac("client", hsFlagAuth, "l", &ns, &nc, nil),
-		"binding": a.mac("client", hsFlagAuth, "l", &nc, &ns, []byte{1}),
+		"role":    a.mac("server", h, "node-a", &ns, nil),
+		"flags":   a.mac("client", with(func(h *hello) { h.flags |= hsFlagTLS }), "node-a", &ns, nil),
+		"label":   a.mac("client", with(func(h *hello) { h.label = "m" }), "node-a", &ns, nil),
+		"name":    a.mac("client", h, "node-b", &ns, nil),
+		"nonce":   a.mac("client", with(func(h *hello) { h.nonce[0] ^= 1 }), "node-a", &ns, nil),
+		"swapped": a.mac("client", with(func(h *hello) { h.nonce = ns }), "node-a", &h.nonce, nil),
+		"binding": a.mac("client", h, "node-a", &ns, []byte{1}),
+		// The length prefixes keep a byte from moving between label and name.
+		"boundary": a.mac("client", with(func(h *hello) { h.label = "l" + "n" }), "ode-a", &ns, nil),
 	} {
 		assert.NotEqual(t, base, other, name)
 	}

@@ -482,10 +482,8 @@ func (t *Transport) clientHandshake(ctx context.Context, raw net.Conn, addr stri
 		}
 		conn = tc
 	}
-	if t.auth != nil {
-		if err := t.auth.clientAuth(conn, h, &ns); err != nil {
-			return nil, fmt.Errorf("transport: dial %s: %w", addr, err)
-		}
+	if err := t.sendIdentity(conn, h, &ns); err != nil {
+		return nil, fmt.Errorf("transport: dial %s: %w", addr, err)
 	}
 	return conn, nil
 }

@@ -61,6 +61,10 @@ type Config struct {
 	// gossip secret, so that the one secret protects gossip and data. nil = no secret: only
 	// mutual TLS, if configured, authenticates peers. Every node must use the same.
 	AuthSecret []byte
+	// NodeName is this node's name, sent in the handshake of every RPC connection it dials.
+	// The peer's Handler sees it as Request.From of each request on that connection. At
+	// most 255 bytes; empty is valid (the peer sees "").
+	NodeName string
 	// Handler serves incoming requests. It may be nil and set later with SetHandler; requests
 	// arriving before that fail on the caller with ErrNoHandler.
 	Handler Handler
@@ -191,6 +195,9 @@ func (c Config) Validate() error {
 	}
 	if len(c.Label) > maxLabelLen {
 		bad("Label is %d bytes, at most %d allowed", len(c.Label), maxLabelLen)
+	}
+	if len(c.NodeName) > maxNameLen {
+		bad("NodeName is %d bytes, at most %d allowed", len(c.NodeName), maxNameLen)
 	}
 	if (c.ServerTLS == nil) != (c.ClientTLS == nil) {
 		bad("ServerTLS and ClientTLS must be both set or both nil")

@@ -20,7 +20,7 @@
 //
 // The client opens each RPC connection with
 //
-//	0xC3 | u8 version (2) | u8 flags (bit 0: TLS follows, bit 1: secret) | u8 label length | label | [32-byte nonce]
+//	0xC3 | u8 version (3) | u8 flags (bit 0: TLS follows, bit 1: secret) | u8 label length | label | [32-byte nonce]
 //
 // and the server answers 0xC3 | u8 status (OK, bad label, bad version, TLS required, TLS
 // unavailable, shutting down, bad flags, secret required, secret unavailable), followed by
@@ -28,11 +28,14 @@
 // mismatch surfaces as [ErrLabelMismatch]: it keeps nodes of different clusters that share
 // a network (recycled IPs) from talking to each other, which memberlist's own label check
 // cannot do for connections it never sees. With TLS configured both sides then run a TLS
-// handshake (mutual if the server sets ClientAuth). With Config.AuthSecret both sides then
-// prove the secret: an HMAC-SHA256 over the nonces, flags, label and the TLS session's
-// exported keying material, under a key derived from the secret (auth.go); a failure
-// surfaces as [ErrAuthFailed]. Frames flow only after all of that, inside TLS when it is on,
-// and the whole handshake must finish within HandshakeTimeout of the accept.
+// handshake (mutual if the server sets ClientAuth). The client then names itself
+// (u8 length | Config.NodeName, inside TLS when it is on), and with Config.AuthSecret both
+// sides prove the secret: an HMAC-SHA256 over the nonces, flags, label, the client's name
+// and the TLS session's exported keying material, under a key derived from the secret
+// (auth.go); a failure surfaces as [ErrAuthFailed]. Frames flow only after all of that,
+// inside TLS when it is on, and the whole handshake must finish within HandshakeTimeout of
+// the accept. The server hands the name to its Handler as [Request].From of every request
+// on the connection; identity.go says what it proves in each mode.
 // [Transport.Probe] runs the handshake alone: the cluster admits a member into its ring only
 // after one succeeds.
 //

@@ -13,6 +13,11 @@ type Request struct {
 	// wire: the frame then has no trace field at all.
 	Trace   []byte
 	Payload []byte
+	// From is the calling node's name (its Config.NodeName), set by the server from the
+	// connection's handshake; ignored on Call. With AuthSecret it is proven by the secret;
+	// under TLS alone it is what a holder of a trusted certificate claims; on a plain
+	// connection without a secret it is what the peer claims (see identity.go).
+	From string
 }
 
 // Response is the reply to one RPC. Status is application-defined (0 = OK by convention)

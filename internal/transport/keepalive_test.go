@@ -94,6 +94,8 @@ func TestServerClosesSilentClient(t *testing.T) {
 	_, err = io.ReadFull(c, reply[:])
 	require.NoError(t, err)
 	require.NoError(t, decodeHelloReply(reply[:], "test"))
+	_, err = c.Write(appendName(nil, "silent"))
+	require.NoError(t, err)
 	// We never answer the server's PINGs: it must give up on us.
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	_, err = io.Copy(io.Discard, c)
@@ -131,7 +133,9 @@ func TestAcceptedGarbage(t *testing.T) {
 	require.NoError(t, err)
 	_, err = io.ReadFull(c, reply[:])
 	require.NoError(t, err)
-	_, err = c.Write(make([]byte, frameHeaderLen)) // type 0
+	_, err = c.Write(appendName(make([]byte, 0, 1+frameHeaderLen), "")) // no name, then a frame of type 0
+	require.NoError(t, err)
+	_, err = c.Write(make([]byte, frameHeaderLen))
 	require.NoError(t, err)
 	expectClosed(c)
 }

@@ -164,11 +164,14 @@ func TestBusyConnectionDoesNotExpire(t *testing.T) {
 	assert.Equal(t, uint64(1), srv.Stats().ConnsAccepted)
 }
 
-// handshaken opens a raw RPC connection to tr (no secret, no TLS) past the handshake.
+// handshaken opens a raw RPC connection to tr (no secret, no TLS) past the handshake,
+// named "raw".
 func handshaken(t *testing.T, tr *Transport) net.Conn {
 	t.Helper()
 	c, status := rawHandshake(t, tr, hello{version: protoVersion, label: "test"})
 	require.Equal(t, hsOK, status)
+	_, err := c.Write(appendName(nil, "raw"))
+	require.NoError(t, err)
 	_ = c.SetDeadline(time.Time{})
 	return c
 }

@@ -13,8 +13,8 @@ const (
 	// with a message type (0-13) or its label marker (244), never with 0xC3.
 	magic byte = 0xC3
 	// protoVersion is the only protocol version this package speaks. Version 2 added the
-	// secret-based authentication (hsFlagAuth).
-	protoVersion byte = 2
+	// secret-based authentication (hsFlagAuth), version 3 the caller's name (identity.go).
+	protoVersion byte = 3
 
 	// hsFlagTLS in the hello flags: both sides start TLS after the reply.
 	hsFlagTLS byte = 1 << 0

@@ -18,7 +18,7 @@ import (
 // classifier's close-on-shutdown hook; deadline bounds the whole handshake.
 func (t *Transport) acceptRPC(c net.Conn, stop func() bool, slot *connSlot, deadline time.Time) {
 	remote := c.RemoteAddr().String()
-	conn, err := t.serverHandshake(c, deadline)
+	conn, from, err := t.serverHandshake(c, deadline)
 	if err != nil {
 		stop()
 		_ = c.Close()
@@ -40,7 +40,7 @@ func (t *Transport) acceptRPC(c net.Conn, stop func() bool, slot *connSlot, dead
 		slot.release()
 		return // shut down meanwhile
 	}
-	sc := &serverConn{t: t, conn: conn, remote: remote, slot: slot, running: make(map[uint64]*reqCtx)}
+	sc := &serverConn{t: t, conn: conn, remote: remote, from: from, slot: slot, running: make(map[uint64]*reqCtx)}
 	sc.w = newConnWriter(conn, t.cfg.WriteTimeout, &t.st.bytesOut, t.cfg.MaxQueuedBytesPerConn)
 	t.mu.Lock()
 	if t.closed {
@@ -78,15 +78,16 @@ func (t *Transport) logRefused(remote string, err error) {
 	t.log.Log(context.Background(), level, "refused RPC connection", "remote", remote, "err", err)
 }
 
-// serverHandshake reads the hello, answers it, and runs TLS and the secret-based
-// authentication as configured, all before deadline. It returns the connection to serve
-// (TLS or plain), or an error saying why the peer was refused. Nothing it reads is sized by
-// the peer beyond the 255-byte label, so an unauthenticated connection costs a goroutine
-// and a few hundred bytes for at most HandshakeTimeout.
-func (t *Transport) serverHandshake(c net.Conn, deadline time.Time) (net.Conn, error) {
+// serverHandshake reads the hello, answers it, and runs TLS, the caller's identity and the
+// secret-based authentication as configured, all before deadline. It returns the
+// connection to serve (TLS or plain) and the caller's node name, or an error saying why the
+// peer was refused. Nothing it reads is sized by the peer beyond the 255-byte label and
+// name, so an unauthenticated connection costs a goroutine and a few hundred bytes for at
+// most HandshakeTimeout.
+func (t *Transport) serverHandshake(c net.Conn, deadline time.Time) (net.Conn, string, error) {
 	h, err := readHello(c)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	status := checkHello(h, t.cfg.Label, t.cfg.ServerTLS != nil, t.auth != nil)
 	if status == hsOK && (t.draining.Load() || t.shut.Load()) {
@@ -101,22 +102,22 @@ func (t *Transport) serverHandshake(c net.Conn, deadline time.Time) (net.Conn, e
 		reply = append(reply, ns[:]...)
 	}
 	if _, err := c.Write(reply); err != nil {
-		return nil, fmt.Errorf("%w: sending reply: %w", ErrBadHandshake, err)
+		return nil, "", fmt.Errorf("%w: sending reply: %w", ErrBadHandshake, err)
 	}
 	t.st.bytesIn.Add(uint64(helloLen(h)))
 	t.st.bytesOut.Add(uint64(len(reply)))
 	switch status {
 	case hsOK:
 	case hsBadLabel:
-		return nil, fmt.Errorf("%w: peer's label %q, ours %q", ErrLabelMismatch, h.label, t.cfg.Label)
+		return nil, "", fmt.Errorf("%w: peer's label %q, ours %q", ErrLabelMismatch, h.label, t.cfg.Label)
 	case hsShuttingDown:
-		return nil, ErrShuttingDown
+		return nil, "", ErrShuttingDown
 	case hsAuthRequired:
-		return nil, fmt.Errorf("%w: peer has no cluster secret", ErrAuthFailed)
+		return nil, "", fmt.Errorf("%w: peer has no cluster secret", ErrAuthFailed)
 	case hsAuthUnavailable:
-		return nil, fmt.Errorf("%w: peer has a cluster secret and we have none", ErrAuthFailed)
+		return nil, "", fmt.Errorf("%w: peer has a cluster secret and we have none", ErrAuthFailed)
 	default:
-		return nil, fmt.Errorf("%w: status %d (version %d, flags %#x)", ErrBadHandshake, status, h.version, h.flags)
+		return nil, "", fmt.Errorf("%w: status %d (version %d, flags %#x)", ErrBadHandshake, status, h.version, h.flags)
 	}
 	conn := c
 	if t.cfg.ServerTLS != nil {
@@ -125,16 +126,15 @@ func (t *Transport) serverHandshake(c net.Conn, deadline time.Time) (net.Conn, e
 		err := tc.HandshakeContext(ctx)
 		cancel()
 		if err != nil {
-			return nil, fmt.Errorf("%w: TLS handshake: %w", ErrAuthFailed, err)
+			return nil, "", fmt.Errorf("%w: TLS handshake: %w", ErrAuthFailed, err)
 		}
 		conn = tc
 	}
-	if auth {
-		if err := t.auth.serverAuth(conn, h, &ns); err != nil {
-			return nil, err
-		}
+	from, err := t.readIdentity(conn, h, auth, &ns)
+	if err != nil {
+		return nil, "", err
 	}
-	return conn, nil
+	return conn, from, nil
 }
 
 // serverConn is one accepted RPC connection: a reader (the accepting goroutine) dispatching
@@ -143,6 +143,7 @@ type serverConn struct {
 	t      *Transport
 	conn   net.Conn
 	remote string
+	from   string // the caller's node name (identity.go)
 	w      *connWriter
 	slot   *connSlot // released when the connection ends
 	reqs   atomic.Uint64
@@ -301,7 +302,7 @@ func (sc *serverConn) dispatch(h frameHeader, trace, payload []byte) bool {
 		sc.reject(h.id, errCodeNoHandler)
 		return true
 	}
-	req := Request{Op: h.code, Flags: h.flags &^ frameFlagTrace, Trace: trace, Payload: payload}
+	req := Request{Op: h.code, Flags: h.flags &^ frameFlagTrace, Trace: trace, Payload: payload, From: sc.from}
 	if hb.inline != nil && sc.serveInline(hb.inline, h, req) {
 		t.handlerDone()
 		return true

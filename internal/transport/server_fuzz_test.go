@@ -54,6 +54,7 @@ func FuzzServerConn(f *testing.F) {
 	}
 	f.Add(byte(0), appendHello(nil, hello{version: protoVersion, label: "test"}))
 	f.Add(byte(0), []byte{0x01, 0x02, 0x03})
+	f.Add(byte(0), appendName(appendHello(nil, hello{version: protoVersion, label: "test"}), "node-a"))
 	f.Add(byte(0), appendHello(nil, hello{version: protoVersion, flags: hsFlagAuth | hsFlagTLS, label: "test"}))
 	f.Add(byte(1), req(1, 1, "inline"))
 	f.Add(byte(1), append(req(3, 1, "goroutine"), appendHeader(nil, frameHeader{typ: frameCancel, id: 1})...))
