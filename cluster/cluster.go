@@ -320,10 +320,16 @@ func (c *Cluster) Ring() *Ring { return c.ring.Load() }
 // Transport errors (transport.ErrPeerUnavailable, ErrPeerOverloaded, ...)
 // are returned as they are.
 func (c *Cluster) Call(ctx context.Context, m Member, req transport.Request) (transport.Response, error) {
+	return c.CallDeadline(ctx, m, req, time.Time{})
+}
+
+// CallDeadline is Call bounded also by deadline (zero: by ctx alone), which
+// spares a caller with a deadline at hand the cost of a derived context.
+func (c *Cluster) CallDeadline(ctx context.Context, m Member, req transport.Request, deadline time.Time) (transport.Response, error) {
 	if c.closed.Load() {
 		return transport.Response{}, ErrClosed
 	}
-	return c.tr.Call(ctx, m.Addr, req)
+	return c.tr.CallDeadline(ctx, m.Addr, req, deadline)
 }
 
 // Transport returns the underlying transport, e.g. to set the handler,

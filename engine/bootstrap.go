@@ -2,12 +2,9 @@ package engine
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"time"
-
-	"github.com/distcache/distcache/internal/transport"
 )
 
 // Joining: Start's bootstrap, and the periodic re-discovery after it.
@@ -153,12 +150,8 @@ func (e *Engine) peersBehind(ctx context.Context, want uint64) []string {
 		}
 		n++
 		go func() {
-			resp, err := e.cl.Call(ctx, m, transport.Request{Op: opRingInfo})
-			if err != nil || resp.Status != statusOK || len(resp.Payload) != 8 {
-				answers <- answer{m.Name, true}
-				return
-			}
-			answers <- answer{m.Name, binary.BigEndian.Uint64(resp.Payload) == want}
+			fp, err := e.peers.ringInfo(ctx, m)
+			answers <- answer{m.Name, err != nil || fp == want}
 		}()
 	}
 	var behind []string

@@ -158,7 +158,7 @@ func (e *Engine) handOff(ctx context.Context, st *ksState, ring *cluster.Ring, k
 			for len(list) > 0 {
 				n := min(len(list), handoffBatch)
 				cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-				err := e.call(cctx, owner, opHandoff, encodeHandoff(st.name, e.selfName, list[:n]))
+				err := e.peers.handoff(cctx, owner, st.name, e.selfName, list[:n])
 				cancel()
 				if err != nil {
 					e.log.Debug("hand-off failed; the new owner will reload", "keyspace", st.name, "peer", owner.Name, "entries", len(list), "err", err)
@@ -174,15 +174,7 @@ func (e *Engine) handOff(ctx context.Context, st *ksState, ring *cluster.Ring, k
 
 // serveHandoff stores handed-off entries that are safe to take (see the
 // file comment).
-func (e *Engine) serveHandoff(p []byte) transport.Response {
-	r, err := decodeHandoff(p)
-	if err != nil {
-		return statusResponse(err)
-	}
-	st, err := e.keyspace(r.keyspace)
-	if err != nil {
-		return statusResponse(err)
-	}
+func (e *Engine) serveHandoff(st *ksState, r handoffRequest) transport.Response {
 	if !e.cfg.Handoff || !e.handoffOpen() || e.cachingPaused() {
 		return transport.Response{Status: statusOK}
 	}
@@ -195,16 +187,15 @@ func (e *Engine) serveHandoff(p []byte) transport.Response {
 		if e.checkKey(en.Key) != nil || len(en.Value) > e.cfg.MaxValueBytes {
 			continue
 		}
-		s := st.loads.stripe(en.Key)
-		s.mu.Lock()
+		l := st.loads.Lock(en.Key)
 		_, present := st.store.Peek(en.Key)
-		if !present && s.flights[en.Key] == nil && !st.recent.refuses(en.Key, now, r.from, en.ver) {
+		if !present && l.Current() == nil && !st.recent.refuses(en.Key, now, r.from, en.ver) {
 			val := append([]byte{}, en.Value...)
 			if st.store.Set(en.Key, cache.Entry{Value: val, ExpiresAt: en.Expiry}) == nil {
 				st.stats.handoffsTaken.Add(1)
 			}
 		}
-		s.mu.Unlock()
+		l.Unlock()
 	}
 	return transport.Response{Status: statusOK}
 }

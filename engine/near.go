@@ -23,7 +23,7 @@ import (
 //     served from a copy older than the moves);
 //   - no Put or Delete of the key has completed since: writes drop the copy
 //     on every node before they return (invalidateOthers, deleteEverywhere
-//     -> removeLocal -> dropNear), and also supersede a forward in flight,
+//     -> removeWritten -> dropNear), and also supersede a forward in flight,
 //     so a response that left the owner before the write is not stored.
 //
 // A node that a write cannot reach keeps serving its copy until it expires:
@@ -93,16 +93,12 @@ func nearPut(st *ksState, key string, val []byte, exp time.Time, ringVersion, ge
 // that a Get after the write starts a new forward rather than joining the
 // old one, and drops the key's near copy.
 func dropNear(st *ksState, key string) {
-	s := st.forwards.stripe(key)
-	s.mu.Lock()
-	if f := s.flights[key]; f != nil {
-		f.superseded = true
-		delete(s.flights, key)
-	}
+	l := st.forwards.Lock(key)
+	l.Supersede()
 	if st.near != nil {
 		st.near.DeleteSettled(key) // a copy set just before must not reappear
 	}
-	s.mu.Unlock()
+	l.Unlock()
 }
 
 // purgeNear frees the near copies fetched under older rings or flush

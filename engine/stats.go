@@ -2,6 +2,7 @@ package engine
 
 import (
 	"sort"
+	"sync/atomic"
 
 	"github.com/distcache/distcache/cache"
 )
@@ -107,4 +108,18 @@ func (st *ksState) snapshotWith(entries bool) KeySpaceStats {
 		BreakerState: st.protect.breakerState(),
 		Entries:      cs.Entries, UsedBytes: cs.UsedBytes, MaxBytes: cs.MaxBytes,
 	}
+}
+
+// ksCounters are the per-keyspace statistics of this node.
+type ksCounters struct {
+	// Hits and misses are counted by the store (cheaply, on its reader
+	// slots). remoteGets counts keys asked for here and owned elsewhere;
+	// served counts keys looked up here for peers (see snapshot).
+	remoteGets, negativeHits, nearHits        atomic.Int64
+	fetches, fetchErrors, loadsDeduped        atomic.Int64
+	forwarded, forwardsDeduped, forwardErrors atomic.Int64
+	served, degraded, staleServed             atomic.Int64
+	puts, deletes, rejected                   atomic.Int64
+	rateLimited, circuitOpen                  atomic.Int64
+	handedOff, handoffsTaken                  atomic.Int64
 }

@@ -268,7 +268,7 @@ func (e *Engine) flushNotifier() {
 				continue
 			}
 			ctx, cancel := context.WithTimeout(e.base, time.Second)
-			err := e.call(ctx, m, opFlush, payload)
+			err := e.peers.flush(ctx, m, payload)
 			cancel()
 			if err == nil {
 				e.missed.done(name, at)

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/distcache/distcache/internal/transport"
 	"github.com/distcache/distcache/discovery/static"
+	"github.com/distcache/distcache/internal/transport"
 	"github.com/distcache/distcache/keyspace"
 	"github.com/stretchr/testify/require"
 )

@@ -11,7 +11,6 @@ import (
 
 	"github.com/distcache/distcache/cache"
 	"github.com/distcache/distcache/cluster"
-	"github.com/distcache/distcache/internal/transport"
 )
 
 // Entry is a key/value pair to Put. A zero Expiry means: KeySpace.ExpiresAt,
@@ -247,29 +246,12 @@ func (e *Engine) writeOnce(ctx context.Context, st *ksState, entries []Entry, de
 // writeRemote sends one owner its group (opPut or opDelete) and reports
 // each key's outcome through fail.
 func (e *Engine) writeRemote(ctx context.Context, st *ksState, owner cluster.Member, group []Entry, del bool, fail func(string, error)) {
-	req := transport.Request{Op: opPut}
-	if del {
-		req.Op, req.Payload = opDelete, encodeKeys(st.name, keysOf(group))
-	} else {
-		req.Payload = encodePut(st.name, group)
-	}
 	deadline, _ := ctx.Deadline() // always set: PutMany and DeleteMany bound every write
-	req.Payload = withWriteDeadline(deadline, req.Payload)
-	resp, err := e.cl.Call(ctx, owner, req)
-	if err == nil {
-		err = errorOf(owner.Name, resp.Status, resp.Payload)
-	}
+	rs, err := e.peers.write(ctx, owner, st.name, group, del, deadline)
 	if err != nil {
 		if !isContextErr(err) && ctx.Err() == nil && !isRemote(err) {
 			err = fmt.Errorf("%w: %s: %w", ErrPeerUnavailable, owner.Name, err)
 		}
-		for _, en := range group {
-			fail(en.Key, err)
-		}
-		return
-	}
-	rs, err := decodeResults(resp.Payload, len(group))
-	if err != nil {
 		for _, en := range group {
 			fail(en.Key, err)
 		}
@@ -367,7 +349,7 @@ func (e *Engine) invalidateCopies(ctx context.Context, st *ksState, keys []strin
 			payload = encodeInvalidate(st.name, e.selfName, st.store.Version(), keys)
 		}
 		wg.Go(func() {
-			err := e.call(ctx, m, opInvalidate, payload)
+			err := e.peers.invalidate(ctx, m, payload)
 			if err != nil && !errors.Is(err, ErrKeySpaceNotFound) && ctx.Err() == nil {
 				e.missedInvalidation(m, err)
 			}
@@ -394,7 +376,7 @@ func isRemote(err error) bool {
 
 // putLocal applies a Put on this node (the owner): it supersedes any
 // in-flight load of the key and stores the value, both under the key's
-// stripe lock (see flightTable).
+// stripe lock (see internal/flight).
 func (e *Engine) putLocal(ctx context.Context, st *ksState, en Entry) error {
 	exp, err := e.expiry(ctx, st, en.Key, en.Expiry)
 	if err != nil {
@@ -412,12 +394,8 @@ func (e *Engine) putLocal(ctx context.Context, st *ksState, en Entry) error {
 	if val == nil {
 		val = []byte{}
 	}
-	s := st.loads.stripe(en.Key)
-	s.mu.Lock()
-	if f := s.flights[en.Key]; f != nil {
-		f.superseded = true
-		delete(s.flights, en.Key)
-	}
+	l := st.loads.Lock(en.Key)
+	l.Supersede()
 	err = st.store.Set(en.Key, cache.Entry{Value: val, ExpiresAt: exp})
 	if errors.Is(err, cache.ErrRejected) {
 		// The value it replaces must not be served either: the write failed,
@@ -425,7 +403,7 @@ func (e *Engine) putLocal(ctx context.Context, st *ksState, en Entry) error {
 		st.store.Delete(en.Key)
 	}
 	e.noteWrite(st, en.Key, writeNote{})
-	s.mu.Unlock()
+	l.Unlock()
 	st.stats.puts.Add(1)
 	switch {
 	case errors.Is(err, cache.ErrRejected):
@@ -440,59 +418,44 @@ func (e *Engine) putLocal(ctx context.Context, st *ksState, en Entry) error {
 // deleteLocal removes key on this node, its owner, and supersedes its
 // in-flight load.
 func (e *Engine) deleteLocal(st *ksState, key string) {
-	e.removeLocal(st, key, &writeNote{})
+	e.removeWritten(st, key, writeNote{})
 	st.stats.deletes.Add(1)
 }
 
-// removeLocal drops key and supersedes its in-flight load. For a write (a
-// delete here, or an owner's invalidation: write is its note; nil for an
-// ownership purge) the write is noted against stale hand-offs, and the
-// key's near copy is dropped and its forward in flight superseded (see
-// dropNear): a Get after the write must not join a forward that may carry
-// the old value.
-func (e *Engine) removeLocal(st *ksState, key string, write *writeNote) {
-	s := st.loads.stripe(key)
-	s.mu.Lock()
-	removeLocked(st, s, key)
-	if write != nil {
-		e.noteWrite(st, key, *write)
-	}
-	s.mu.Unlock()
-	if write != nil {
-		dropNear(st, key)
-	}
+// removeWritten drops key for a write (a delete here, or an owner's
+// invalidation; n is its note): it supersedes the key's in-flight load, notes
+// the write against stale hand-offs, and drops the key's near copy and
+// supersedes its forward in flight (see dropNear), so a Get after the write
+// cannot join a forward that may carry the old value.
+func (e *Engine) removeWritten(st *ksState, key string, n writeNote) {
+	l := st.loads.Lock(key)
+	l.Supersede()
+	st.store.Delete(key)
+	e.noteWrite(st, key, n)
+	l.Unlock()
+	dropNear(st, key)
+}
+
+// dropNotOwned drops key after the ring moved it elsewhere, superseding its
+// in-flight load; nothing was written, so no note and the near copy (tagged
+// with the ring it was fetched under) stays to the near purge.
+func (e *Engine) dropNotOwned(st *ksState, key string) {
+	l := st.loads.Lock(key)
+	l.Supersede()
+	st.store.Delete(key)
+	l.Unlock()
 }
 
 // flushLocal is the partition flush of one key: it removes the entry only
 // if it was stored before the flush decision (version <= upTo), so a write
 // acknowledged since is kept.
 func (e *Engine) flushLocal(st *ksState, key string, upTo uint64) {
-	s := st.loads.stripe(key)
-	s.mu.Lock()
+	l := st.loads.Lock(key)
 	if _, v, ok := st.store.PeekVersion(key); ok && v <= upTo {
 		// Only the entry: a load in flight began after the flush decision
-		// (earlier ones are not kept, see flight.gen), so its value is
+		// (earlier ones are not kept, see flight.Gen), so its value is
 		// trusted.
 		st.store.Delete(key)
 	}
-	s.mu.Unlock()
-}
-
-// removeLocked supersedes key's in-flight load and deletes its entry; the
-// caller holds the key's load stripe lock s.
-func removeLocked(st *ksState, s *flightStripe, key string) {
-	if f := s.flights[key]; f != nil {
-		f.superseded = true
-		delete(s.flights, key)
-	}
-	st.store.Delete(key)
-}
-
-// call sends one request and turns the answer's status into an error.
-func (e *Engine) call(ctx context.Context, m cluster.Member, op uint8, payload []byte) error {
-	resp, err := e.cl.Call(ctx, m, transport.Request{Op: op, Payload: payload})
-	if err != nil {
-		return err
-	}
-	return errorOf(m.Name, resp.Status, resp.Payload)
+	l.Unlock()
 }

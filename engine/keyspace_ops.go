@@ -52,7 +52,7 @@ func (e *Engine) DeleteKeySpaces(ctx context.Context, names []string) error {
 		}
 		for _, n := range known {
 			wg.Go(func() {
-				e2 := e.call(ctx, m, opDeleteKeySpace, encodeName(n))
+				e2 := e.peers.deleteKeySpace(ctx, m, n)
 				if e2 != nil && !errors.Is(e2, ErrKeySpaceNotFound) {
 					mu.Lock()
 					errs = append(errs, fmt.Errorf("keyspace %q on %s: %w", n, m.Name, e2))
@@ -140,6 +140,6 @@ func (e *Engine) updateKeySpace(ks keyspace.KeySpace) error {
 	next[ks.Name()] = st
 	e.keyspaces.Store(&next)
 	old.close()
-	e.keySpaceReplaced(ks.Name())
+	e.warmReplacedKeySpace(ks.Name())
 	return nil
 }

@@ -72,9 +72,13 @@ func (e *Engine) serveRPC(ctx context.Context, req transport.Request) transport.
 	}
 	switch req.Op {
 	case opGet:
-		return e.serveGet(ctx, req.Payload, req.Flags)
+		return scoped(e, req.Payload, decodeKeys, func(st *ksState, r keysRequest) transport.Response {
+			return e.serveGet(ctx, st, r, req.Flags)
+		})
 	case opGetMany:
-		return e.serveGetMany(ctx, req.Payload)
+		return scoped(e, req.Payload, decodeKeys, func(st *ksState, r keysRequest) transport.Response {
+			return e.serveGetMany(ctx, st, r)
+		})
 	case opPut, opDelete:
 		deadline, inner, err := decodeWriteDeadline(req.Payload)
 		if err != nil {
@@ -90,15 +94,19 @@ func (e *Engine) serveRPC(ctx context.Context, req transport.Request) transport.
 		ctx, cancel := context.WithDeadline(ctx, deadline)
 		defer cancel()
 		if req.Op == opPut {
-			return e.servePut(ctx, inner)
+			return scoped(e, inner, decodePut, func(st *ksState, r putRequest) transport.Response {
+				return e.serveWrite(ctx, st, r.entries, false)
+			})
 		}
-		return e.serveDelete(ctx, inner)
+		return scoped(e, inner, decodeKeys, func(st *ksState, r keysRequest) transport.Response {
+			return e.serveWrite(ctx, st, deletes(r.keys), true)
+		})
 	case opInvalidate:
-		return e.serveInvalidate(req.Payload)
+		return scoped(e, req.Payload, decodeInvalidate, e.serveInvalidate)
 	case opDeleteKeySpace:
 		return e.serveDeleteKeySpace(req.Payload)
 	case opHandoff:
-		return e.serveHandoff(req.Payload)
+		return scoped(e, req.Payload, decodeHandoff, e.serveHandoff)
 	case opRingInfo:
 		return transport.Response{Status: statusOK, Payload: binary.BigEndian.AppendUint64(nil, e.cl.Ring().Fingerprint())}
 	case opFlush:
@@ -126,14 +134,31 @@ func statusResponse(err error) transport.Response {
 	return transport.Response{Status: st, Payload: []byte(msg)}
 }
 
-func (e *Engine) serveGet(ctx context.Context, p []byte, flags uint16) transport.Response {
-	r, err := decodeKeys(p)
-	if err != nil || len(r.keys) != 1 {
-		return transport.Response{Status: statusBadRequest}
-	}
-	st, err := e.keyspace(r.keyspace)
+// scopedRequest is a decoded request about one keyspace's keys.
+type scopedRequest interface{ keySpace() string }
+
+func (r keysRequest) keySpace() string       { return r.keyspace }
+func (r putRequest) keySpace() string        { return r.keyspace }
+func (r invalidateRequest) keySpace() string { return r.keyspace }
+func (r handoffRequest) keySpace() string    { return r.keyspace }
+
+// scoped decodes a keyspace-scoped request and resolves its keyspace, then
+// serves it; a malformed request or an unknown keyspace gets its status.
+func scoped[R scopedRequest](e *Engine, p []byte, decode func([]byte) (R, error), serve func(*ksState, R) transport.Response) transport.Response {
+	r, err := decode(p)
 	if err != nil {
 		return statusResponse(err)
+	}
+	st, err := e.keyspace(r.keySpace())
+	if err != nil {
+		return statusResponse(err)
+	}
+	return serve(st, r)
+}
+
+func (e *Engine) serveGet(ctx context.Context, st *ksState, r keysRequest, flags uint16) transport.Response {
+	if len(r.keys) != 1 {
+		return transport.Response{Status: statusBadRequest}
 	}
 	if err := e.checkKey(r.keys[0]); err != nil {
 		return statusResponse(err)
@@ -164,15 +189,9 @@ func (e *Engine) serveGet(ctx context.Context, p []byte, flags uint16) transport
 	return transport.Response{Status: statusOK, Payload: val}
 }
 
-func (e *Engine) serveGetMany(ctx context.Context, p []byte) transport.Response {
-	r, err := decodeKeys(p) // at most maxKeysPerRequest keys
-	if err != nil {
-		return statusResponse(err)
-	}
-	st, err := e.keyspace(r.keyspace)
-	if err != nil {
-		return statusResponse(err)
-	}
+// serveGetMany answers a batch (at most maxKeysPerRequest keys, checked by
+// decodeKeys).
+func (e *Engine) serveGetMany(ctx context.Context, st *ksState, r keysRequest) transport.Response {
 	rs := make([]result, len(r.keys))
 	// Each distinct valid key is looked up once: hits are answered here,
 	// misses (and keys with a write pending) go to at most
@@ -291,32 +310,13 @@ func omitOverBudget(rs []result, budget int) {
 	}
 }
 
-func (e *Engine) servePut(ctx context.Context, p []byte) transport.Response {
-	r, err := decodePut(p)
-	if err != nil {
-		return statusResponse(err)
-	}
-	st, err := e.keyspace(r.keyspace)
-	if err != nil {
-		return statusResponse(err)
-	}
-	return e.serveWrite(ctx, st, r.entries, false)
-}
-
-func (e *Engine) serveDelete(ctx context.Context, p []byte) transport.Response {
-	r, err := decodeKeys(p)
-	if err != nil {
-		return statusResponse(err)
-	}
-	st, err := e.keyspace(r.keyspace)
-	if err != nil {
-		return statusResponse(err)
-	}
-	dels := make([]Entry, len(r.keys))
-	for i, k := range r.keys {
+// deletes is keys as the entries of a Delete batch.
+func deletes(keys []string) []Entry {
+	dels := make([]Entry, len(keys))
+	for i, k := range keys {
 		dels[i].Key = k
 	}
-	return e.serveWrite(ctx, st, dels, true)
+	return dels
 }
 
 // serveWrite applies a forwarded batch of writes as their owner (see
@@ -365,17 +365,9 @@ func (e *Engine) serveWrite(ctx context.Context, st *ksState, entries []Entry, d
 // serveInvalidate drops this node's copies of keys (main store, near
 // cache, loads and forwards in flight) at the request of their owner,
 // which is applying a write of them.
-func (e *Engine) serveInvalidate(p []byte) transport.Response {
-	r, err := decodeInvalidate(p)
-	if err != nil {
-		return statusResponse(err)
-	}
-	st, err := e.keyspace(r.keyspace)
-	if err != nil {
-		return statusResponse(err)
-	}
+func (e *Engine) serveInvalidate(st *ksState, r invalidateRequest) transport.Response {
 	for _, k := range r.keys {
-		e.removeLocal(st, k, &writeNote{by: r.from, ver: r.ver})
+		e.removeWritten(st, k, writeNote{by: r.from, ver: r.ver})
 	}
 	return transport.Response{Status: statusOK}
 }
