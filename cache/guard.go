@@ -19,9 +19,8 @@ import (
 //
 // Readers draw their slot from a sync.Pool, whose fast path is per P: a core
 // keeps reusing the same slot, so the slot's cache line stays in that core's
-// cache. Drawing a random slot instead made about half of all lookups pull
-// the line from the other core (measured: the guard was ~14% of the engine's
-// hit path, and ~5% with the pool). The pool hands out pointers into a fixed
+// cache; a random slot would make about half of all lookups pull the line
+// from the other core, on the hottest path there is. The pool hands out pointers into a fixed
 // array, round-robin, so a pool emptied by GC never makes the array grow; two
 // Ps sharing a slot only share a cache line, which stays correct.
 type closeGuard struct {

@@ -98,9 +98,8 @@ func (s adminSource) KeySpaces() []admin.KeySpace {
 	for _, name := range table.names() {
 		st := table[name]
 		// Counters only: this endpoint is polled, and counting entries
-		// walks the store (8 pollers once took a node's Get p50 from
-		// 124 µs to 76 ms). Entries comes from a count at most
-		// adminEntriesEvery old.
+		// walks the store, which would make polling slow every Get.
+		// Entries comes from a count at most adminEntriesEvery old.
 		snap := st.snapshotWith(false)
 		snap.Entries = st.adminEntries.get(st.store)
 		set := st.settings

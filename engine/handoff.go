@@ -49,8 +49,8 @@ type writeNote struct {
 }
 
 // pruneEvery rate-limits pruning of a full set: a prune walks the whole
-// map, and pruning on every write of a burst made each write O(set size)
-// (BenchmarkPut went from 4.5 to 45 µs once the set filled).
+// map, and pruning on every write of a burst would make each write
+// O(set size).
 const pruneEvery = time.Second
 
 // maxRecentWrites bounds the set; past it the receiver refuses hand-offs

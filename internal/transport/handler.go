@@ -49,8 +49,8 @@ func (f HandlerFunc) ServeRPC(ctx context.Context, req Request) Response { retur
 // started for it. It must be quick and must never block (no I/O, no waiting on locks or
 // channels, no calls to other peers): while it runs, no other frame on that connection is
 // read. Return handled=false to have the request served by ServeRPC on its own goroutine as
-// usual (for example on a cache miss that needs a load). Skipping the goroutine saves roughly
-// 40% of the CPU per call (see BenchmarkCall). req.Payload is the handler's own copy
+// usual (for example on a cache miss that needs a load). Skipping the goroutine is the larger
+// part of a small call's CPU (see BenchmarkCall). req.Payload is the handler's own copy
 // either way. A panic is reported to the caller as ErrHandlerPanic.
 type InlineHandler interface {
 	Handler

@@ -17,10 +17,9 @@ const sweepInterval = time.Millisecond
 // one goroutine per transport scans the tables every sweepInterval while
 // calls with deadlines are pending, and sleeps otherwise.
 //
-// Why not a timer per call (what the transport did first, from a pool):
-// every wait then armed and stopped a runtime timer, two trips through the
-// P's timer heap lock. With 64 callers that was ~10% of the CPU of a remote
-// Get, for a deadline that almost never fires. A scan per millisecond costs
+// Why not a timer per call: every wait would arm and stop a runtime timer,
+// two trips through the P's timer heap lock, a visible share of a remote
+// Get's CPU under many callers, for a deadline that almost never fires. A scan per millisecond costs
 // a lock and a walk of the in-flight slots of each connection.
 type sweeper struct {
 	epoch time.Time     // the origin of deadlines in pending slots (monotonic)
