@@ -73,7 +73,7 @@ func (p Profile) memberlistConfig() *memberlist.Config {
 // Config configures a [Cluster]. Build it from [DefaultConfig] or
 // [DefaultLocalConfig]; [New] copies it and never writes back. Every node of
 // a cluster must use the same Label, SecretKey, PartitionCount,
-// ReplicationFactor and Load.
+// VirtualNodes and Load.
 type Config struct {
 	// NodeName is this node's name: unique in the cluster and stable across
 	// restarts (a pod or host name), so that a restarted node takes back the
@@ -166,14 +166,15 @@ type Config struct {
 	ProbeInterval, ProbeTimeout time.Duration
 
 	// PartitionCount is the number of partitions (see [RingConfig]). 0 means
-	// 271. Must be >= 1 and should be >= 10x the largest cluster size.
+	// [DefaultPartitionCount]. Must be >= 1 and should be >= 16x the largest
+	// cluster size.
 	PartitionCount int
-	// Load is the bounded-load factor (see [RingConfig]). 0 means 1.25. Must
-	// be > 1.0.
+	// Load is the bounded-load factor (see [RingConfig]). 0 means
+	// [DefaultLoad]. Must be > 1.0.
 	Load float64
-	// ReplicationFactor is the number of virtual nodes per member (see
-	// [RingConfig]). 0 means 20. Must be >= 10.
-	ReplicationFactor int
+	// VirtualNodes is the number of virtual nodes per member (see
+	// [RingConfig]). 0 means [DefaultVirtualNodes]. Must be >= 10.
+	VirtualNodes int
 
 	// PauseLimit is the longest gap in this process's execution (SIGSTOP, a
 	// VM pause, CPU starvation) after which the node no longer trusts what it
@@ -227,7 +228,7 @@ func DefaultConfig() Config {
 		GossipToTheDeadTime: d.gossipToTheDeadTime,
 		PartitionCount:      DefaultPartitionCount,
 		Load:                DefaultLoad,
-		ReplicationFactor:   DefaultReplicationFactor,
+		VirtualNodes:        DefaultVirtualNodes,
 		RingDebounce:        DefaultRingDebounce,
 	}
 }
@@ -248,7 +249,7 @@ func DefaultLocalConfig() Config {
 
 // ringConfig returns the placement part of c.
 func (c Config) ringConfig() RingConfig {
-	return RingConfig{PartitionCount: c.PartitionCount, ReplicationFactor: c.ReplicationFactor, Load: c.Load}.withDefaults()
+	return RingConfig{PartitionCount: c.PartitionCount, VirtualNodes: c.VirtualNodes, Load: c.Load}.withDefaults()
 }
 
 // bindAddr returns BindAddr with its default.
@@ -322,9 +323,9 @@ func (c Config) Validate() error {
 	if pt >= pi {
 		return bad("ProbeTimeout %v must be below ProbeInterval %v", pt, pi)
 	}
-	if c.PartitionCount < 0 || c.ReplicationFactor < 0 || c.Load < 0 {
-		return bad("PartitionCount %d, ReplicationFactor %d and Load %v must not be negative",
-			c.PartitionCount, c.ReplicationFactor, c.Load)
+	if c.PartitionCount < 0 || c.VirtualNodes < 0 || c.Load < 0 {
+		return bad("PartitionCount %d, VirtualNodes %d and Load %v must not be negative",
+			c.PartitionCount, c.VirtualNodes, c.Load)
 	}
 	if err := c.ringConfig().Validate(); err != nil {
 		return err

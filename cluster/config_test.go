@@ -26,7 +26,7 @@ func TestDefaultConfigsValidate(t *testing.T) {
 	assert.Equal(t, 10*time.Second, lan.PushPullInterval)
 	assert.Equal(t, DefaultPartitionCount, lan.PartitionCount)
 	assert.Equal(t, DefaultLoad, lan.Load)
-	assert.Equal(t, DefaultReplicationFactor, lan.ReplicationFactor)
+	assert.Equal(t, DefaultVirtualNodes, lan.VirtualNodes)
 	assert.Equal(t, DefaultRingDebounce, lan.RingDebounce)
 
 	local := DefaultLocalConfig()
@@ -61,8 +61,8 @@ func TestConfigValidateRejects(t *testing.T) {
 		{"load 1.0", func(c *Config) { c.Load = 1.0 }},
 		{"load negative", func(c *Config) { c.Load = -1 }},
 		{"load NaN", func(c *Config) { c.Load = math.NaN() }},
-		{"replication factor 5", func(c *Config) { c.ReplicationFactor = 5 }},
-		{"replication factor negative", func(c *Config) { c.ReplicationFactor = -20 }},
+		{"replication factor 5", func(c *Config) { c.VirtualNodes = 5 }},
+		{"replication factor negative", func(c *Config) { c.VirtualNodes = -20 }},
 		{"server TLS without client TLS", func(c *Config) { c.ServerTLS = &tls.Config{} }},
 		{"transport knob out of range", func(c *Config) { c.Transport.ConnsPerPeer = -1 }},
 	} {
@@ -128,7 +128,7 @@ func TestConfigResolvesProfileDefaults(t *testing.T) {
 	assert.Equal(t, time.Second, mc.ProbeTimeout)
 	assert.Equal(t, time.Second, custom.ringDebounce())
 
-	assert.Equal(t, RingConfig{PartitionCount: 271, ReplicationFactor: 20, Load: 1.25}, zero.ringConfig())
+	assert.Equal(t, RingConfig{PartitionCount: DefaultPartitionCount, VirtualNodes: DefaultVirtualNodes, Load: DefaultLoad}, zero.ringConfig())
 }
 
 func TestConfigSecretKeyIsCopied(t *testing.T) {
@@ -146,9 +146,9 @@ func TestProfileString(t *testing.T) {
 
 func TestRingConfigFingerprint(t *testing.T) {
 	base := RingConfig{}
-	assert.Equal(t, base.fingerprint(), RingConfig{PartitionCount: 271, ReplicationFactor: 20, Load: 1.25}.fingerprint(),
+	assert.Equal(t, base.fingerprint(), RingConfig{PartitionCount: DefaultPartitionCount, VirtualNodes: DefaultVirtualNodes, Load: DefaultLoad}.fingerprint(),
 		"defaults and explicit defaults agree")
-	assert.NotEqual(t, base.fingerprint(), RingConfig{PartitionCount: 1021}.fingerprint())
-	assert.NotEqual(t, base.fingerprint(), RingConfig{ReplicationFactor: 40}.fingerprint())
+	assert.NotEqual(t, base.fingerprint(), RingConfig{PartitionCount: 4099}.fingerprint())
+	assert.NotEqual(t, base.fingerprint(), RingConfig{VirtualNodes: 40}.fingerprint())
 	assert.NotEqual(t, base.fingerprint(), RingConfig{Load: 1.5}.fingerprint())
 }

@@ -57,7 +57,7 @@ func (m nodeMeta) compatible(b []byte) error {
 		return fmt.Errorf("%w: protocol version %d, want %d", ErrIncompatibleMember, peer.protocol, m.protocol)
 	}
 	if peer.fingerprint != m.fingerprint {
-		return fmt.Errorf("%w: placement config fingerprint %016x, want %016x (PartitionCount, ReplicationFactor or Load differ)",
+		return fmt.Errorf("%w: placement config fingerprint %016x, want %016x (PartitionCount, VirtualNodes or Load differ)",
 			ErrIncompatibleMember, peer.fingerprint, m.fingerprint)
 	}
 	return nil

@@ -15,7 +15,7 @@
 //
 // Every node advertises, in its memberlist metadata, the cluster
 // [ProtocolVersion] and a fingerprint of its placement config
-// (PartitionCount, ReplicationFactor, Load, hash function). A peer whose
+// (PartitionCount, VirtualNodes, Load, hash function). A peer whose
 // metadata differs is never admitted (memberlist's alive and merge hooks
 // reject it, and Join through it fails with [ErrIncompatibleMember]): two
 // nodes that disagree on placement would otherwise each believe they own
@@ -38,22 +38,40 @@
 //
 // # Placement
 //
-// A [Ring] is an immutable snapshot built by [NewRing] with
-// buraksezer/consistent (consistent hashing with bounded loads) and the
+// A [Ring] is an immutable snapshot built by [NewRing]: consistent hashing
+// with bounded loads, the placement of buraksezer/consistent over the
 // xxhash64 hash, which is stable across processes. Keys hash to one of
-// PartitionCount partitions (xxhash64(key) % PartitionCount); consistent
-// assigns every partition to a member so that none owns more than
-// ceil(floor(PartitionCount/members) * Load) partitions. The ring is a pure
-// function of the member names and the config, independent of the order in
-// which members were seen, so every node with the same view computes the
-// same owners, and [Ring.Fingerprint] lets two nodes compare views cheaply.
-// The owner of each partition is copied into a table at build time, so
-// [Ring.Owner] is one hash and one index: no lock, no allocation.
-// Members are placed by name only; addresses can change without moving
-// data.
+// PartitionCount partitions (xxhash64(key) % PartitionCount). Each member
+// puts VirtualNodes points on a 64-bit ring; each partition, in increasing
+// order, goes to the first member clockwise from its hash that owns fewer
+// than ceil(floor(PartitionCount/members) * Load) partitions. The ring is a
+// pure function of the member names and the config, independent of the
+// order in which members were seen, so every node with the same view
+// computes the same owners, and [Ring.Fingerprint] lets two nodes compare
+// views cheaply. The owner of each partition is copied into a table at
+// build time, so [Ring.Owner] is one hash and one index: no lock, no
+// allocation. Members are placed by name only; addresses can change
+// without moving data. Building a ring sorts members x VirtualNodes points
+// once (a few milliseconds at 100 members with the defaults, under 0.1 s of
+// CPU at 1,000).
 //
-// consistent panics on impossible inputs (more members than partitions, a
-// Load too low to cover every partition, a tiny ReplicationFactor); NewRing
-// validates those cases up front and turns any remaining panic into an
-// error.
+// The defaults (16381 partitions, 256 virtual nodes, Load 1.04) keep the
+// busiest owner within 4 % of the mean by partitions at any size up to
+// 1,000 members, where 271 partitions, 20 virtual nodes and Load 1.25 let
+// it reach 25 % above the mean (42 % of the keys at 3 members). The load
+// bound alone sets the maximum; many virtual nodes keep the spread before
+// the bound narrow, so that the bound seldom has to push a partition past
+// its first choice, and a join moves little more than the newcomer's share
+// (1.0-1.4 times P/(N+1) partitions from 3 to 100 members).
+//
+// The partition count is a constant of the cluster, not a function of its
+// size. A key's partition is its hash modulo the count, so changing the
+// count moves nearly every key; a count derived from the member set would
+// be computed alike on every node, but each join or leave that crossed a
+// step would empty the cache, and a rolling deploy at a step would do it
+// twice per node. The rule is therefore a fixed count of at least 16
+// partitions per member at the largest size a cluster will reach (so that
+// rounding to whole partitions costs at most about 6 %), preferably prime.
+// The default serves up to 1,000 members; an explicit count
+// ([Config.PartitionCount]) overrides it.
 package cluster

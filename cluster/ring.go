@@ -8,22 +8,23 @@ import (
 	"slices"
 	"sync/atomic"
 
-	"github.com/buraksezer/consistent"
 	"github.com/cespare/xxhash/v2"
 )
 
 // Ring defaults, shared by [DefaultConfig], [DefaultLocalConfig] and a zero
-// [RingConfig].
+// [RingConfig]. The package doc explains how they were chosen.
 const (
-	// DefaultPartitionCount is the default number of partitions (a prime).
-	DefaultPartitionCount = 271
-	// DefaultReplicationFactor is the default number of virtual nodes per member.
-	DefaultReplicationFactor = 20
+	// DefaultPartitionCount is the default number of partitions: a prime
+	// that leaves at least 16 partitions per member up to 1,000 members.
+	DefaultPartitionCount = 16381
+	// DefaultVirtualNodes is the default number of virtual nodes per member.
+	DefaultVirtualNodes = 256
 	// DefaultLoad is the default bounded-load factor.
-	DefaultLoad = 1.25
-	// MinReplicationFactor is the smallest accepted number of virtual nodes
-	// per member: smaller values make consistent's partition scan fail.
-	MinReplicationFactor = 10
+	DefaultLoad = 1.04
+	// MinVirtualNodes is the smallest accepted number of virtual nodes per
+	// member; fewer leave the natural spread so uneven that the load bound
+	// does most of the placing, and a join moves many more partitions.
+	MinVirtualNodes = 10
 	// MaxPartitionCount bounds the owner table (int32 indexes, bounded memory).
 	MaxPartitionCount = 1 << 20
 )
@@ -46,17 +47,23 @@ func (m Member) String() string { return m.Name }
 // differs. A zero field means its default.
 type RingConfig struct {
 	// PartitionCount is the number of partitions keys are hashed into
-	// (key -> xxhash64 % PartitionCount). Default 271. Should be at least 10x
-	// the largest expected cluster size and preferably prime (271, 1021,
-	// 2039, 4099); a ring never holds more members than partitions.
+	// (key -> xxhash64 % PartitionCount). Default [DefaultPartitionCount].
+	// It is fixed for the life of a cluster: changing it moves nearly every
+	// key. Choose at least 16 partitions per member at the largest size
+	// the cluster will reach (the busiest owner then holds at most about
+	// 1.06x the mean), preferably a prime; a ring never holds more members
+	// than partitions.
 	PartitionCount int
-	// ReplicationFactor is the number of virtual nodes each member places on
-	// the hash ring (consistent's ReplicationFactor, not data replicas).
-	// Default 20; at least [MinReplicationFactor].
-	ReplicationFactor int
+	// VirtualNodes is the number of points each member places on the hash
+	// ring (not data replicas). More points spread partitions more evenly
+	// before the load bound applies, so a join moves fewer partitions, at a
+	// build cost of O(members x VirtualNodes x log) per ring change.
+	// Default [DefaultVirtualNodes]; at least [MinVirtualNodes].
+	VirtualNodes int
 	// Load is the bounded-load factor: no member owns more than
-	// ceil(floor(PartitionCount/members) * Load) partitions. Default 1.25;
-	// must be > 1.0.
+	// ceil(floor(PartitionCount/members) * Load) partitions. Default
+	// [DefaultLoad]; must be > 1.0. Lower is more even; a join then moves
+	// more partitions beyond those the new member takes.
 	Load float64
 }
 
@@ -65,8 +72,8 @@ func (rc RingConfig) withDefaults() RingConfig {
 	if rc.PartitionCount == 0 {
 		rc.PartitionCount = DefaultPartitionCount
 	}
-	if rc.ReplicationFactor == 0 {
-		rc.ReplicationFactor = DefaultReplicationFactor
+	if rc.VirtualNodes == 0 {
+		rc.VirtualNodes = DefaultVirtualNodes
 	}
 	if rc.Load == 0 {
 		rc.Load = DefaultLoad
@@ -80,8 +87,8 @@ func (rc RingConfig) Validate() error {
 	switch {
 	case rc.PartitionCount < 1 || rc.PartitionCount > MaxPartitionCount:
 		return fmt.Errorf("%w: PartitionCount %d out of range [1, %d]", ErrInvalidConfig, rc.PartitionCount, MaxPartitionCount)
-	case rc.ReplicationFactor < MinReplicationFactor:
-		return fmt.Errorf("%w: ReplicationFactor %d below %d", ErrInvalidConfig, rc.ReplicationFactor, MinReplicationFactor)
+	case rc.VirtualNodes < MinVirtualNodes:
+		return fmt.Errorf("%w: VirtualNodes %d below %d", ErrInvalidConfig, rc.VirtualNodes, MinVirtualNodes)
 	case math.IsNaN(rc.Load) || math.IsInf(rc.Load, 0) || rc.Load <= 1.0:
 		return fmt.Errorf("%w: Load %v must be a finite number > 1.0", ErrInvalidConfig, rc.Load)
 	}
@@ -94,7 +101,7 @@ func (rc RingConfig) fingerprint() uint64 {
 	rc = rc.withDefaults()
 	var b [8*3 + len(placementHasherID)]byte
 	binary.BigEndian.PutUint64(b[0:], uint64(rc.PartitionCount))
-	binary.BigEndian.PutUint64(b[8:], uint64(rc.ReplicationFactor))
+	binary.BigEndian.PutUint64(b[8:], uint64(rc.VirtualNodes))
 	binary.BigEndian.PutUint64(b[16:], math.Float64bits(rc.Load))
 	copy(b[24:], placementHasherID)
 	return xxhash.Sum64(b[:])
@@ -102,19 +109,7 @@ func (rc RingConfig) fingerprint() uint64 {
 
 // placementHasherID names the hash function and ring algorithm; change it
 // whenever placement changes incompatibly.
-const placementHasherID = "xxhash64/consistent-v0.10.0"
-
-// xxHasher is consistent's Hasher: xxhash64 is stable across processes and
-// architectures (unlike hash/maphash), so every node hashes alike.
-type xxHasher struct{}
-
-func (xxHasher) Sum64(b []byte) uint64 { return xxhash.Sum64(b) }
-
-// ringMember is what consistent stores: the name only, so addresses do not
-// influence placement.
-type ringMember string
-
-func (m ringMember) String() string { return string(m) }
+const placementHasherID = "xxhash64/bounded-load/vnode-key-name#i"
 
 // Ring is an immutable placement snapshot: the owner of every partition for
 // one member set. It is a pure function of the member names and the
@@ -140,9 +135,9 @@ var ringVersions atomic.Uint64
 // can be tagged with it and checked against the current ring's.
 func (r *Ring) Version() uint64 { return r.version }
 
-// NewRing builds the ring for members with buraksezer/consistent and an
-// xxhash64 hasher. The order of members does not matter. It returns an error,
-// never panics, for a bad config, duplicate or empty names, or more members
+// NewRing builds the ring for members by consistent hashing with bounded
+// loads over xxhash64 (the placement of buraksezer/consistent). The order of
+// members does not matter. It returns an error, never panics, for a bad config, duplicate or empty names, or more members
 // than the partitions can hold. An empty member list gives an empty ring whose
 // Owner is the zero Member.
 func NewRing(members []Member, cfg RingConfig) (*Ring, error) {
@@ -169,15 +164,19 @@ func NewRing(members []Member, cfg RingConfig) (*Ring, error) {
 	if n > cfg.PartitionCount {
 		return nil, fmt.Errorf("%w: %d members, %d partitions", ErrTooManyMembers, n, cfg.PartitionCount)
 	}
-	// consistent caps every member at ceil(floor(P/M) * Load) partitions and
-	// panics when that cannot cover P; reject such sets up front.
+	// Every member is capped at ceil(floor(P/M) * Load) partitions; reject
+	// sets that the caps cannot cover.
 	capacity := math.Ceil(float64(cfg.PartitionCount/n) * cfg.Load)
 	if capacity*float64(n) < float64(cfg.PartitionCount) {
 		return nil, fmt.Errorf("%w: %d members x %v partitions each < %d partitions (raise Load or PartitionCount)",
 			ErrTooManyMembers, n, capacity, cfg.PartitionCount)
 	}
 
-	owners, err := assignPartitions(sorted, cfg)
+	names := make([]string, n)
+	for i, m := range sorted {
+		names[i] = m.Name
+	}
+	owners, err := placePartitions(names, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +185,7 @@ func NewRing(members []Member, cfg RingConfig) (*Ring, error) {
 		r.counts[idx]++
 	}
 
-	// Replica order: members sorted by xxhash(name), as consistent's
+	// Successor order: members sorted by xxhash(name), as consistent's
 	// GetClosestN does, with ties broken by name for determinism.
 	r.succ = make([]int32, n)
 	for i := range r.succ {
@@ -209,45 +208,6 @@ func NewRing(members []Member, cfg RingConfig) (*Ring, error) {
 	return r, nil
 }
 
-// assignPartitions runs consistent over the sorted members and returns the
-// owner (an index into sorted) of every partition. A panic in consistent
-// becomes an error wrapping ErrInvalidRing.
-func assignPartitions(sorted []Member, cfg RingConfig) (owners []int32, err error) {
-	cmembers := make([]consistent.Member, len(sorted))
-	index := make(map[string]int32, len(sorted))
-	for i, m := range sorted {
-		cmembers[i] = ringMember(m.Name)
-		index[m.Name] = int32(i)
-	}
-	defer func() {
-		if p := recover(); p != nil {
-			owners, err = nil, fmt.Errorf("%w: consistent: %v", ErrInvalidRing, p)
-		}
-	}()
-	// Members are added in name order: consistent lets a later member win a
-	// virtual-node hash collision, so a fixed order keeps the result a
-	// function of the set.
-	c := consistent.New(cmembers, consistent.Config{
-		Hasher:            xxHasher{},
-		PartitionCount:    cfg.PartitionCount,
-		ReplicationFactor: cfg.ReplicationFactor,
-		Load:              cfg.Load,
-	})
-	owners = make([]int32, cfg.PartitionCount)
-	for p := range owners {
-		o := c.GetPartitionOwner(p)
-		if o == nil {
-			return nil, fmt.Errorf("%w: partition %d has no owner", ErrInvalidRing, p)
-		}
-		idx, ok := index[o.String()]
-		if !ok {
-			return nil, fmt.Errorf("%w: partition %d owned by unknown member %q", ErrInvalidRing, p, o.String())
-		}
-		owners[p] = idx
-	}
-	return owners, nil
-}
-
 // ringFingerprint hashes the ring config and the sorted member names.
 func ringFingerprint(cfg RingConfig, sorted []Member) uint64 {
 	d := xxhash.New()
@@ -261,8 +221,8 @@ func ringFingerprint(cfg RingConfig, sorted []Member) uint64 {
 	return d.Sum64()
 }
 
-// PartitionOf returns the partition of key: xxhash64(key) % PartitionCount.
-func (r *Ring) PartitionOf(key string) int {
+// partitionOf returns the partition of key: xxhash64(key) % PartitionCount.
+func (r *Ring) partitionOf(key string) int {
 	return int(xxhash.Sum64String(key) % uint64(r.cfg.PartitionCount))
 }
 
@@ -275,28 +235,28 @@ func (r *Ring) Owner(key string) Member {
 	return r.members[r.owner[xxhash.Sum64String(key)%uint64(len(r.owner))]]
 }
 
-// OwnerOfPartition returns the owner of partition p, or the zero Member when
+// ownerOfPartition returns the owner of partition p, or the zero Member when
 // the ring is empty or p is out of range.
-func (r *Ring) OwnerOfPartition(p int) Member {
+func (r *Ring) ownerOfPartition(p int) Member {
 	if p < 0 || p >= len(r.owner) {
 		return Member{}
 	}
 	return r.members[r.owner[p]]
 }
 
-// Replicas returns up to n distinct members responsible for key: the owner
+// replicas returns up to n distinct members responsible for key: the owner
 // first, then its successors in a ring order fixed by the member names (the
 // order consistent's GetClosestN uses). It returns fewer than n when the ring
 // has fewer members, and nil for n <= 0 or an empty ring.
-func (r *Ring) Replicas(key string, n int) []Member {
+func (r *Ring) replicas(key string, n int) []Member {
 	if len(r.owner) == 0 {
 		return nil
 	}
-	return r.ReplicasOfPartition(int(xxhash.Sum64String(key)%uint64(len(r.owner))), n)
+	return r.replicasOfPartition(int(xxhash.Sum64String(key)%uint64(len(r.owner))), n)
 }
 
-// ReplicasOfPartition is [Ring.Replicas] for partition p; nil when p is out of range.
-func (r *Ring) ReplicasOfPartition(p, n int) []Member {
+// replicasOfPartition is replicas for partition p; nil when p is out of range.
+func (r *Ring) replicasOfPartition(p, n int) []Member {
 	if p < 0 || p >= len(r.owner) || n <= 0 {
 		return nil
 	}
@@ -337,8 +297,8 @@ func (r *Ring) lookup(name string) (int, bool) {
 // Config returns the ring's config with defaults applied.
 func (r *Ring) Config() RingConfig { return r.cfg }
 
-// PartitionCount returns the number of partitions.
-func (r *Ring) PartitionCount() int { return r.cfg.PartitionCount }
+// partitionCount returns the number of partitions.
+func (r *Ring) partitionCount() int { return r.cfg.PartitionCount }
 
 // Distribution returns how many partitions each member owns, for diagnostics.
 func (r *Ring) Distribution() map[string]int {

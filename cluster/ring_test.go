@@ -59,16 +59,16 @@ func TestRingAddressesDoNotMovePartitions(t *testing.T) {
 	b, err := NewRing(moved, RingConfig{})
 	require.NoError(t, err)
 	assert.Equal(t, a.Fingerprint(), b.Fingerprint())
-	for p := range a.PartitionCount() {
-		assert.Equal(t, a.OwnerOfPartition(p).Name, b.OwnerOfPartition(p).Name)
+	for p := range a.partitionCount() {
+		assert.Equal(t, a.ownerOfPartition(p).Name, b.ownerOfPartition(p).Name)
 	}
-	assert.Equal(t, "10.9.9.9:1234", b.OwnerOfPartition(partitionOwnedBy(t, b, moved[2].Name)).Addr)
+	assert.Equal(t, "10.9.9.9:1234", b.ownerOfPartition(partitionOwnedBy(t, b, moved[2].Name)).Addr)
 }
 
 func partitionOwnedBy(t *testing.T, r *Ring, name string) int {
 	t.Helper()
-	for p := range r.PartitionCount() {
-		if r.OwnerOfPartition(p).Name == name {
+	for p := range r.partitionCount() {
+		if r.ownerOfPartition(p).Name == name {
 			return p
 		}
 	}
@@ -98,8 +98,8 @@ func TestRingDistributionWithinLoadBound(t *testing.T) {
 			}
 			assert.Equal(t, tc.partitions, total)
 			for _, k := range testKeys(1000) {
-				p := r.PartitionOf(k)
-				require.Equal(t, r.OwnerOfPartition(p), r.Owner(k))
+				p := r.partitionOf(k)
+				require.Equal(t, r.ownerOfPartition(p), r.Owner(k))
 			}
 		})
 	}
@@ -113,14 +113,14 @@ func TestNewRingErrors(t *testing.T) {
 		want    error
 	}{
 		{"more members than partitions", testMembers(12), RingConfig{PartitionCount: 11}, ErrTooManyMembers},
-		{"272 members default partitions", testMembers(272), RingConfig{}, ErrTooManyMembers},
+		{"272 members 271 partitions", testMembers(272), RingConfig{PartitionCount: 271}, ErrTooManyMembers},
 		{"load 1.0", testMembers(3), RingConfig{Load: 1.0}, ErrInvalidConfig},
 		{"load below 1", testMembers(3), RingConfig{Load: 0.5}, ErrInvalidConfig},
 		{"load negative", testMembers(3), RingConfig{Load: -2}, ErrInvalidConfig},
 		{"load NaN", testMembers(3), RingConfig{Load: math.NaN()}, ErrInvalidConfig},
 		{"load Inf", testMembers(3), RingConfig{Load: math.Inf(1)}, ErrInvalidConfig},
-		{"replication factor 1", testMembers(3), RingConfig{ReplicationFactor: 1}, ErrInvalidConfig},
-		{"replication factor 9", testMembers(3), RingConfig{ReplicationFactor: 9}, ErrInvalidConfig},
+		{"virtual nodes 1", testMembers(3), RingConfig{VirtualNodes: 1}, ErrInvalidConfig},
+		{"virtual nodes 9", testMembers(3), RingConfig{VirtualNodes: 9}, ErrInvalidConfig},
 		{"negative partitions", testMembers(3), RingConfig{PartitionCount: -1}, ErrInvalidConfig},
 		{"huge partitions", testMembers(3), RingConfig{PartitionCount: MaxPartitionCount + 1}, ErrInvalidConfig},
 		{"duplicate names", []Member{{Name: "a"}, {Name: "b"}, {Name: "a", Addr: "other"}}, RingConfig{}, ErrInvalidRing},
@@ -138,13 +138,12 @@ func TestNewRingErrors(t *testing.T) {
 	}
 }
 
-// TestAssignPartitionsRecoversPanics drives consistent into its known
-// off-by-one panic (consistent#13, PR #28), which NewRing's validation
-// otherwise prevents, to check that it surfaces as an error.
-func TestAssignPartitionsRecoversPanics(t *testing.T) {
+// A member set whose points cannot place every partition (a single point,
+// which NewRing's validation otherwise prevents) is an error, not a panic.
+func TestPlacePartitionsNoRoom(t *testing.T) {
 	var err error
 	require.NotPanics(t, func() {
-		_, err = assignPartitions([]Member{{Name: "a"}}, RingConfig{PartitionCount: 5, ReplicationFactor: 1, Load: 1.5})
+		_, err = placePartitions([]string{"a"}, RingConfig{PartitionCount: 5, VirtualNodes: 1, Load: 1.5})
 	})
 	require.ErrorIs(t, err, ErrInvalidRing)
 	require.ErrorContains(t, err, "not enough room")
@@ -155,13 +154,13 @@ func TestRingEmpty(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 0, r.Len())
 	assert.Equal(t, Member{}, r.Owner("k"))
-	assert.Equal(t, Member{}, r.OwnerOfPartition(0))
-	assert.Nil(t, r.Replicas("k", 3))
+	assert.Equal(t, Member{}, r.ownerOfPartition(0))
+	assert.Nil(t, r.replicas("k", 3))
 	assert.Empty(t, r.Members())
 	assert.Empty(t, r.Distribution())
 	assert.False(t, r.Contains("a"))
-	assert.Equal(t, r.PartitionOf("k"), r.PartitionOf("k"))
-	assert.Less(t, r.PartitionOf("k"), DefaultPartitionCount)
+	assert.Equal(t, r.partitionOf("k"), r.partitionOf("k"))
+	assert.Less(t, r.partitionOf("k"), DefaultPartitionCount)
 }
 
 func TestRingAccessors(t *testing.T) {
@@ -178,9 +177,9 @@ func TestRingAccessors(t *testing.T) {
 	m, ok := r.Member("node-03")
 	assert.True(t, ok)
 	assert.Equal(t, members[3], m)
-	assert.Equal(t, Member{}, r.OwnerOfPartition(-1))
-	assert.Equal(t, Member{}, r.OwnerOfPartition(DefaultPartitionCount))
-	assert.Equal(t, RingConfig{PartitionCount: 271, ReplicationFactor: 20, Load: 1.25}, r.Config())
+	assert.Equal(t, Member{}, r.ownerOfPartition(-1))
+	assert.Equal(t, Member{}, r.ownerOfPartition(DefaultPartitionCount))
+	assert.Equal(t, RingConfig{PartitionCount: DefaultPartitionCount, VirtualNodes: DefaultVirtualNodes, Load: DefaultLoad}, r.Config())
 
 	other, err := NewRing(testMembers(4), RingConfig{})
 	require.NoError(t, err)
@@ -194,16 +193,16 @@ func TestRingReplicas(t *testing.T) {
 	r, err := NewRing(testMembers(5), RingConfig{})
 	require.NoError(t, err)
 	for _, k := range testKeys(500) {
-		reps := r.Replicas(k, 3)
+		reps := r.replicas(k, 3)
 		require.Len(t, reps, 3)
 		require.Equal(t, r.Owner(k), reps[0])
 		names := []string{reps[0].Name, reps[1].Name, reps[2].Name}
 		slices.Sort(names)
 		require.Len(t, slices.Compact(names), 3, "replicas are distinct")
 	}
-	assert.Len(t, r.Replicas("k", 9), 5, "capped at the member count")
-	assert.Nil(t, r.Replicas("k", 0))
-	assert.Nil(t, r.ReplicasOfPartition(-1, 2))
+	assert.Len(t, r.replicas("k", 9), 5, "capped at the member count")
+	assert.Nil(t, r.replicas("k", 0))
+	assert.Nil(t, r.replicasOfPartition(-1, 2))
 }
 
 func TestRingOwnerDoesNotAllocate(t *testing.T) {
@@ -246,9 +245,9 @@ func BenchmarkRingOwnerParallel(b *testing.B) {
 }
 
 func BenchmarkNewRing(b *testing.B) {
-	for _, n := range []int{3, 10, 50} {
+	for _, n := range []int{3, 10, 100, 1000} {
 		b.Run("members="+strconv.Itoa(n), func(b *testing.B) {
-			members := testMembers(n)
+			members := ringTestMembers(n, true, 1)
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := NewRing(members, RingConfig{}); err != nil {
@@ -271,4 +270,90 @@ func TestRingVersion(t *testing.T) {
 	require.Positive(t, r1.Version())
 	require.Greater(t, r2.Version(), r1.Version(), "the same members, a new ring")
 	require.Greater(t, empty.Version(), r2.Version())
+}
+
+// ringTestMembers returns n members named as real nodes are: "node-1",
+// "node-2"… or, with uuids, random UUID-like names drawn from seed.
+func ringTestMembers(n int, uuids bool, seed uint64) []Member {
+	rng := rand.New(rand.NewPCG(seed, uint64(n)))
+	ms := make([]Member, n)
+	for i := range ms {
+		name := "node-" + strconv.Itoa(i+1)
+		if uuids {
+			name = fmt.Sprintf("%08x-%04x-4%03x-%04x-%012x", rng.Uint32(), rng.IntN(1<<16), rng.IntN(1<<12),
+				0x8000|rng.IntN(1<<14), rng.Uint64()&(1<<48-1))
+		}
+		ms[i] = Member{Name: name, Addr: fmt.Sprintf("127.0.0.1:%d", 7000+i)}
+	}
+	return ms
+}
+
+// With the default config the busiest owner holds at most 36 % of the
+// partitions and of a 100k-key sample at 3 members, and at most 1.15x the
+// mean at 9 to 100; the ring does not depend on the order members are given
+// in; and a join moves few partitions beyond the ideal 1/(N+1) share the
+// new member takes.
+func TestRingBalanceAndJoinMovement(t *testing.T) {
+	keys := make([]string, 100_000)
+	for i := range keys {
+		keys[i] = "user:" + strconv.Itoa(i)
+	}
+	for _, tc := range []struct {
+		members   int
+		maxShare  float64 // of the whole, by partitions and by keys
+		maxMoveOf float64 // partitions moved by a join / (P/(N+1))
+	}{
+		{3, 0.36, 1.2},
+		{9, 1.15 / 9, 1.2},
+		{27, 1.15 / 27, 1.2},
+		{100, 1.15 / 100, 1.5},
+	} {
+		for _, uuids := range []bool{false, true} {
+			t.Run(fmt.Sprintf("n=%d/uuids=%v", tc.members, uuids), func(t *testing.T) {
+				all := ringTestMembers(tc.members+1, uuids, 1)
+				members := all[:tc.members]
+				r, err := NewRing(members, RingConfig{})
+				require.NoError(t, err)
+				p := r.partitionCount()
+
+				busiest := slices.Max(r.counts)
+				assert.LessOrEqual(t, float64(busiest)/float64(p), tc.maxShare, "busiest owner by partitions")
+				perMember := map[string]int{}
+				for _, k := range keys {
+					perMember[r.Owner(k).Name]++
+				}
+				busiestKeys := 0
+				for _, c := range perMember {
+					busiestKeys = max(busiestKeys, c)
+				}
+				assert.LessOrEqual(t, float64(busiestKeys)/float64(len(keys)), tc.maxShare, "busiest owner by keys")
+
+				shuffled := slices.Clone(members)
+				rand.New(rand.NewPCG(2, 3)).Shuffle(len(shuffled), func(a, b int) { shuffled[a], shuffled[b] = shuffled[b], shuffled[a] })
+				again, err := NewRing(shuffled, RingConfig{})
+				require.NoError(t, err)
+				for q := range p {
+					require.Equal(t, r.ownerOfPartition(q), again.ownerOfPartition(q), "partition %d", q)
+				}
+
+				joined, err := NewRing(all, RingConfig{})
+				require.NoError(t, err)
+				moved, toNew := 0, 0
+				newcomer := all[tc.members].Name
+				for q := range p {
+					if o := joined.ownerOfPartition(q).Name; o != r.ownerOfPartition(q).Name {
+						moved++
+						if o == newcomer {
+							toNew++
+						}
+					}
+				}
+				ideal := float64(p) / float64(tc.members+1)
+				t.Logf("busiest %.2f%% by partitions, %.2f%% by keys (mean %.2f%%); a join moves %d partitions (%d to the newcomer), %.2fx the ideal %.0f",
+					100*float64(busiest)/float64(p), 100*float64(busiestKeys)/float64(len(keys)), 100/float64(tc.members),
+					moved, toNew, float64(moved)/ideal, ideal)
+				assert.LessOrEqual(t, float64(moved)/ideal, tc.maxMoveOf, "partitions moved by one join")
+			})
+		}
+	}
 }

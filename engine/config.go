@@ -31,7 +31,7 @@ const (
 	DefaultShutdownTimeout    = 30 * time.Second
 	DefaultMaxKeyBytes        = 4 << 10
 	DefaultMaxValueBytes      = 8 << 20
-	DefaultPartitionCount     = 271
+	DefaultPartitionCount     = cluster.DefaultPartitionCount
 )
 
 // RateLimitConfig is the DataSource rate limit; see keyspace.RateLimitConfig.

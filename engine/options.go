@@ -59,8 +59,12 @@ func WithInsecure() Option {
 	}
 }
 
-// WithPartitionCount sets the ring's partition count (default 271); every
-// node must use the same. Keep it >= 10x the largest cluster size.
+// WithPartitionCount sets the ring's partition count (default
+// [DefaultPartitionCount], 16381); every node must use the same, and it
+// cannot change without moving nearly every key. The default keeps at least
+// 16 partitions per member up to 1,000 members, which holds the busiest
+// owner near 1.04x the mean; above that, choose a prime of at least 16x the
+// largest cluster size.
 func WithPartitionCount(n int) Option { return func(c *Config) { c.PartitionCount = n } }
 
 // WithLogger sets the logger (default: discard).
