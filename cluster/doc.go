@@ -51,18 +51,14 @@
 // views cheaply. The owner of each partition is copied into a table at
 // build time, so [Ring.Owner] is one hash and one index: no lock, no
 // allocation. Members are placed by name only; addresses can change
-// without moving data. Building a ring sorts members x VirtualNodes points
-// once (a few milliseconds at 100 members with the defaults, under 0.1 s of
-// CPU at 1,000).
+// without moving data. Building a ring hashes and sorts members x
+// VirtualNodes points once.
 //
-// The defaults (16381 partitions, 256 virtual nodes, Load 1.04) keep the
-// busiest owner within 4 % of the mean by partitions at any size up to
-// 1,000 members, where 271 partitions, 20 virtual nodes and Load 1.25 let
-// it reach 25 % above the mean (42 % of the keys at 3 members). The load
-// bound alone sets the maximum; many virtual nodes keep the spread before
-// the bound narrow, so that the bound seldom has to push a partition past
-// its first choice, and a join moves little more than the newcomer's share
-// (1.0-1.4 times P/(N+1) partitions from 3 to 100 members).
+// With the defaults (16381 partitions, 256 virtual nodes, Load 1.04) the
+// load bound caps the busiest owner at 1.04x the mean (plus rounding to
+// whole partitions), and many virtual nodes keep the spread below the cap
+// narrow, so the bound seldom pushes a partition past its first choice and
+// a join moves little more than the newcomer's share, P/(N+1) partitions.
 //
 // The partition count is a constant of the cluster, not a function of its
 // size. A key's partition is its hash modulo the count, so changing the
