@@ -106,8 +106,8 @@ func (e *Engine) schedulePurge() {
 // repeating while ring changes keep arriving. It keeps the invariant that
 // only a key's owner holds it (so a key whose ownership comes back later is
 // not served from an old copy), and frees the memory for the keys the node
-// now owns. Values are not handed to the new owners: they reload them on
-// first use.
+// now owns. With hand-off on, the values go to their new owners first (see
+// handoff.go).
 func (e *Engine) purgeNotOwned() {
 	for {
 		e.purgeRounds()
