@@ -2,6 +2,10 @@ package engine
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -152,24 +156,69 @@ func (e *Engine) handOff(ctx context.Context, st *ksState, ring *cluster.Ring, k
 		}
 		byOwner[o] = append(byOwner[o], handoffEntry{Entry{Key: k, Value: ent.Value, Expiry: exp}, ver})
 	}
-	var wg sync.WaitGroup
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex // guards results
+		results = make([]handoffResult, 0, len(byOwner))
+	)
 	for owner, list := range byOwner {
 		wg.Go(func() {
+			r := handoffResult{to: owner, entries: len(list)}
 			for len(list) > 0 {
 				n := min(len(list), handoffBatch)
 				cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 				err := e.peers.handoff(cctx, owner, st.name, e.selfName, list[:n])
 				cancel()
 				if err != nil {
-					e.log.Debug("hand-off failed; the new owner will reload", "keyspace", st.name, "peer", owner.Name, "entries", len(list), "err", err)
-					return
+					r.err = err
+					break
 				}
 				st.stats.handedOff.Add(int64(n))
+				r.sent += n
 				list = list[n:]
 			}
+			mu.Lock()
+			results = append(results, r)
+			mu.Unlock()
 		})
 	}
 	wg.Wait()
+	e.logHandoff(st.name, results)
+}
+
+// handoffResult is what one hand-off sent to one new owner.
+type handoffResult struct {
+	to            cluster.Member
+	entries, sent int
+	err           error // why the rest was not sent
+}
+
+// logHandoff summarises one hand-off of a keyspace in one INFO line: how
+// many entries went to whom (name and address), and what failed (the new
+// owner then loads those keys itself).
+func (e *Engine) logHandoff(ks string, results []handoffResult) {
+	if len(results) == 0 {
+		return
+	}
+	slices.SortFunc(results, func(a, b handoffResult) int { return strings.Compare(a.to.Name, b.to.Name) })
+	var (
+		to     []string
+		sent   int
+		failed []error
+	)
+	for _, r := range results {
+		sent += r.sent
+		to = append(to, fmt.Sprintf("%s (%s): %d", r.to.Name, r.to.Addr, r.sent))
+		if r.err != nil {
+			failed = append(failed, fmt.Errorf("%s: %d entries not sent: %w", r.to.Name, r.entries-r.sent, r.err))
+		}
+	}
+	if len(failed) == 0 {
+		e.log.Info("handed off entries to their new owners", "keyspace", ks, "entries", sent, "to", strings.Join(to, ", "))
+		return
+	}
+	e.log.Info("handed off entries to their new owners, some failed (they reload)", "keyspace", ks, "entries", sent,
+		"to", strings.Join(to, ", "), "err", errors.Join(failed...))
 }
 
 // serveHandoff stores handed-off entries that are safe to take (see the

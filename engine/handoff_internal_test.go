@@ -1,10 +1,15 @@
 package engine
 
 import (
+	"bytes"
+	"errors"
+	"log/slog"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/distcache/distcache/cluster"
 	"github.com/stretchr/testify/require"
 )
 
@@ -44,4 +49,23 @@ func TestRecentWrites(t *testing.T) {
 	require.False(t, r.refuses("never-written", later, "p", 1), "once the writes aged out the set empties")
 	require.False(t, r.full)
 	require.Empty(t, r.keys)
+}
+
+// A hand-off is summarised in one INFO line naming each new owner, its
+// address and its entry count, with what failed.
+func TestLogHandoffSummary(t *testing.T) {
+	var buf bytes.Buffer
+	e := &Engine{log: slog.New(slog.NewTextHandler(&buf, nil))}
+	e.logHandoff("ks", nil)
+	require.Empty(t, buf.String(), "nothing handed off, nothing logged")
+	e.logHandoff("ks", []handoffResult{
+		{to: cluster.Member{Name: "node-2", Addr: "10.0.0.2:7946"}, entries: 40, sent: 40},
+		{to: cluster.Member{Name: "node-1", Addr: "10.0.0.1:7946"}, entries: 600, sent: 512, err: errors.New("boom")},
+	})
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	require.Len(t, lines, 1)
+	require.Contains(t, lines[0], "level=INFO")
+	require.Contains(t, lines[0], "entries=552")
+	require.Contains(t, lines[0], `to="node-1 (10.0.0.1:7946): 512, node-2 (10.0.0.2:7946): 40"`)
+	require.Contains(t, lines[0], "node-1: 88 entries not sent: boom")
 }
