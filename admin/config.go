@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -31,9 +32,22 @@ type Config struct {
 	// ListenAddr is the host:port the admin server listens on; port 0 picks
 	// a free port (Server.Addr reports it). Empty: no server is started,
 	// and the handler is only available for mounting on your own mux
-	// (engine.AdminHandler). Bind to loopback or a private interface, or put
-	// the endpoints behind a reverse proxy: they are not authenticated.
+	// (engine.AdminHandler). Bind to loopback ("127.0.0.1:9090") unless
+	// BearerToken is set: the endpoints list the members, their counters
+	// and hot key names. A host that is empty or unspecified (":9090",
+	// "0.0.0.0:9090", "[::]:9090") listens on every interface, and Start
+	// logs a warning unless a BearerToken and TLSConfig are set.
 	ListenAddr string
+	// BearerToken, when set, is required by every endpoint, the dashboard
+	// and its scripts included: a request must carry "Authorization:
+	// Bearer <token>" or gets 401 with "WWW-Authenticate: Bearer". It is
+	// compared in constant time (of a hash: its length does not leak
+	// either). It must be an RFC 6750 token (letters, digits and
+	// "-._~+/", then optional "=" padding); use at least 32 random bytes,
+	// base64url-encoded. Without TLSConfig it travels in clear text. A
+	// browser does not send it by itself: put the dashboard behind a proxy
+	// that adds the header. Empty: no authentication.
+	BearerToken string
 	// BasePath prefixes every endpoint. It must start with "/"; trailing
 	// slashes are ignored. Empty: DefaultBasePath ("/_distcache/admin").
 	BasePath string
@@ -60,6 +74,9 @@ type Config struct {
 	// MaxHeaderBytes bounds request headers, in bytes. Zero:
 	// DefaultMaxHeaderBytes (16 KiB).
 	MaxHeaderBytes int
+	// Logger receives the server's warnings (listening on every interface).
+	// The engine passes its own logger when this is nil. Nil: discarded.
+	Logger *slog.Logger
 }
 
 // DefaultConfig returns the defaults, without a ListenAddr.
@@ -122,6 +139,10 @@ func (c Config) Validate() error {
 			bad("BasePath %q must not contain \"//\"", c.BasePath)
 		}
 	}
+	if c.BearerToken != "" && !validBearerToken(c.BearerToken) {
+		// The token itself stays out of the message: errors get logged.
+		bad("BearerToken must be an RFC 6750 token: letters, digits and \"-._~+/\", then optional \"=\" padding (no spaces)")
+	}
 	if t := c.TLSConfig; t != nil && len(t.Certificates) == 0 && t.GetCertificate == nil && t.GetConfigForClient == nil {
 		bad("TLSConfig has no certificate (set Certificates, GetCertificate or GetConfigForClient)")
 	}
@@ -143,6 +164,38 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
 	}
 	return nil
+}
+
+// validBearerToken reports whether tok matches RFC 6750's b64token:
+// 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
+func validBearerToken(tok string) bool {
+	body := strings.TrimRight(tok, "=")
+	if body == "" {
+		return false
+	}
+	for _, r := range body {
+		switch {
+		case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9':
+		case strings.ContainsRune("-._~+/", r):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// listensOnEveryInterface reports whether addr's host is empty or an
+// unspecified address (0.0.0.0, ::): a listener on every interface.
+func listensOnEveryInterface(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsUnspecified()
 }
 
 // normalizeBasePath maps "" to DefaultBasePath, adds a missing leading

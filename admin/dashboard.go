@@ -2,86 +2,70 @@ package admin
 
 import (
 	"bytes"
-	"fmt"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
 	"html/template"
 	"net/http"
+	"path"
 	"strconv"
+	"strings"
+	"time"
+)
+
+// The dashboard is one page that polls {base}/cluster and draws the
+// cluster's tables and charts in the browser. Everything it loads is
+// embedded in the binary: no CDN, no network access beyond the node. The
+// charts use uPlot 1.6.32 (MIT, assets/uPlot.LICENSE), vendored unchanged
+// from its npm package (dist/uPlot.iife.min.js and dist/uPlot.min.css).
+//
+//go:embed assets/dashboard.html assets/dashboard.js assets/dashboard.css assets/uPlot.iife.min.js assets/uPlot.min.css assets/uPlot.LICENSE
+var assets embed.FS
+
+// assetTags are the ETags of the served assets, computed once.
+var assetTags = func() map[string]string {
+	tags := map[string]string{}
+	entries, err := assets.ReadDir("assets")
+	if err != nil {
+		panic(err) // the embedded directory is part of the binary
+	}
+	for _, e := range entries {
+		b, _ := assets.ReadFile("assets/" + e.Name())
+		sum := sha256.Sum256(b)
+		tags[e.Name()] = `"` + hex.EncodeToString(sum[:8]) + `"`
+	}
+	return tags
+}()
+
+// Poll interval of the dashboard: ?interval=N seconds within these bounds.
+const (
+	defaultPollInterval = 2 * time.Second
+	maxPollInterval     = time.Minute
 )
 
 // dashboardData feeds the dashboard template.
 type dashboardData struct {
-	Base      string
-	Node      string
-	Health    string
-	Ready     string
-	Refresh   int
-	Peers     []Peer
-	KeySpaces []KeySpace
+	Base       string
+	Node       string
+	Health     string
+	Ready      string
+	IntervalMS int64
+	Peers      []Peer
 }
 
-const dashboardHTML = `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>distcache {{.Node}}</title>
-{{if .Refresh}}<meta http-equiv="refresh" content="{{.Refresh}}">{{end}}
-<style>
-body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
-table { border-collapse: collapse; margin-bottom: 1.5em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
-th:first-child, td:first-child { text-align: left; }
-th { background: #f3f3f3; }
-.ok { color: #1a7f37; } .bad { color: #cf222e; }
-code { font-size: 0.9em; }
-</style>
-</head>
-<body>
-<h1>distcache node <code>{{.Node}}</code></h1>
-<p>health: <span class="{{if eq .Health "ok"}}ok{{else}}bad{{end}}">{{.Health}}</span>
- &middot; ready: <span class="{{if eq .Ready "ok"}}ok{{else}}bad{{end}}">{{.Ready}}</span>
- &middot; JSON: <a href="{{.Base}}/peers">peers</a>, <a href="{{.Base}}/keyspaces">keyspaces</a>,
- <a href="{{.Base}}/healthz">healthz</a>, <a href="{{.Base}}/readyz">readyz</a></p>
-
-<h2>Peers ({{len .Peers}})</h2>
-<table>
-<tr><th>name</th><th>address</th><th>partitions</th></tr>
-{{range .Peers}}<tr><td>{{.Name}}{{if .IsSelf}} <b>(this node)</b>{{end}}</td><td>{{.Addr}}</td><td>{{.Partitions}}</td></tr>
-{{end}}</table>
-
-<h2>Keyspaces ({{len .KeySpaces}})</h2>
-<table>
-<tr><th>name</th><th>entries</th><th>bytes</th><th>budget</th><th>gets</th><th>hit ratio</th><th>fetches</th><th>fetch errors</th><th>served for peers</th><th>forwarded</th><th>peer errors</th><th>default TTL</th><th>read timeout</th><th>breaker</th></tr>
-{{range .KeySpaces}}<tr><td><a href="{{$.Base}}/keyspaces/{{.Name}}">{{.Name}}</a></td><td>{{.Entries}}</td><td>{{bytes .MainCacheBytes}}</td><td>{{bytes .MaxBytes}}</td>
-{{with .Stats}}<td>{{.Gets}}</td><td>{{ratio .CacheHits .Gets}}</td><td>{{.Fetches}}</td><td>{{.FetchErrors}}</td><td>{{.ServerRequests}}</td><td>{{.Forwarded}}</td><td>{{.PeerErrors}}</td>{{else}}<td colspan="7"></td>{{end}}
-<td>{{.DefaultTTL}}</td><td>{{.ReadTimeout}}</td><td>{{with .Stats}}{{.BreakerState}}{{end}}</td></tr>
-{{end}}</table>
-
-{{range .KeySpaces}}{{if .HotKeys}}
-<h3>Hot keys of {{.Name}}</h3>
-<table><tr><th>key</th><th>recent hits</th></tr>
-{{range .HotKeys}}<tr><td><code>{{.Key}}</code></td><td>{{.Hits}}</td></tr>
-{{end}}</table>
-{{end}}{{end}}
-</body>
-</html>
-`
+// contentSecurityPolicy allows the page's own scripts, styles and
+// requests only: hot keys are user data, and the page renders them as text.
+const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; " +
+	"img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 func newDashboard() *template.Template {
-	return template.Must(template.New("dashboard").Funcs(template.FuncMap{
-		"bytes": formatBytes,
-		"ratio": func(part, whole int64) string {
-			if whole <= 0 {
-				return "-"
-			}
-			return fmt.Sprintf("%.1f%%", 100*float64(part)/float64(whole))
-		},
-	}).Parse(dashboardHTML))
+	return template.Must(template.ParseFS(assets, "assets/dashboard.html"))
 }
 
-// dashboard renders the HTML page; ?refresh=N (1..3600) reloads it every N
-// seconds.
+// dashboard renders the HTML page; ?interval=N (1..60) sets its poll
+// period in seconds.
 func (h *handler) dashboard(w http.ResponseWriter, r *http.Request) {
-	d := dashboardData{Base: h.base, Health: "ok", Ready: "ok", Peers: h.src.Peers(), KeySpaces: h.src.KeySpaces()}
+	d := dashboardData{Base: h.base, Health: "ok", Ready: "ok", Peers: h.src.Peers(), IntervalMS: defaultPollInterval.Milliseconds()}
 	if err := h.src.Health(); err != nil {
 		d.Health = err.Error()
 	}
@@ -93,8 +77,8 @@ func (h *handler) dashboard(w http.ResponseWriter, r *http.Request) {
 			d.Node = p.Name
 		}
 	}
-	if n, err := strconv.Atoi(r.URL.Query().Get("refresh")); err == nil && n >= 1 && n <= 3600 {
-		d.Refresh = n
+	if n, err := strconv.Atoi(r.URL.Query().Get("interval")); err == nil && n >= 1 && time.Duration(n)*time.Second <= maxPollInterval {
+		d.IntervalMS = int64(n) * 1000
 	}
 	var buf bytes.Buffer
 	if err := h.page.Execute(&buf, d); err != nil {
@@ -105,21 +89,36 @@ func (h *handler) dashboard(w http.ResponseWriter, r *http.Request) {
 	hdr.Set("Content-Type", "text/html; charset=utf-8")
 	hdr.Set("Cache-Control", "no-store")
 	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("Content-Security-Policy", contentSecurityPolicy)
 	hdr.Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(buf.Bytes())
 }
 
-// formatBytes renders n in binary units (1.5 MiB).
-func formatBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return strconv.FormatInt(n, 10) + " B"
+// serveAsset serves one embedded script or stylesheet. Browsers revalidate
+// it (no-cache) by its ETag, so a new binary's assets replace old ones.
+func serveAsset(w http.ResponseWriter, r *http.Request, name string) {
+	var ctype string
+	switch path.Ext(name) {
+	case ".js":
+		ctype = "text/javascript; charset=utf-8"
+	case ".css":
+		ctype = "text/css; charset=utf-8"
 	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
+	tag, ok := assetTags[name]
+	if ctype == "" || !ok || strings.Contains(name, "/") {
+		writeJSON(w, http.StatusNotFound, errorBody{"admin: no such asset: " + strconv.Quote(name)})
+		return
 	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+	b, err := assets.ReadFile("assets/" + name)
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, errorBody{"admin: reading asset: " + err.Error()})
+		return
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", ctype)
+	hdr.Set("Cache-Control", "no-cache")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("ETag", tag)
+	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(b))
 }

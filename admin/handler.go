@@ -15,6 +15,9 @@ const (
 	PathKeySpaces = "/keyspaces"
 	PathHealth    = "/healthz"
 	PathReady     = "/readyz"
+	PathCluster   = "/cluster"
+	// PathAssets holds the dashboard's scripts and styles.
+	PathAssets = "/assets/"
 )
 
 // Status is the body of the health and readiness endpoints.
@@ -39,7 +42,8 @@ type handler struct {
 // "" means DefaultBasePath, a missing leading slash is added, trailing
 // slashes are dropped):
 //
-//	GET {base}/                  HTML dashboard (?refresh=N reloads every N s)
+//	GET {base}/                  HTML dashboard of the cluster (scripts under {base}/assets/)
+//	GET {base}/cluster           [ClusterView] as JSON: every member's counters
 //	GET {base}/peers             [Peer] as JSON
 //	GET {base}/keyspaces         [KeySpace] as JSON
 //	GET {base}/keyspaces/{name}  one KeySpace (404 if unknown)
@@ -75,11 +79,15 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.dashboard(w, r)
 	case rest == PathPeers:
 		writeJSON(w, http.StatusOK, nonNil(h.src.Peers()))
+	case rest == PathCluster:
+		writeJSON(w, http.StatusOK, h.src.Cluster(r.Context()).withTotals())
+	case strings.HasPrefix(rest, PathAssets):
+		serveAsset(w, r, strings.TrimPrefix(rest, PathAssets))
 	case rest == PathKeySpaces:
-		writeJSON(w, http.StatusOK, nonNil(h.src.KeySpaces()))
+		writeJSON(w, http.StatusOK, withRatios(nonNil(h.src.KeySpaces())))
 	case strings.HasPrefix(rest, PathKeySpaces+"/"):
 		name := strings.TrimPrefix(rest, PathKeySpaces+"/")
-		for _, ks := range h.src.KeySpaces() {
+		for _, ks := range withRatios(h.src.KeySpaces()) {
 			if ks.Name == name {
 				writeJSON(w, http.StatusOK, ks)
 				return

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -21,6 +22,7 @@ type fakeSource struct {
 	keyspaces []KeySpace
 	health    error
 	ready     error
+	cluster   ClusterView
 }
 
 func (f *fakeSource) Peers() []Peer {
@@ -35,6 +37,12 @@ func (f *fakeSource) KeySpaces() []KeySpace {
 	return append([]KeySpace(nil), f.keyspaces...)
 }
 
+func (f *fakeSource) Cluster(context.Context) ClusterView {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cluster
+}
+
 func (f *fakeSource) Health() error { f.mu.Lock(); defer f.mu.Unlock(); return f.health }
 func (f *fakeSource) Ready() error  { f.mu.Lock(); defer f.mu.Unlock(); return f.ready }
 
@@ -45,7 +53,7 @@ func newFake() *fakeSource {
 			Name: "users", MaxBytes: 64 << 20, DefaultTTL: Duration(5 * time.Minute),
 			ReadTimeout: Duration(250 * time.Millisecond), WriteTimeout: Duration(500 * time.Millisecond),
 			WarmKeys: []string{"user:1", "user:2"}, MainCacheBytes: 2048, Entries: 3,
-			Stats:   &KeySpaceStats{Gets: 120, CacheHits: 98, Loads: 22, BreakerState: "closed"},
+			Stats:   &KeySpaceStats{Gets: 120, CacheHits: 98, Loads: 22, Fetches: 18, BreakerState: "closed"},
 			HotKeys: []HotKey{{Key: "user:<1>", Hits: 9}},
 		}},
 	}
@@ -80,12 +88,15 @@ func TestHandlerPeersAndKeySpacesJSON(t *testing.T) {
 	require.Equal(t, "5m0s", raw[0]["default_ttl"])
 	require.Equal(t, "250ms", raw[0]["read_timeout"])
 	stats := raw[0]["stats"].(map[string]any)
-	for _, f := range []string{"gets", "cache_hits", "peer_loads", "peer_errors", "loads", "loads_deduped", "local_loads", "local_load_errs", "remove_keys_requests", "removed_keys"} {
+	for _, f := range []string{"gets", "cache_hits", "peer_loads", "peer_errors", "loads", "loads_deduped", "local_loads", "local_load_errs", "remove_keys_requests", "removed_keys",
+		"handed_off", "handoffs_taken", "get_p99", "datasource_avoided"} {
 		require.Contains(t, stats, f)
 	}
+	require.InDelta(t, 0.85, stats["datasource_avoided"], 1e-9, "1 − fetches ÷ gets")
 	var kss []KeySpace
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &kss))
-	require.Equal(t, newFake().keyspaces, kss, "the JSON round-trips")
+	want := withRatios(newFake().keyspaces)
+	require.Equal(t, want, kss, "the JSON round-trips")
 
 	rec = get(t, h, http.MethodGet, "/_distcache/admin/keyspaces/users")
 	require.Equal(t, http.StatusOK, rec.Code)
@@ -145,19 +156,101 @@ func TestHandlerMethodsAndUnknownPaths(t *testing.T) {
 	require.Panics(t, func() { NewHandler(nil, "") })
 }
 
+// The page is a shell that loads its embedded scripts (no CDN) and names
+// the members before its script runs; the scripts are served with their
+// types and revalidated by ETag.
 func TestHandlerDashboard(t *testing.T) {
 	src := newFake()
 	src.ready = errors.New("not joined")
 	h := NewHandler(src, "")
-	rec := get(t, h, http.MethodGet, "/_distcache/admin/?refresh=5")
+	rec := get(t, h, http.MethodGet, "/_distcache/admin/?interval=5")
 	require.Equal(t, http.StatusOK, rec.Code)
 	require.Equal(t, "text/html; charset=utf-8", rec.Header().Get("Content-Type"))
+	require.Contains(t, rec.Header().Get("Content-Security-Policy"), "script-src 'self'")
 	body := rec.Body.String()
-	for _, s := range []string{"distcache node <code>a</code>", "(this node)", "127.0.0.1:2", "users", "64.0 MiB", "2.0 KiB", "81.7%", "not joined", `content="5"`, "user:&lt;1&gt;"} {
+	for _, s := range []string{"seen from <code>a</code>", "(this node)", "127.0.0.1:2", "not joined", `data-interval-ms="5000"`,
+		`<script src="/_distcache/admin/assets/uPlot.iife.min.js"`, `<script src="/_distcache/admin/assets/dashboard.js"`} {
 		require.Contains(t, body, s)
 	}
-	require.NotContains(t, body, "<script")
-	require.NotContains(t, get(t, h, http.MethodGet, "/_distcache/admin/?refresh=0").Body.String(), "http-equiv")
+	require.NotContains(t, body, "http://", "nothing loads from elsewhere")
+	require.NotContains(t, body, "https://")
+	require.Contains(t, get(t, h, http.MethodGet, "/_distcache/admin/?interval=0").Body.String(), `data-interval-ms="2000"`)
+
+	for _, a := range []struct{ name, ctype, has string }{
+		{"uPlot.iife.min.js", "text/javascript; charset=utf-8", "(v1.6.32)"},
+		{"uPlot.min.css", "text/css; charset=utf-8", ".uplot"},
+		{"dashboard.js", "text/javascript; charset=utf-8", "/cluster"},
+		{"dashboard.css", "text/css; charset=utf-8", ".chart"},
+	} {
+		rec := get(t, h, http.MethodGet, "/_distcache/admin/assets/"+a.name)
+		require.Equal(t, http.StatusOK, rec.Code, a.name)
+		require.Equal(t, a.ctype, rec.Header().Get("Content-Type"), a.name)
+		require.Contains(t, rec.Body.String(), a.has, a.name)
+		tag := rec.Header().Get("ETag")
+		require.NotEmpty(t, tag)
+		req := httptest.NewRequest(http.MethodGet, "/_distcache/admin/assets/"+a.name, nil)
+		req.Header.Set("If-None-Match", tag)
+		rec = httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		require.Equal(t, http.StatusNotModified, rec.Code, a.name)
+	}
+	for _, p := range []string{"dashboard.html", "uPlot.LICENSE", "nope.js", "../handler.go", "x/dashboard.js"} {
+		require.Equal(t, http.StatusNotFound, get(t, h, http.MethodGet, "/_distcache/admin/assets/"+p).Code, p)
+	}
+}
+
+// /cluster adds the derived figures: each keyspace's DataSource-avoided
+// ratio (1 − fetches ÷ gets) and the cluster's, over the Gets callers made
+// on reachable members (gets − server_requests: a forwarded Get counts once).
+func TestHandlerClusterTotals(t *testing.T) {
+	src := newFake()
+	src.cluster = ClusterView{Node: "a", Members: []Member{
+		{Name: "a", Addr: "127.0.0.1:1", IsSelf: true, Reachable: true, Partitions: 136, KeySpaces: []KeySpace{
+			{Name: "users", Stats: &KeySpaceStats{Gets: 100, ServerRequests: 20, Fetches: 10}},
+			{Name: "empty", Stats: &KeySpaceStats{}},
+		}},
+		{Name: "b", Addr: "127.0.0.1:2", Reachable: true, Partitions: 135, AdminURL: "http://127.0.0.1:9/_distcache/admin/",
+			KeySpaces: []KeySpace{{Name: "users", Stats: &KeySpaceStats{Gets: 60, ServerRequests: 40, Fetches: 30}}}},
+		{Name: "c", Addr: "127.0.0.1:3", Error: "i/o timeout"},
+	}}
+	rec := get(t, NewHandler(src, ""), http.MethodGet, "/_distcache/admin/cluster")
+	require.Equal(t, http.StatusOK, rec.Code)
+	var raw map[string]any
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &raw))
+	members := raw["members"].([]any)
+	require.Len(t, members, 3)
+	for _, m := range members {
+		for _, f := range []string{"name", "addr", "admin_addr", "admin_url", "reachable", "error", "partitions", "keyspaces"} {
+			require.Contains(t, m, f)
+		}
+	}
+	require.Equal(t, []any{}, members[2].(map[string]any)["keyspaces"], "never null")
+
+	var v ClusterView
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &v))
+	require.Equal(t, int64(80+20), v.Gets)
+	require.Equal(t, int64(40), v.Fetches)
+	require.NotNil(t, v.DataSourceAvoided)
+	require.InDelta(t, 0.6, *v.DataSourceAvoided, 1e-9)
+	require.InDelta(t, 0.9, *v.Members[0].KeySpaces[0].Stats.DataSourceAvoided, 1e-9)
+	require.Nil(t, v.Members[0].KeySpaces[1].Stats.DataSourceAvoided, "no gets: no ratio")
+	require.InDelta(t, 0.5, *v.Members[1].KeySpaces[0].Stats.DataSourceAvoided, 1e-9)
+	require.Nil(t, src.cluster.Members[0].KeySpaces[0].Stats.DataSourceAvoided, "the Source's value is not written")
+
+	rec = get(t, NewHandler(&fakeSource{}, ""), http.MethodGet, "/_distcache/admin/cluster")
+	require.JSONEq(t, `{"node":"","members":[],"gets":0,"fetches":0,"datasource_avoided":null}`, rec.Body.String())
+}
+
+func TestDataSourceAvoided(t *testing.T) {
+	for _, tc := range []struct {
+		gets, fetches int64
+		want          float64
+		ok            bool
+	}{{0, 0, 0, false}, {0, 5, 0, false}, {100, 0, 1, true}, {100, 14, 0.86, true}, {10, 30, 0, true}} {
+		got, ok := DataSourceAvoided(tc.gets, tc.fetches)
+		require.Equal(t, tc.ok, ok, "%+v", tc)
+		require.InDelta(t, tc.want, got, 1e-9, "%+v", tc)
+	}
 }
 
 // Mounted on a mux of the embedder's own, under the base path.
@@ -173,13 +266,6 @@ func TestHandlerOnAMux(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Contains(t, string(body), `"is_self": true`)
-}
-
-func TestFormatBytes(t *testing.T) {
-	require.Equal(t, "0 B", formatBytes(0))
-	require.Equal(t, "1023 B", formatBytes(1023))
-	require.Equal(t, "1.5 KiB", formatBytes(1536))
-	require.Equal(t, "3.0 GiB", formatBytes(3<<30))
 }
 
 func TestDurationJSON(t *testing.T) {

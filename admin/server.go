@@ -34,8 +34,8 @@ type Server struct {
 }
 
 // NewServer validates cfg (ListenAddr is required) and returns a server for
-// h; nothing is bound until Start. h is usually NewHandler(src,
-// cfg.BasePath) or engine.AdminHandler().
+// h, behind cfg.BearerToken when set; nothing is bound until Start. h is
+// usually NewHandler(src, cfg.BasePath) or engine.AdminHandler().
 func NewServer(cfg Config, h http.Handler) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -46,7 +46,7 @@ func NewServer(cfg Config, h http.Handler) (*Server, error) {
 	if h == nil {
 		return nil, fmt.Errorf("%w: nil handler", ErrInvalidConfig)
 	}
-	return &Server{cfg: cfg.WithDefaults(), handler: h}, nil
+	return &Server{cfg: cfg.WithDefaults(), handler: RequireBearer(cfg.BearerToken, h)}, nil
 }
 
 // Start binds ListenAddr and serves in the background. A bind failure is
@@ -65,6 +65,7 @@ func (s *Server) Start() error {
 		return fmt.Errorf("admin: listen on %s: %w", s.cfg.ListenAddr, err)
 	}
 	s.addr = ln.Addr().String()
+	warnIfExposed(s.cfg, s.addr)
 	if s.cfg.TLSConfig != nil {
 		tc := s.cfg.TLSConfig.Clone()
 		if len(tc.NextProtos) == 0 {
@@ -85,6 +86,27 @@ func (s *Server) Start() error {
 	srv := s.srv
 	s.wg.Go(func() { _ = srv.Serve(ln) }) // returns http.ErrServerClosed on Shutdown
 	return nil
+}
+
+// warnIfExposed logs a warning when a server bound to addr for cfg listens
+// on every interface without what makes that safe: a bearer token, and TLS
+// to carry it.
+func warnIfExposed(cfg Config, addr string) {
+	log := cfg.Logger
+	if log == nil || !listensOnEveryInterface(cfg.ListenAddr) {
+		return
+	}
+	switch {
+	case cfg.BearerToken == "":
+		log.Warn("admin server listens on every interface without authentication: "+
+			"anyone who reaches it reads the members, their counters and hot keys; "+
+			"bind it to 127.0.0.1 (or a private address) or set admin.Config.BearerToken and TLSConfig",
+			"addr", addr, "listen_addr", cfg.ListenAddr)
+	case cfg.TLSConfig == nil:
+		log.Warn("admin server listens on every interface and its bearer token travels in clear text: "+
+			"set admin.Config.TLSConfig or bind it to 127.0.0.1",
+			"addr", addr, "listen_addr", cfg.ListenAddr)
+	}
 }
 
 // Addr returns the bound address (with the real port when ListenAddr's was

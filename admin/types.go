@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -20,6 +21,11 @@ type Source interface {
 	// Ready returns nil while the node serves traffic (running and joined)
 	// and an error saying why not otherwise.
 	Ready() error
+	// Cluster gathers every member's counters: this node's locally, the
+	// others' from them, within ctx and a deadline per member; a member
+	// that does not answer is listed with Reachable false. Derived fields
+	// (ratios, totals) are left to the handler.
+	Cluster(ctx context.Context) ClusterView
 }
 
 // Peer is one cluster member as GET {base}/peers reports it.
@@ -130,6 +136,16 @@ type KeySpaceStats struct {
 	RateLimited  int64  `json:"rate_limited"`
 	CircuitOpen  int64  `json:"circuit_open"`
 	BreakerState string `json:"breaker_state,omitempty"`
+	// HandedOff counts entries this node sent to their new owner (a ring
+	// change, a graceful leave); HandoffsTaken those it received and kept.
+	HandedOff     int64 `json:"handed_off"`
+	HandoffsTaken int64 `json:"handoffs_taken"`
+	// GetP99 is the 99th percentile latency of Gets on this node (0s: not
+	// measured).
+	GetP99 Duration `json:"get_p99"`
+	// DataSourceAvoided is 1 − Fetches ÷ Gets (see the function of that
+	// name), filled by the handler; null before the first get.
+	DataSourceAvoided *float64 `json:"datasource_avoided"`
 }
 
 // HotKey is a key and its estimated recent hits.

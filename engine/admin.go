@@ -34,7 +34,8 @@ func WithAdminConfig(cfg admin.Config) Option {
 // AdminHandler returns the admin endpoints of this engine (see package
 // admin) under the configured base path (default admin.DefaultBasePath),
 // for mounting on your own mux: mux.Handle(admin.DefaultBasePath+"/",
-// e.AdminHandler()). It works with or without WithAdminServer, before
+// e.AdminHandler()), behind the configured admin.Config.BearerToken when
+// set. It works with or without WithAdminServer, before
 // Start (reporting "not started") and after Stop.
 func (e *Engine) AdminHandler() http.Handler {
 	e.ext.handlerOnce.Do(func() {
@@ -42,7 +43,7 @@ func (e *Engine) AdminHandler() http.Handler {
 		if e.cfg.extras.adminSet {
 			base = e.cfg.extras.admin.BasePath
 		}
-		e.ext.handler = admin.NewHandler(adminSource{e}, base)
+		e.ext.handler = admin.RequireBearer(e.cfg.extras.admin.BearerToken, admin.NewHandler(adminSource{e}, base))
 	})
 	return e.ext.handler
 }
@@ -164,6 +165,8 @@ func adminStats(s KeySpaceStats) *admin.KeySpaceStats {
 		RateLimited:        s.RateLimited,
 		CircuitOpen:        s.CircuitOpen,
 		BreakerState:       s.BreakerState,
+		HandedOff:          s.HandedOff,
+		HandoffsTaken:      s.HandoffsTaken,
 	}
 }
 

@@ -181,7 +181,13 @@ func TestAdminHandlerLifecycle(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Contains(t, string(page), e.NodeName())
-	require.Contains(t, string(page), "Hot keys of "+ks)
+	require.Contains(t, string(page), `data-base="/ops/cache"`)
+	// The page's script draws the hot keys from /cluster, which carries them.
+	var view admin.ClusterView
+	require.Equal(t, http.StatusOK, adminGet(t, url+"/cluster", &view))
+	require.Len(t, view.Members, 1)
+	require.Equal(t, []admin.HotKey{{Key: "hot", Hits: 3}}, view.Members[0].KeySpaces[0].HotKeys)
+	require.Empty(t, view.Members[0].AdminURL, "no server of its own: no link")
 
 	require.NoError(t, e.Stop(ctx))
 	require.Equal(t, http.StatusServiceUnavailable, adminGet(t, url+"/healthz", &st))
@@ -217,6 +223,7 @@ func TestAdminAndWarmupConfigValidation(t *testing.T) {
 		{engine.WithAdminServer("nope"), "Admin: admin: invalid config: ListenAddr"},
 		{engine.WithAdminConfig(admin.Config{BasePath: "x//y", ReadTimeout: -1}), "ReadTimeout"},
 		{engine.WithWarmup(warmup.Config{Concurrency: -1}), "Warmup: warmup: invalid config: Concurrency"},
+		{engine.WithAdminConfig(admin.Config{BearerToken: "two words"}), "Admin: admin: invalid config: BearerToken"},
 	} {
 		_, err := engine.New(engine.NewConfig(static.NewDiscovery(nil), good, tc.opt))
 		require.ErrorIs(t, err, engine.ErrInvalidConfig)

@@ -116,6 +116,7 @@ type memberChange struct {
 // gracefully or failed (name and address), then the ring itself.
 func (e *Engine) announceRingChange(changes []memberChange, next *cluster.Ring) {
 	now := time.Now()
+	e.ext.departed.note(changes, now)
 	for _, c := range changes {
 		e.log.Info("cluster member "+verb(c.typ), "peer", c.m.Name, "addr", c.m.Addr, "members", next.Len())
 		e.events.publish(Event{Type: c.typ, Node: c.m.Name, Addr: c.m.Addr, Members: next.Len(), At: now})

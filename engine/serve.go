@@ -109,6 +109,8 @@ func (e *Engine) serveRPC(ctx context.Context, req transport.Request) transport.
 		return scoped(e, req.Payload, decodeHandoff, e.serveHandoff)
 	case opRingInfo:
 		return transport.Response{Status: statusOK, Payload: binary.BigEndian.AppendUint64(nil, e.cl.Ring().Fingerprint())}
+	case opClusterView:
+		return e.serveClusterView()
 	case opFlush:
 		d := decoder{b: req.Payload}
 		name := d.str()

@@ -49,6 +49,8 @@ type extras struct {
 	handler     http.Handler
 
 	server atomic.Pointer[admin.Server]
+	// departed lists recent departures for the cluster view.
+	departed departures
 	// warm is set while warmup runs; recordAccess reads it on every Get.
 	warm atomic.Pointer[warmer]
 
@@ -94,7 +96,11 @@ func (e *Engine) startExtras() error {
 	x.cancel = cancel
 	cfg := &e.cfg.extras
 	if cfg.adminSet && cfg.admin.ListenAddr != "" {
-		srv, err := admin.NewServer(cfg.admin, e.AdminHandler())
+		acfg := cfg.admin
+		if acfg.Logger == nil {
+			acfg.Logger = e.log // the warning about every interface
+		}
+		srv, err := admin.NewServer(acfg, e.AdminHandler())
 		if err != nil {
 			return fmt.Errorf("distcache: admin server: %w", err)
 		}

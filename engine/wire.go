@@ -27,6 +27,7 @@ const (
 	opInvalidate     uint8 = 8  // ks, sender, version, n, keys -> (): drop local copies (sent by the owner of a write)
 	opFlush          uint8 = 9  // node name -> (): the sender may have missed invalidating us: flush
 	opRingInfo       uint8 = 10 // () -> ring fingerprint (8 bytes, big endian)
+	opClusterView    uint8 = 11 // () -> the member's admin report, JSON (cluster_view.go)
 )
 
 // Statuses.
