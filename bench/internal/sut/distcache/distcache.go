@@ -146,6 +146,10 @@ func (s *System) waitConverged(ctx context.Context) error {
 	}
 }
 
+// Engine returns node i's engine (an error if i is out of range or the node
+// is stopped), for measurements the sut.System interface does not cover.
+func (s *System) Engine(i int) (*engine.Engine, error) { return s.node(i) }
+
 func (s *System) node(i int) (*engine.Engine, error) {
 	if i < 0 || i >= len(s.nodes) {
 		return nil, sut.ErrNodeIndex

@@ -1,0 +1,306 @@
+// Command scalebench measures how the engine's costs grow with the cluster
+// size: for each N of -nodes, in one run, it starts N engines on 127.0.0.1
+// in this process (static discovery, testutil.LocalOptions) and measures
+// Put latency with one caller, Put and Get throughput with many callers,
+// the busiest owner's share of the ring, transport requests per Put and
+// gossip bytes per node per second. It prints a Markdown table.
+//
+//	cd bench && go run ./cmd/scalebench                    # N = 3, 9, 27; 3 s per loop (~1.5 min)
+//	cd bench && go run ./cmd/scalebench -nodes 27 -only get -duration 10s -cpuprofile get27.pprof
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/distcache/distcache/bench/internal/hist"
+	"github.com/distcache/distcache/bench/internal/sut"
+	"github.com/distcache/distcache/bench/internal/sut/distcache"
+	"github.com/distcache/distcache/engine"
+	"github.com/hashicorp/go-metrics"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "scalebench:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the command's flags.
+type options struct {
+	nodes      []int
+	duration   time.Duration
+	callers    int
+	warmKeys   int
+	valueSize  int
+	only       string // "", "put" or "get"
+	cpuprofile string
+}
+
+func parse(args []string) (options, error) {
+	fs := flag.NewFlagSet("scalebench", flag.ContinueOnError)
+	nodes := fs.String("nodes", "3,9,27", "cluster sizes, comma-separated")
+	o := options{}
+	fs.DurationVar(&o.duration, "duration", 3*time.Second, "length of each measuring loop")
+	fs.IntVar(&o.callers, "callers", 32, "concurrent callers of the throughput loops (caller i on node i mod N)")
+	fs.IntVar(&o.warmKeys, "keys", 5000, "keys read in the Get loop (each fetched once before it)")
+	fs.IntVar(&o.valueSize, "value", 100, "value size in bytes")
+	fs.StringVar(&o.only, "only", "", `run only the "put" or the "get" loops`)
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the Get loop at the largest N to this file")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	for _, f := range strings.Split(*nodes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return o, fmt.Errorf("bad -nodes entry %q", f)
+		}
+		o.nodes = append(o.nodes, n)
+	}
+	switch {
+	case o.duration <= 0, o.callers < 1, o.warmKeys < 1, o.valueSize < 1:
+		return o, errors.New("-duration, -callers, -keys and -value must be positive")
+	case o.only != "" && o.only != "put" && o.only != "get":
+		return o, fmt.Errorf(`-only %q: want "put" or "get"`, o.only)
+	}
+	return o, nil
+}
+
+// row holds the figures of one cluster size.
+type row struct {
+	N              int
+	PutP50         time.Duration
+	PutsPerSec     float64
+	MsgsPerPut     float64 // transport requests sent cluster-wide during the 32-caller Put loop ÷ Puts
+	GetsPerSec     float64
+	RemotePerGet   float64 // requests to owners ÷ Gets
+	Busiest        float64 // busiest owner's share of the partitions
+	GossipBytesSec float64 // memberlist bytes sent per node per second, over the node's whole run
+	Errors         int64
+}
+
+func run(args []string, out io.Writer) error {
+	o, err := parse(args)
+	if err != nil {
+		return err
+	}
+	sink, err := installGossipSink()
+	if err != nil {
+		return err
+	}
+	var rows []row
+	for i, n := range o.nodes {
+		profile := ""
+		if i == len(o.nodes)-1 {
+			profile = o.cpuprofile
+		}
+		r, err := measure(o, n, sink, profile)
+		if err != nil {
+			return fmt.Errorf("%d nodes: %w", n, err)
+		}
+		rows = append(rows, r)
+		fmt.Fprintf(os.Stderr, "N=%d done\n", n)
+	}
+	writeTable(out, o, rows)
+	return nil
+}
+
+func measure(o options, n int, sink *gossipSink, cpuprofile string) (row, error) {
+	ctx := context.Background()
+	r := row{N: n}
+	src := sut.NewSource(o.valueSize)
+	sys := distcache.New(fmt.Sprintf("scale-%d", n))
+	gossip0, start := sink.bytes.Load(), time.Now()
+	if err := sys.Start(ctx, n, src); err != nil {
+		return r, err
+	}
+	defer sys.Close(ctx)
+	engines := make([]*engine.Engine, n)
+	for i := range engines {
+		e, err := sys.Engine(i)
+		if err != nil {
+			return r, err
+		}
+		engines[i] = e
+	}
+	r.Busiest = busiestShare(engines[0])
+	var errs atomic.Int64
+	value := src.Value("v")
+
+	if o.only != "get" {
+		// One caller: Put latency, each Put through the next node.
+		h := &hist.Histogram{}
+		loop(o.duration, 1, func(_ int, i int) {
+			t := time.Now()
+			if err := engines[i%n].Put(ctx, distcache.KeySpace, engine.Entry{Key: "p" + strconv.Itoa(i), Value: value}); err != nil {
+				errs.Add(1)
+			}
+			h.Record(time.Since(t))
+		})
+		r.PutP50 = h.Quantile(0.5)
+
+		calls0 := transportCalls(engines)
+		puts, secs := loop(o.duration, o.callers, func(c int, i int) {
+			key := "q" + strconv.Itoa(c) + "-" + strconv.Itoa(i%1000)
+			if err := engines[c%n].Put(ctx, distcache.KeySpace, engine.Entry{Key: key, Value: value}); err != nil {
+				errs.Add(1)
+			}
+		})
+		r.PutsPerSec = float64(puts) / secs
+		r.MsgsPerPut = float64(transportCalls(engines)-calls0) / float64(puts)
+	}
+
+	if o.only != "put" {
+		keys := make([]string, o.warmKeys)
+		for i := range keys {
+			keys[i] = "g" + strconv.Itoa(i)
+			if _, err := engines[i%n].Get(ctx, distcache.KeySpace, keys[i]); err != nil {
+				errs.Add(1)
+			}
+		}
+		var stopProfile func()
+		if cpuprofile != "" {
+			f, err := os.Create(cpuprofile)
+			if err != nil {
+				return r, err
+			}
+			if err := pprof.StartCPUProfile(f); err != nil {
+				f.Close()
+				return r, err
+			}
+			stopProfile = func() { pprof.StopCPUProfile(); f.Close() }
+		}
+		fwd0 := forwarded(engines)
+		gets, secs := loop(o.duration, o.callers, func(c int, i int) {
+			// A stride coprime with the key count spreads each caller over all keys.
+			k := keys[(c*7919+i*104729)%len(keys)]
+			if _, err := engines[c%n].Get(ctx, distcache.KeySpace, k); err != nil {
+				errs.Add(1)
+			}
+		})
+		if stopProfile != nil {
+			stopProfile()
+		}
+		r.GetsPerSec = float64(gets) / secs
+		r.RemotePerGet = float64(forwarded(engines)-fwd0) / float64(gets)
+	}
+	r.GossipBytesSec = float64(sink.bytes.Load()-gossip0) / float64(n) / time.Since(start).Seconds()
+	r.Errors = errs.Load()
+	return r, nil
+}
+
+// loop runs fn from callers goroutines for d; fn gets the caller's index and
+// its iteration count. It returns the calls made and the seconds taken.
+func loop(d time.Duration, callers int, fn func(caller, i int)) (int64, float64) {
+	var (
+		total atomic.Int64
+		wg    sync.WaitGroup
+	)
+	start := time.Now()
+	deadline := start.Add(d)
+	for c := range callers {
+		wg.Go(func() {
+			i := 0
+			for ; time.Now().Before(deadline); i++ {
+				fn(c, i)
+			}
+			total.Add(int64(i))
+		})
+	}
+	wg.Wait()
+	return total.Load(), time.Since(start).Seconds()
+}
+
+// busiestShare is the largest fraction of the partitions one member owns in
+// e's ring.
+func busiestShare(e *engine.Engine) float64 {
+	dist := e.Cluster().Ring().Distribution()
+	total, most := 0, 0
+	for _, c := range dist {
+		total += c
+		most = max(most, c)
+	}
+	if total == 0 {
+		return 0
+	}
+	return float64(most) / float64(total)
+}
+
+// transportCalls sums the RPC requests every engine's transport has sent.
+func transportCalls(engines []*engine.Engine) uint64 {
+	var n uint64
+	for _, e := range engines {
+		n += e.Cluster().Transport().Stats().Calls
+	}
+	return n
+}
+
+// forwarded sums the requests every engine sent to owners for reads.
+func forwarded(engines []*engine.Engine) int64 {
+	var n int64
+	for _, e := range engines {
+		st, _ := e.Stats().KeySpace(distcache.KeySpace)
+		n += st.Forwarded
+	}
+	return n
+}
+
+// installGossipSink makes a new gossipSink go-metrics' global sink, where
+// memberlist reports.
+func installGossipSink() (*gossipSink, error) {
+	sink := &gossipSink{}
+	cfg := metrics.DefaultConfig("")
+	cfg.EnableHostname, cfg.EnableRuntimeMetrics = false, false
+	_, err := metrics.NewGlobal(cfg, sink)
+	return sink, err
+}
+
+// gossipSink is a go-metrics sink that adds up the bytes memberlist reports
+// sending (memberlist.udp.sent and memberlist.tcp.sent) from every node of
+// the process; everything else is dropped.
+type gossipSink struct{ bytes atomic.Uint64 }
+
+func (s *gossipSink) IncrCounter(key []string, val float32) {
+	if len(key) >= 3 && key[len(key)-3] == "memberlist" && key[len(key)-1] == "sent" {
+		s.bytes.Add(uint64(val))
+	}
+}
+func (s *gossipSink) IncrCounterWithLabels(key []string, val float32, _ []metrics.Label) {
+	s.IncrCounter(key, val)
+}
+func (*gossipSink) SetGauge([]string, float32)                             {}
+func (*gossipSink) SetGaugeWithLabels([]string, float32, []metrics.Label)  {}
+func (*gossipSink) EmitKey([]string, float32)                              {}
+func (*gossipSink) AddSample([]string, float32)                            {}
+func (*gossipSink) AddSampleWithLabels([]string, float32, []metrics.Label) {}
+
+func writeTable(w io.Writer, o options, rows []row) {
+	fmt.Fprintf(w, "N engines per row on 127.0.0.1 in one process, static discovery, %v per loop, %d callers, %d warm keys of %d B\n\n",
+		o.duration, o.callers, o.warmKeys, o.valueSize)
+	fmt.Fprintln(w, "| N | Put p50 (1 caller) | Puts/s | messages/Put | Gets/s | remote/Get | busiest owner (ideal) | gossip B/node/s | errors |")
+	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	base := rows[0]
+	for _, r := range rows {
+		rel := func(v, b float64) string {
+			if b == 0 || r.N == base.N {
+				return ""
+			}
+			return fmt.Sprintf(" (%.2fx)", v/b)
+		}
+		fmt.Fprintf(w, "| %d | %v | %.0f%s | %.2f | %.0f%s | %.2f | %.1f %% (%.1f %%) | %.0f | %d |\n",
+			r.N, r.PutP50.Round(time.Microsecond), r.PutsPerSec, rel(r.PutsPerSec, base.PutsPerSec), r.MsgsPerPut,
+			r.GetsPerSec, rel(r.GetsPerSec, base.GetsPerSec), r.RemotePerGet, 100*r.Busiest, 100/float64(r.N),
+			r.GossipBytesSec, r.Errors)
+	}
+}
