@@ -87,6 +87,8 @@ type Engine struct {
 	stopped  chan struct{}
 
 	ext extras // admin server and warmup (extras.go)
+
+	control controlGuard // control.go
 }
 
 // New validates cfg (every invalid field is reported, each naming the field

@@ -70,6 +70,9 @@ func (e *Engine) serveRPC(ctx context.Context, req transport.Request) transport.
 	if e.state.Load() == stateStopped {
 		return statusResponse(ErrEngineStopped)
 	}
+	if resp, refused := e.refuseControl(req); refused {
+		return resp
+	}
 	switch req.Op {
 	case opGet:
 		return scoped(e, req.Payload, decodeKeys, func(st *ksState, r keysRequest) transport.Response {

@@ -50,6 +50,7 @@ const (
 	statusValueTooLarge    uint8 = 15 // payload: message
 	statusTooManyKeys      uint8 = 16
 	statusQuorum           uint8 = 17 // payload: message
+	statusNotMember        uint8 = 18 // payload: message; a control message from a non-member (control.go)
 )
 
 // maxKeysPerRequest bounds the keys (or entries) of one peer request. The
@@ -65,6 +66,7 @@ const maxWireValueBytes = 15 << 20
 var (
 	errBadPayload  = errors.New("distcache: malformed peer payload")
 	errTooManyKeys = fmt.Errorf("distcache: more than %d keys in one peer request", maxKeysPerRequest)
+	errNotMember   = errors.New("distcache: control message refused: the sender is not a member of this cluster")
 )
 
 // statusErrors pairs each status with its sentinel, most specific first.
@@ -90,6 +92,7 @@ var statusErrors = [...]struct {
 	{statusValueTooLarge, ErrValueTooLarge, true},
 	{statusTooManyKeys, errTooManyKeys, false},
 	{statusQuorum, ErrClusterQuorum, true},
+	{statusNotMember, errNotMember, true},
 }
 
 // statusOf maps an error to the status byte that recreates its sentinel on

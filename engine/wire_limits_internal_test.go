@@ -203,6 +203,6 @@ func TestWireRequestLimits(t *testing.T) {
 	require.ErrorIs(t, errOf(resp), errTooManyKeys)
 	resp = send(opDelete, withWriteDeadline(time.Now().Add(10*time.Second), encodeKeys("t", manyKeys(maxKeysPerRequest+1))))
 	require.ErrorIs(t, errOf(resp), errTooManyKeys)
-	require.ErrorIs(t, errOf(send(opInvalidate, encodeInvalidate("t", "peer", 1, manyKeys(maxKeysPerRequest+1)))), errTooManyKeys)
-	require.ErrorIs(t, errOf(send(opHandoff, encodeHandoff("t", "peer", make([]handoffEntry, maxKeysPerRequest+1)))), errTooManyKeys)
+	require.ErrorIs(t, errOf(send(opInvalidate, encodeInvalidate("t", e.selfName, 1, manyKeys(maxKeysPerRequest+1)))), errTooManyKeys)
+	require.ErrorIs(t, errOf(send(opHandoff, encodeHandoff("t", e.selfName, make([]handoffEntry, maxKeysPerRequest+1)))), errTooManyKeys)
 }

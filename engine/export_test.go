@@ -1,0 +1,35 @@
+package engine
+
+import "github.com/distcache/distcache/internal/transport"
+
+// Raw peer messages for engine_test's wire clients, encoded as the engine
+// encodes them, and the state they would change.
+
+const StatusNotMember = statusNotMember
+
+func LeavingRequest(name string) transport.Request {
+	return transport.Request{Op: opLeaving, Payload: encodeName(name)}
+}
+
+func FlushRequest(name string) transport.Request {
+	return transport.Request{Op: opFlush, Payload: encodeName(name)}
+}
+
+func HandoffRequest(ks, from, key string, value []byte) transport.Request {
+	return transport.Request{Op: opHandoff, Payload: encodeHandoff(ks, from, []handoffEntry{{Entry: Entry{Key: key, Value: value}, ver: 1}})}
+}
+
+func InvalidateRequest(ks, from string, keys ...string) transport.Request {
+	return transport.Request{Op: opInvalidate, Payload: encodeInvalidate(ks, from, 1, keys)}
+}
+
+func DeleteKeySpaceRequest(ks string) transport.Request {
+	return transport.Request{Op: opDeleteKeySpace, Payload: encodeName(ks)}
+}
+
+// RingChangedAt is when e last opened a hand-off window (unix ns).
+func (e *Engine) RingChangedAt() int64 { return e.ringChangedAt.Load() }
+
+// LeftGracefully reports whether e recorded name's announcement of a
+// graceful leave.
+func (e *Engine) LeftGracefully(name string) bool { return e.leftGracefully(name) }
