@@ -397,8 +397,7 @@ func (t *Transport) dialHandshake(parent context.Context, addr string) (net.Conn
 	if parent != t.baseCtx {
 		defer context.AfterFunc(t.baseCtx, cancel)()
 	}
-	d := net.Dialer{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: 15 * time.Second, Interval: 5 * time.Second, Count: 3}}
-	raw, err := d.DialContext(ctx, "tcp", addr)
+	raw, err := t.nt.DialContext(ctx, addr)
 	if err != nil {
 		return nil, fmt.Errorf("transport: dial %s: %w", addr, err)
 	}

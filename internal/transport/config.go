@@ -9,6 +9,8 @@ import (
 	"net"
 	"runtime"
 	"time"
+
+	"github.com/distcache/distcache/internal/memnet"
 )
 
 // Defaults applied by New to zero-valued Config fields (DefaultConfig returns them filled in).
@@ -145,6 +147,10 @@ type Config struct {
 	// Handler) or its connection fails.
 	// 0 = 2 × MaxFrameBytes (32 MiB by default). At least MaxFrameBytes.
 	MaxReceiveBufferBytes int
+	// Network, when set, replaces real sockets: the transport binds BindAddr:BindPort on
+	// this in-memory network and reaches peers through it, gossip and RPC alike. For tests
+	// (a cluster inside a testing/synctest bubble); nil = TCP and UDP sockets.
+	Network *memnet.Network
 }
 
 // DefaultConnsPerPeer is the ConnsPerPeer default: 1 below 4 usable CPUs, where one

@@ -5,10 +5,8 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
-	"log"
 	"log/slog"
 	"net"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,7 +19,7 @@ import (
 type Transport struct {
 	cfg       Config
 	log       *slog.Logger
-	nt        *memberlist.NetTransport
+	nt        network // memberlist's NetTransport, or an in-memory host (Config.Network)
 	clientTLS *tls.Config
 	auth      *authenticator // nil: no shared secret
 	limiter   *connLimiter   // MaxConnsPerIP, MaxPendingConns
@@ -80,7 +78,7 @@ type blockFunc func(addr string) bool
 var _ memberlist.NodeAwareTransport = (*Transport)(nil)
 
 // New validates cfg, binds TCP and UDP on BindAddr:BindPort through memberlist's
-// NetTransport, and starts serving. Call Shutdown (or memberlist's Shutdown) to release it.
+// NetTransport (or binds that address on Config.Network), and starts serving. Call Shutdown (or memberlist's Shutdown) to release it.
 func New(cfg Config) (*Transport, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -90,13 +88,9 @@ func New(cfg Config) (*Transport, error) {
 	if err != nil {
 		return nil, err
 	}
-	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
-		BindAddrs: []string{cfg.BindAddr},
-		BindPort:  cfg.BindPort,
-		Logger:    log.New(io.Discard, "", 0),
-	})
+	nt, err := listen(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("transport: listen on %s: %w", net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.BindPort)), err)
+		return nil, err
 	}
 	t := &Transport{
 		cfg:       cfg,
