@@ -11,6 +11,7 @@ import (
 
 	"github.com/distcache/distcache/cluster"
 	"github.com/distcache/distcache/discovery"
+	"github.com/distcache/distcache/internal/memnet"
 	"github.com/distcache/distcache/keyspace"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
@@ -145,7 +146,9 @@ type Config struct {
 	clusterTweaks []func(*cluster.Config)
 	// insecure accepts unauthenticated peers on a reachable port (WithInsecure).
 	insecure bool
-	extras   extrasConfig // admin server and warmup (extras.go)
+	// network replaces sockets with an in-memory network (tests; see testhooks.go).
+	network *memnet.Network
+	extras  extrasConfig // admin server and warmup (extras.go)
 }
 
 // Option sets a Config field.

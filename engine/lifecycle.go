@@ -64,6 +64,7 @@ func (e *Engine) start(ctx context.Context) error {
 	ccfg.Logger = e.log
 	ccfg.Handler = rpcHandler{e}
 	ccfg.OnRingChange = e.onRingChange
+	ccfg.Transport.Network = e.cfg.network
 	for _, tweak := range e.cfg.clusterTweaks {
 		tweak(&ccfg)
 	}

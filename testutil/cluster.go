@@ -25,6 +25,9 @@ type ClusterConfig struct {
 	Options []engine.Option
 	// Label is the cluster label; empty: a name unique to the test.
 	Label string
+	// InMemory runs the nodes on one in-memory network (see [InMemory]) instead of
+	// loopback sockets, so that the cluster can run inside a testing/synctest bubble.
+	InMemory bool
 }
 
 // Cluster is a set of engines in this process, one per node.
@@ -33,6 +36,9 @@ type Cluster struct {
 	cfg ClusterConfig
 	// DataSource backs the default keyspace "test" on every node.
 	DataSource *DataSource
+
+	// network is the InMemory option every node gets; nil on sockets.
+	network engine.Option
 
 	mu    sync.Mutex // guards nodes, names
 	nodes []*engine.Engine
@@ -49,6 +55,9 @@ func NewCluster(tb testing.TB, n int, cfg ClusterConfig) *Cluster {
 	c := &Cluster{tb: tb, cfg: cfg, DataSource: NewDataSource()}
 	if c.cfg.Label == "" {
 		c.cfg.Label = "test-" + tb.Name()
+	}
+	if c.cfg.InMemory {
+		c.network = InMemory()
 	}
 	tb.Cleanup(c.stopAll)
 	for i := range n {
@@ -114,6 +123,9 @@ func (c *Cluster) StartNode(name string) int {
 		kss = c.cfg.KeySpaces(max(idx, c.Len()))
 	}
 	opts := append(LocalOptions(c.cfg.Label), engine.WithNodeName(name))
+	if c.network != nil {
+		opts = append(opts, c.network)
+	}
 	if l := c.logger(); l != nil {
 		opts = append(opts, engine.WithLogger(l))
 	}
