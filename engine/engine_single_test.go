@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/distcache/distcache/discovery/static"
@@ -26,9 +28,12 @@ func startSingle(t *testing.T, opts ...engine.Option) (*engine.Engine, *testutil
 	return e, ds
 }
 
+// newEngine creates a lone engine on its own in-memory network (no socket:
+// it also runs inside a synctest bubble), stopped at cleanup.
 func newEngine(t *testing.T, kss []keyspace.KeySpace, opts ...engine.Option) *engine.Engine {
 	t.Helper()
-	all := append(testutil.LocalOptions("single-"+t.Name()), opts...)
+	all := append(testutil.LocalOptions("single-"+t.Name()), testutil.InMemory())
+	all = append(all, opts...)
 	e, err := engine.New(engine.NewConfig(static.NewDiscovery(nil), kss, all...))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = e.Stop(context.Background()) })
@@ -133,12 +138,16 @@ func TestWaiterCancelDoesNotCancelFetch(t *testing.T) {
 }
 
 func TestReadTimeout(t *testing.T) {
-	e, ds := startSingle(t, engine.WithKeySpaceReadTimeout(ks, 50*time.Millisecond))
-	ds.SetLatency(time.Second)
-	start := time.Now()
-	_, err := e.Get(context.Background(), ks, "slow")
-	require.ErrorIs(t, err, context.DeadlineExceeded)
-	require.Less(t, time.Since(start), 900*time.Millisecond, "bounded by the keyspace read timeout, not the fetch")
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		const timeout = 50 * time.Millisecond
+		e, ds := startSingle(t, engine.WithKeySpaceReadTimeout(ks, timeout))
+		ds.SetLatency(time.Second)
+		start := time.Now()
+		_, err := e.Get(context.Background(), ks, "slow")
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.Equal(t, timeout, time.Since(start), "bounded by the keyspace read timeout, not the fetch")
+	})
 }
 
 func TestPutGetDelete(t *testing.T) {
@@ -235,35 +244,40 @@ func TestDeleteSupersedesInFlightLoad(t *testing.T) {
 }
 
 func TestTTL(t *testing.T) {
-	ttlKS := &expiringKS{KeySpace: keyspace.New("ttl", 1<<20, testutil.NewDataSource()), ttl: 40 * time.Millisecond}
-	dflt := testutil.NewDataSource()
-	e := newEngine(t, []keyspace.KeySpace{ttlKS, keyspace.New("dflt", 1<<20, dflt), keyspace.New("none", 1<<20, testutil.NewDataSource())},
-		engine.WithKeySpaceDefaultTTL("dflt", 40*time.Millisecond), engine.WithKeySpaceDefaultTTL("ttl", time.Hour))
-	require.NoError(t, e.Start(context.Background()))
-	ctx := context.Background()
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		const ttl = 40 * time.Millisecond
+		ttlDS, dflt, none := testutil.NewDataSource(), testutil.NewDataSource(), testutil.NewDataSource()
+		ttlKS := &expiringKS{KeySpace: keyspace.New("ttl", 1<<20, ttlDS), ttl: ttl}
+		e := newEngine(t, []keyspace.KeySpace{ttlKS, keyspace.New("dflt", 1<<20, dflt), keyspace.New("none", 1<<20, none)},
+			engine.WithKeySpaceDefaultTTL("dflt", ttl), engine.WithKeySpaceDefaultTTL("ttl", time.Hour))
+		require.NoError(t, e.Start(context.Background()))
+		ctx := context.Background()
 
-	// Entry.Expiry wins.
-	require.NoError(t, e.Put(ctx, "none", engine.Entry{Key: "e", Value: []byte("v"), Expiry: time.Now().Add(40 * time.Millisecond)}))
-	// KeySpace.ExpiresAt wins over the default TTL.
-	_, err := e.Get(ctx, "ttl", "k")
-	require.NoError(t, err)
-	// The default TTL applies when ExpiresAt is zero.
-	_, err = e.Get(ctx, "dflt", "k")
-	require.NoError(t, err)
+		// Entry.Expiry wins.
+		require.NoError(t, e.Put(ctx, "none", engine.Entry{Key: "e", Value: []byte("v"), Expiry: time.Now().Add(ttl)}))
+		// KeySpace.ExpiresAt wins over the default TTL.
+		_, err := e.Get(ctx, "ttl", "k")
+		require.NoError(t, err)
+		// The default TTL applies when ExpiresAt is zero.
+		_, err = e.Get(ctx, "dflt", "k")
+		require.NoError(t, err)
 
-	testutil.WaitFor(t, 0, func() bool {
-		_, err := e.Get(ctx, "none", "e")
-		return err == nil && e.Stats().KeySpaces[1].Fetches == 1 // "none" refetched after expiry
-	}, "explicit expiry")
-	testutil.WaitFor(t, 0, func() bool {
-		_, _ = e.Get(ctx, "dflt", "k")
-		return dflt.Fetches("k") >= 2
-	}, "default TTL expiry")
-	testutil.WaitFor(t, 0, func() bool {
-		_, _ = e.Get(ctx, "ttl", "k")
-		st, _ := e.Stats().KeySpace("ttl")
-		return st.Fetches >= 2
-	}, "ExpiresAt expiry")
+		getAll := func() {
+			t.Helper()
+			for _, k := range []string{"none/e", "ttl/k", "dflt/k"} {
+				ksName, key, _ := strings.Cut(k, "/")
+				_, err := e.Get(ctx, ksName, key)
+				require.NoError(t, err)
+			}
+		}
+		time.Sleep(ttl - time.Millisecond)
+		getAll()
+		require.Equal(t, []int{0, 1, 1}, []int{none.Fetches("e"), ttlDS.Fetches("k"), dflt.Fetches("k")}, "all still fresh")
+		time.Sleep(time.Millisecond)
+		getAll()
+		require.Equal(t, []int{1, 2, 2}, []int{none.Fetches("e"), ttlDS.Fetches("k"), dflt.Fetches("k")}, "all expired at the same moment")
+	})
 }
 
 type expiringKS struct {

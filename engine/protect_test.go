@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/distcache/distcache/engine"
@@ -16,40 +17,49 @@ import (
 )
 
 func TestRateLimitImmediateDeny(t *testing.T) {
-	e, ds := startSingle(t, engine.WithRateLimiter(engine.RateLimitConfig{RequestsPerSecond: 0.001, Burst: 2}))
-	ctx := context.Background()
-	for i := range 2 {
-		_, err := e.Get(ctx, ks, fmt.Sprint("k", i))
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		e, ds := startSingle(t, engine.WithRateLimiter(engine.RateLimitConfig{RequestsPerSecond: 0.001, Burst: 2}))
+		ctx := context.Background()
+		for i := range 2 {
+			_, err := e.Get(ctx, ks, fmt.Sprint("k", i))
+			require.NoError(t, err)
+		}
+		start := time.Now()
+		_, err := e.Get(ctx, ks, "k3")
+		require.ErrorIs(t, err, engine.ErrDataSourceRateLimited)
+		require.Zero(t, time.Since(start), "denied at once")
+		require.EqualValues(t, 2, ds.Total())
+		st := ksStats(t, e)
+		require.EqualValues(t, 1, st.RateLimited)
+		// Hits are never limited.
+		_, err = e.Get(ctx, ks, "k0")
 		require.NoError(t, err)
-	}
-	start := time.Now()
-	_, err := e.Get(ctx, ks, "k3")
-	require.ErrorIs(t, err, engine.ErrDataSourceRateLimited)
-	require.Less(t, time.Since(start), 500*time.Millisecond, "denied at once")
-	require.EqualValues(t, 2, ds.Total())
-	st := ksStats(t, e)
-	require.EqualValues(t, 1, st.RateLimited)
-	// Hits are never limited.
-	_, err = e.Get(ctx, ks, "k0")
-	require.NoError(t, err)
+	})
 }
 
 func TestRateLimitWaitTimeout(t *testing.T) {
-	e, _ := startSingle(t, engine.WithRateLimiter(engine.RateLimitConfig{RequestsPerSecond: 0.001, Burst: 1, WaitTimeout: 30 * time.Millisecond}))
-	ctx := context.Background()
-	_, err := e.Get(ctx, ks, "a")
-	require.NoError(t, err)
-	_, err = e.Get(ctx, ks, "b")
-	require.ErrorIs(t, err, context.DeadlineExceeded)
-	require.ErrorIs(t, err, engine.ErrDataSourceRateLimited)
-
-	// With a rate that refills within the wait, the miss waits and succeeds.
-	e2, ds2 := startSingle(t, engine.WithRateLimiter(engine.RateLimitConfig{RequestsPerSecond: 50, Burst: 1, WaitTimeout: time.Second}))
-	for i := range 3 {
-		_, err := e2.Get(ctx, ks, fmt.Sprint("w", i))
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		e, _ := startSingle(t, engine.WithRateLimiter(engine.RateLimitConfig{RequestsPerSecond: 0.001, Burst: 1, WaitTimeout: 30 * time.Millisecond}))
+		ctx := context.Background()
+		_, err := e.Get(ctx, ks, "a")
 		require.NoError(t, err)
-	}
-	require.EqualValues(t, 3, ds2.Total())
+		_, err = e.Get(ctx, ks, "b")
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.ErrorIs(t, err, engine.ErrDataSourceRateLimited)
+
+		// With a rate that refills within the wait, each miss waits for its
+		// token: one every 20 ms after the burst.
+		e2, ds2 := startSingle(t, engine.WithRateLimiter(engine.RateLimitConfig{RequestsPerSecond: 50, Burst: 1, WaitTimeout: time.Second}))
+		start := time.Now()
+		for i := range 3 {
+			_, err := e2.Get(ctx, ks, fmt.Sprint("w", i))
+			require.NoError(t, err)
+		}
+		require.EqualValues(t, 3, ds2.Total())
+		require.Equal(t, 40*time.Millisecond, time.Since(start), "two waits for a token")
+	})
 }
 
 // Coalesced callers spend one token.
@@ -73,45 +83,62 @@ func TestRateLimitAfterSingleflight(t *testing.T) {
 }
 
 func TestCircuitBreakerOpensAndRecovers(t *testing.T) {
-	e, ds := startSingle(t, engine.WithCircuitBreaker(engine.CircuitBreakerConfig{FailureThreshold: 3, ResetTimeout: 100 * time.Millisecond}))
-	ctx := context.Background()
-	boom := errors.New("db down")
-	ds.FailAll(boom)
-	for i := range 3 {
-		_, err := e.Get(ctx, ks, fmt.Sprint("f", i))
-		require.ErrorIs(t, err, boom)
-	}
-	_, err := e.Get(ctx, ks, "f9")
-	require.ErrorIs(t, err, engine.ErrDataSourceCircuitOpen)
-	require.EqualValues(t, 3, ds.Total(), "open breaker: no fetch")
-	require.Equal(t, "open", ksStats(t, e).BreakerState)
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		const reset = 100 * time.Millisecond
+		e, ds := startSingle(t, engine.WithCircuitBreaker(engine.CircuitBreakerConfig{FailureThreshold: 3, ResetTimeout: reset}))
+		ctx := context.Background()
+		boom := errors.New("db down")
+		ds.FailAll(boom)
+		for i := range 3 {
+			_, err := e.Get(ctx, ks, fmt.Sprint("f", i))
+			require.ErrorIs(t, err, boom)
+		}
+		_, err := e.Get(ctx, ks, "f9")
+		require.ErrorIs(t, err, engine.ErrDataSourceCircuitOpen)
+		require.EqualValues(t, 3, ds.Total(), "open breaker: no fetch")
+		require.Equal(t, "open", ksStats(t, e).BreakerState)
 
-	// Half-open after ResetTimeout: one probe; success closes it.
-	ds.FailAll(nil)
-	testutil.WaitFor(t, 0, func() bool {
-		_, err := e.Get(ctx, ks, "probe")
-		return err == nil
-	}, "breaker lets a probe through after ResetTimeout")
-	require.Equal(t, "closed", ksStats(t, e).BreakerState)
-	_, err = e.Get(ctx, ks, "after")
-	require.NoError(t, err)
+		// Open until ResetTimeout has passed, then half-open: one probe,
+		// whose success closes it.
+		ds.FailAll(nil)
+		time.Sleep(reset - time.Millisecond)
+		_, err = e.Get(ctx, ks, "early")
+		require.ErrorIs(t, err, engine.ErrDataSourceCircuitOpen, "still open just before ResetTimeout")
+		require.EqualValues(t, 3, ds.Total())
+		time.Sleep(2 * time.Millisecond)
+		_, err = e.Get(ctx, ks, "probe")
+		require.NoError(t, err, "the probe goes through once ResetTimeout has passed")
+		require.Equal(t, "closed", ksStats(t, e).BreakerState)
+		_, err = e.Get(ctx, ks, "after")
+		require.NoError(t, err)
+		require.EqualValues(t, 5, ds.Total())
+	})
 }
 
 func TestCircuitBreakerHalfOpenFailureReopens(t *testing.T) {
-	e, ds := startSingle(t, engine.WithCircuitBreaker(engine.CircuitBreakerConfig{FailureThreshold: 1, ResetTimeout: 50 * time.Millisecond}))
-	ctx := context.Background()
-	ds.FailAll(errors.New("down"))
-	_, _ = e.Get(ctx, ks, "a")
-	_, err := e.Get(ctx, ks, "b")
-	require.ErrorIs(t, err, engine.ErrDataSourceCircuitOpen)
-	before := ds.Total()
-	testutil.WaitFor(t, 0, func() bool {
-		_, err := e.Get(ctx, ks, "c")
-		return !errors.Is(err, engine.ErrDataSourceCircuitOpen)
-	}, "probe after ResetTimeout")
-	require.EqualValues(t, before+1, ds.Total(), "exactly one probe")
-	_, err = e.Get(ctx, ks, "d")
-	require.ErrorIs(t, err, engine.ErrDataSourceCircuitOpen, "the failed probe re-opened it")
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		const reset = 50 * time.Millisecond
+		e, ds := startSingle(t, engine.WithCircuitBreaker(engine.CircuitBreakerConfig{FailureThreshold: 1, ResetTimeout: reset}))
+		ctx := context.Background()
+		ds.FailAll(errors.New("down"))
+		_, _ = e.Get(ctx, ks, "a")
+		_, err := e.Get(ctx, ks, "b")
+		require.ErrorIs(t, err, engine.ErrDataSourceCircuitOpen)
+		before := ds.Total()
+		time.Sleep(reset + time.Millisecond)
+		_, err = e.Get(ctx, ks, "c")
+		require.NotErrorIs(t, err, engine.ErrDataSourceCircuitOpen, "probe after ResetTimeout")
+		require.EqualValues(t, before+1, ds.Total(), "exactly one probe")
+		_, err = e.Get(ctx, ks, "d")
+		require.ErrorIs(t, err, engine.ErrDataSourceCircuitOpen, "the failed probe re-opened it")
+		// Re-opened for a whole ResetTimeout from the failed probe.
+		time.Sleep(reset - time.Millisecond)
+		_, err = e.Get(ctx, ks, "e")
+		require.ErrorIs(t, err, engine.ErrDataSourceCircuitOpen)
+		require.EqualValues(t, before+1, ds.Total())
+	})
 }
 
 // Not-found answers and cancellations never trip the breaker.
@@ -177,66 +204,96 @@ func TestNegativeCaching(t *testing.T) {
 }
 
 func TestNegativeTTLExpires(t *testing.T) {
-	e, ds := startSingle(t, engine.WithKeySpaceNegativeTTL(ks, 30*time.Millisecond))
-	ds.SetMissing("k", true)
-	_, err := e.Get(context.Background(), ks, "k")
-	require.ErrorIs(t, err, keyspace.ErrNotFound)
-	ds.SetMissing("k", false)
-	testutil.WaitFor(t, 0, func() bool {
-		_, err := e.Get(context.Background(), ks, "k")
-		return err == nil
-	}, "remembered miss expires")
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		const ttl = 30 * time.Millisecond
+		e, ds := startSingle(t, engine.WithKeySpaceNegativeTTL(ks, ttl))
+		ctx := context.Background()
+		ds.SetMissing("k", true)
+		_, err := e.Get(ctx, ks, "k")
+		require.ErrorIs(t, err, keyspace.ErrNotFound)
+		ds.SetMissing("k", false)
+		time.Sleep(ttl - time.Millisecond)
+		_, err = e.Get(ctx, ks, "k")
+		require.ErrorIs(t, err, keyspace.ErrNotFound, "the miss is remembered for the negative TTL")
+		require.Equal(t, 1, ds.Fetches("k"))
+		time.Sleep(time.Millisecond)
+		v, err := e.Get(ctx, ks, "k")
+		require.NoError(t, err, "the remembered miss expired")
+		require.Equal(t, testutil.ValueOf("k"), v)
+		require.Equal(t, 2, ds.Fetches("k"))
+	})
 }
 
 func TestStaleOnError(t *testing.T) {
-	e, ds := startSingle(t,
-		engine.WithKeySpaceDefaultTTL(ks, 20*time.Millisecond),
-		engine.WithKeySpaceStaleOnError(ks, time.Hour),
-		engine.WithCircuitBreaker(engine.CircuitBreakerConfig{FailureThreshold: 2, ResetTimeout: time.Hour}))
-	ctx := context.Background()
-	_, err := e.Get(ctx, ks, "k")
-	require.NoError(t, err)
-	ds.FailAll(errors.New("db down"))
-	// Once expired, a failing refetch falls back to the stale value...
-	testutil.WaitFor(t, 0, func() bool {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		const ttl = 20 * time.Millisecond
+		e, ds := startSingle(t,
+			engine.WithKeySpaceDefaultTTL(ks, ttl),
+			engine.WithKeySpaceStaleOnError(ks, time.Hour),
+			engine.WithCircuitBreaker(engine.CircuitBreakerConfig{FailureThreshold: 2, ResetTimeout: time.Hour}))
+		ctx := context.Background()
+		_, err := e.Get(ctx, ks, "k")
+		require.NoError(t, err)
+		ds.FailAll(errors.New("db down"))
+		// Fresh: a hit, no fetch.
+		time.Sleep(ttl - time.Millisecond)
+		_, err = e.Get(ctx, ks, "k")
+		require.NoError(t, err)
+		require.EqualValues(t, 1, ds.Total())
+		// Once expired, each failing refetch falls back to the stale value...
+		time.Sleep(time.Millisecond)
+		for i := range 2 {
+			v, err := e.Get(ctx, ks, "k")
+			require.NoError(t, err)
+			require.Equal(t, testutil.ValueOf("k"), v)
+			require.EqualValues(t, 2+i, ds.Total(), "expired: refetched")
+		}
+		require.EqualValues(t, 2, ksStats(t, e).StaleServed)
+		// ...and so does an open breaker.
+		require.Equal(t, "open", ksStats(t, e).BreakerState)
 		v, err := e.Get(ctx, ks, "k")
 		require.NoError(t, err)
 		require.Equal(t, testutil.ValueOf("k"), v)
-		return ksStats(t, e).StaleServed >= 2
-	}, "stale value served on fetch errors")
-	// ...and so does an open breaker.
-	require.Equal(t, "open", ksStats(t, e).BreakerState)
-	v, err := e.Get(ctx, ks, "k")
-	require.NoError(t, err)
-	require.Equal(t, testutil.ValueOf("k"), v)
-	// A key with nothing stale still fails.
-	_, err = e.Get(ctx, ks, "other")
-	require.ErrorIs(t, err, engine.ErrDataSourceCircuitOpen)
+		require.EqualValues(t, 3, ds.Total(), "open breaker: no fetch")
+		// A key with nothing stale still fails.
+		_, err = e.Get(ctx, ks, "other")
+		require.ErrorIs(t, err, engine.ErrDataSourceCircuitOpen)
+	})
 }
 
 func TestStaleOnErrorBounded(t *testing.T) {
-	e, ds := startSingle(t,
-		engine.WithKeySpaceDefaultTTL(ks, 10*time.Millisecond),
-		engine.WithKeySpaceStaleOnError(ks, 30*time.Millisecond))
-	ctx := context.Background()
-	_, err := e.Get(ctx, ks, "k")
-	require.NoError(t, err)
-	boom := errors.New("db down")
-	ds.FailAll(boom)
-	testutil.WaitFor(t, 0, func() bool {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		const ttl, maxStale = 10 * time.Millisecond, 30 * time.Millisecond
+		e, ds := startSingle(t,
+			engine.WithKeySpaceDefaultTTL(ks, ttl),
+			engine.WithKeySpaceStaleOnError(ks, maxStale))
+		ctx := context.Background()
 		_, err := e.Get(ctx, ks, "k")
-		return errors.Is(err, boom)
-	}, "past maxStale the error is returned")
-	// Without stale-on-error an expired entry's failed refetch is an error.
-	e2, ds2 := startSingle(t, engine.WithKeySpaceDefaultTTL(ks, 10*time.Millisecond))
-	_, err = e2.Get(ctx, ks, "k")
-	require.NoError(t, err)
-	ds2.FailAll(boom)
-	testutil.WaitFor(t, 0, func() bool {
-		_, err := e2.Get(ctx, ks, "k")
-		return errors.Is(err, boom)
-	}, "expired entry refetched")
-	require.Zero(t, ksStats(t, e2).StaleServed)
+		require.NoError(t, err)
+		boom := errors.New("db down")
+		ds.FailAll(boom)
+		// Stale is served up to maxStale past the expiry, not beyond.
+		time.Sleep(ttl + maxStale - time.Millisecond)
+		v, err := e.Get(ctx, ks, "k")
+		require.NoError(t, err, "within maxStale of the expiry")
+		require.Equal(t, testutil.ValueOf("k"), v)
+		time.Sleep(time.Millisecond)
+		_, err = e.Get(ctx, ks, "k")
+		require.ErrorIs(t, err, boom, "past maxStale the error is returned")
+
+		// Without stale-on-error an expired entry's failed refetch is an error.
+		e2, ds2 := startSingle(t, engine.WithKeySpaceDefaultTTL(ks, ttl))
+		_, err = e2.Get(ctx, ks, "k")
+		require.NoError(t, err)
+		ds2.FailAll(boom)
+		time.Sleep(ttl)
+		_, err = e2.Get(ctx, ks, "k")
+		require.ErrorIs(t, err, boom, "expired entry refetched")
+		require.Zero(t, ksStats(t, e2).StaleServed)
+	})
 }
 
 // A failing DataSource behind a 3-node cluster: the typed protection errors
@@ -272,43 +329,37 @@ func TestClusterProtectionErrorsTyped(t *testing.T) {
 	require.EqualValues(t, 1, c2.DataSource.Total())
 }
 
-// Under a miss storm the limiter holds the DataSource within 10% of its
-// configured rate, and callers over the limit get fast errors.
+// Under a miss storm the limiter holds the DataSource to its configured
+// rate, to the token, and callers over the limit are refused at once.
 func TestRateLimiterHoldsRateUnderLoad(t *testing.T) {
-	const rps, burst = 200.0, 10
-	e, ds := startSingle(t, engine.WithRateLimiter(engine.RateLimitConfig{RequestsPerSecond: rps, Burst: burst}))
-	ctx := context.Background()
-	var n, limited atomic.Int64
-	var slowest atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	start := time.Now()
-	for range 8 {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				t0 := time.Now()
-				_, err := e.Get(ctx, ks, fmt.Sprint("storm-", n.Add(1)))
-				if errors.Is(err, engine.ErrDataSourceRateLimited) {
-					limited.Add(1)
-					if d := int64(time.Since(t0)); d > slowest.Load() {
-						slowest.Store(d)
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		const rps, burst = 200.0, 10
+		const callers, span = 8, 500 * time.Millisecond
+		e, ds := startSingle(t, engine.WithRateLimiter(engine.RateLimitConfig{RequestsPerSecond: rps, Burst: burst}))
+		ctx := context.Background()
+		var n, limited, slowRefusals atomic.Int64
+		var wg sync.WaitGroup
+		start := time.Now()
+		for range callers {
+			wg.Go(func() {
+				// Each caller misses once per millisecond of the fake clock.
+				for ; time.Since(start) < span; time.Sleep(time.Millisecond) {
+					t0 := time.Now()
+					_, err := e.Get(ctx, ks, fmt.Sprint("storm-", n.Add(1)))
+					if errors.Is(err, engine.ErrDataSourceRateLimited) {
+						limited.Add(1)
+						if time.Since(t0) > 0 {
+							slowRefusals.Add(1)
+						}
 					}
 				}
-			}
-		})
-	}
-	testutil.WaitFor(t, 0, func() bool { return time.Since(start) > time.Second && ds.Total() > 0 }, "load ran")
-	close(stop)
-	wg.Wait()
-	elapsed := time.Since(start).Seconds()
-	allowed := rps*elapsed + burst
-	got := float64(ds.Total())
-	require.LessOrEqual(t, got, allowed*1.10, "fetches %v in %.2fs exceed the limit", got, elapsed)
-	require.GreaterOrEqual(t, got, allowed*0.90, "fetches %v in %.2fs far below the limit", got, elapsed)
-	require.Greater(t, limited.Load(), int64(got), "most callers were refused")
+			})
+		}
+		wg.Wait()
+		allowed := rps*span.Seconds() + burst
+		require.InDelta(t, allowed, float64(ds.Total()), 1, "one fetch per token")
+		require.Equal(t, n.Load(), ds.Total()+limited.Load(), "every other caller was refused")
+		require.Zero(t, slowRefusals.Load(), "refusals never wait")
+	})
 }
