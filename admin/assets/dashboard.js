@@ -176,6 +176,7 @@
   }
 
   function renderMembers(view) {
+    var partitions = view.members.reduce(function (n, m) { return n + m.partitions; }, 0);
     var rows = view.members.map(function (m) {
       var t = totals(m);
       var tr = document.createElement("tr");
@@ -193,7 +194,7 @@
       if (m.error) st.title = m.error;
       var bar = document.createElement("span");
       bar.className = "bar";
-      bar.style.width = Math.round(m.partitions / 4) + "px";
+      bar.style.width = (partitions > 0 ? Math.round((80 * m.partitions) / partitions) : 0) + "px";
       var parts = document.createElement("span");
       parts.appendChild(bar);
       parts.appendChild(document.createTextNode(String(m.partitions)));
