@@ -134,8 +134,10 @@ func TestJoinCountsWaiters(t *testing.T) {
 	var tab Table
 	l := tab.Lock("k")
 	f := l.Lead(0)
-	if l.Join() != f || l.Join() != f {
-		t.Fatal("Join must return the running flight")
+	for range 2 {
+		if l.Join() != f {
+			t.Fatal("Join must return the running flight")
+		}
 	}
 	l.Unlock()
 	if f.Waiters() != 2 {
