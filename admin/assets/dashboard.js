@@ -223,8 +223,12 @@
       if (!m.reachable) return;
       (m.keyspaces || []).forEach(function (ks) {
         var a = byName[ks.name] || (byName[ks.name] = { entries: 0, bytes: 0, calls: 0, fetches: 0,
-          fetchErrors: 0, forwarded: 0, near: 0, stale: 0 });
+          fetchErrors: 0, forwarded: 0, near: 0, stale: 0, warmLoaded: 0, warmRequested: 0 });
         a.entries += ks.entries || 0;
+        if (ks.warmup) {
+          a.warmLoaded += ks.warmup.loaded;
+          a.warmRequested += ks.warmup.requested;
+        }
         a.bytes += ks.main_cache_bytes || 0;
         var s = ks.stats;
         if (!s) return;
@@ -248,6 +252,7 @@
       cell(tr, fmtInt(a.forwarded));
       cell(tr, fmtInt(a.near));
       cell(tr, fmtInt(a.stale));
+      cell(tr, fmtInt(a.warmLoaded) + " / " + fmtInt(a.warmRequested));
       return tr;
     }));
   }

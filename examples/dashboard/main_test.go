@@ -41,15 +41,17 @@ func findBrowser(t *testing.T) string {
 
 // pageState is what the test reads from the page on each look.
 type pageState struct {
-	Polls   int      `json:"polls"`
-	Members []string `json:"members"`
-	Links   []string `json:"links"`
-	Status  []string `json:"status"`
-	Gets    string   `json:"gets"`
-	Ops     string   `json:"ops"`
-	Points  int      `json:"points"`
-	OpsData []any    `json:"opsData"` // the Gets/s chart's data, one array per series
-	Error   string   `json:"error"`
+	Polls     int      `json:"polls"`
+	Members   []string `json:"members"`
+	Links     []string `json:"links"`
+	Status    []string `json:"status"`
+	Gets      string   `json:"gets"`
+	Ops       string   `json:"ops"`
+	Points    int      `json:"points"`
+	OpsData   []any    `json:"opsData"` // the Gets/s chart's data, one array per series
+	KeySpaces []string `json:"keyspaces"`
+	HotKeys   int      `json:"hotKeys"`
+	Error     string   `json:"error"`
 }
 
 const readPage = `(() => {
@@ -67,6 +69,8 @@ const readPage = `(() => {
     points: s.times.length,
     opsData: ops ? ops.plot.data : [],
     error: document.getElementById("status").textContent,
+    keyspaces: [...document.querySelectorAll("#keyspaces tbody tr")].map(r => r.children[0].textContent),
+    hotKeys: document.querySelectorAll("#hotkeys tbody tr").length,
   };
 })()`
 
@@ -177,10 +181,11 @@ func TestDashboardInBrowser(t *testing.T) {
 	if first.Error != "" {
 		t.Errorf("the page reports an error: %s", first.Error)
 	}
-	// Under load, the Gets total moves, the chart gains points, and the
-	// Gets/s series shows traffic.
+	// Under load, the Gets total moves, the chart gains points, the Gets/s
+	// series shows traffic, and the keyspace and hot-key tables fill.
 	last := waitFor("the figures and the chart moving", func(st pageState) bool {
-		return st.Gets != first.Gets && st.Points > first.Points+1 && st.Ops != "-" && st.Ops != "0.0" && chartHasTraffic(st.OpsData)
+		return st.Gets != first.Gets && st.Points > first.Points+1 && st.Ops != "-" && st.Ops != "0.0" &&
+			chartHasTraffic(st.OpsData) && slices.Equal(st.KeySpaces, []string{"users"}) && st.HotKeys > 0
 	})
 	t.Logf("dashboard after %d polls: Gets total %s -> %s, %s Gets/s, %d chart points", last.Polls, first.Gets, last.Gets, last.Ops, last.Points)
 }
