@@ -21,6 +21,9 @@ type Engine struct {
 	log *slog.Logger
 
 	state atomic.Int32
+	// serving is set once Start has set cl, peers, selfName and log, which
+	// the RPC handler reads: the transport listens before that.
+	serving atomic.Bool
 	// keyspaces is the current immutable keyspace snapshot.
 	keyspaces atomic.Pointer[ksTable]
 	// ksMu serialises keyspace changes (UpdateKeySpace, DeleteKeySpace).

@@ -83,6 +83,7 @@ func (e *Engine) start(ctx context.Context) error {
 	self := cl.Self()
 	e.selfName = self.Name
 	e.log = e.log.With("node", self.Name)
+	e.serving.Store(true)
 	e.startPauseWatch()
 	e.spawn(e.flushNotifier)
 	if err := e.cfg.Provider.Start(ctx, discovery.Self{Name: self.Name, Addr: self.Addr}); err != nil {

@@ -21,13 +21,19 @@ type rpcHandler struct{ e *Engine }
 var _ transport.InlineHandler = rpcHandler{}
 
 func (h rpcHandler) ServeRPC(ctx context.Context, req transport.Request) transport.Response {
+	if !h.e.serving.Load() {
+		// The transport listens before Start has published the cluster
+		// handle: answer as a node that cannot serve, and the caller
+		// degrades.
+		return statusResponse(ErrEngineStopped)
+	}
 	return h.e.serveRPC(ctx, req)
 }
 
 // ServeInline must never block: a store lookup is all it does.
 func (h rpcHandler) ServeInline(req transport.Request) (transport.Response, bool) {
 	e := h.e
-	if req.Op != opGet || e.state.Load() == stateStopped || !e.storeTrusted() {
+	if req.Op != opGet || !e.serving.Load() || e.state.Load() == stateStopped || !e.storeTrusted() {
 		return transport.Response{}, false
 	}
 	r, err := decodeKeys(req.Payload)
