@@ -158,6 +158,9 @@ func TestAdminHandlerLifecycle(t *testing.T) {
 	var peers []admin.Peer
 	require.Equal(t, http.StatusOK, adminGet(t, url+"/peers", &peers))
 	require.Empty(t, peers)
+	var view admin.ClusterView
+	require.Equal(t, http.StatusOK, adminGet(t, url+"/cluster", &view))
+	require.Empty(t, view.Members, "not started: no members yet")
 
 	ctx := context.Background()
 	require.NoError(t, e.Start(ctx))
@@ -183,13 +186,13 @@ func TestAdminHandlerLifecycle(t *testing.T) {
 	require.Contains(t, string(page), e.NodeName())
 	require.Contains(t, string(page), `data-base="/ops/cache"`)
 	// The page's script draws the hot keys from /cluster, which carries them.
-	var view admin.ClusterView
 	require.Equal(t, http.StatusOK, adminGet(t, url+"/cluster", &view))
 	require.Len(t, view.Members, 1)
 	require.Equal(t, []admin.HotKey{{Key: "hot", Hits: 3}}, view.Members[0].KeySpaces[0].HotKeys)
 	require.Empty(t, view.Members[0].AdminURL, "no server of its own: no link")
 
 	require.NoError(t, e.Stop(ctx))
+	require.Equal(t, http.StatusOK, adminGet(t, url+"/cluster", &view), "after Stop: still an answer")
 	require.Equal(t, http.StatusServiceUnavailable, adminGet(t, url+"/healthz", &st))
 	require.Equal(t, http.StatusServiceUnavailable, adminGet(t, url+"/readyz", &st))
 }
