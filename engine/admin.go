@@ -165,6 +165,7 @@ func adminStats(s KeySpaceStats) *admin.KeySpaceStats {
 		RateLimited:        s.RateLimited,
 		CircuitOpen:        s.CircuitOpen,
 		BreakerState:       s.BreakerState,
+		GetP99:             admin.Duration(s.GetP99),
 		HandedOff:          s.HandedOff,
 		HandoffsTaken:      s.HandoffsTaken,
 	}

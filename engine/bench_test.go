@@ -14,6 +14,9 @@ import (
 	"github.com/distcache/distcache/engine"
 	"github.com/distcache/distcache/keyspace"
 	"github.com/distcache/distcache/testutil"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
 
 const benchKeys = 100_000
@@ -238,4 +241,55 @@ func reportLatency(b *testing.B, lat []time.Duration) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+}
+
+// BenchmarkLocalHitTelemetry is BenchmarkLocalHitAppend with metrics and
+// tracing off and on: the hit path takes no span, timer or counter of its
+// own, so the four should not differ.
+func BenchmarkLocalHitTelemetry(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		opts func() []engine.Option
+	}{
+		{"off", func() []engine.Option { return nil }},
+		{"metrics", func() []engine.Option {
+			return []engine.Option{engine.WithMetrics(sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader())))}
+		}},
+		{"tracing", func() []engine.Option {
+			return []engine.Option{engine.WithTracing(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(tracetest.NewSpanRecorder())))}
+		}},
+		{"both", func() []engine.Option {
+			return []engine.Option{
+				engine.WithMetrics(sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))),
+				engine.WithTracing(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(tracetest.NewSpanRecorder()))),
+			}
+		}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			e, _ := benchEngine(b, bc.opts()...)
+			ctx := context.Background()
+			keys := benchKeyNames()
+			entries := make([]engine.Entry, len(keys))
+			for i, k := range keys {
+				entries[i] = engine.Entry{Key: k, Value: make([]byte, 100)}
+			}
+			if err := e.PutMany(ctx, ks, entries); err != nil {
+				b.Fatal(err)
+			}
+			idx := zipf(1 << 16)
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				i := rand.IntN(len(idx))
+				buf := make([]byte, 0, 128)
+				var err error
+				for pb.Next() {
+					i = (i + 1) & (len(idx) - 1)
+					if buf, err = e.GetAppend(ctx, ks, keys[idx[i]], buf[:0]); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
 }

@@ -98,6 +98,32 @@
 // cluster. [Engine.UpdateKeySpace] acts on this node only, because a
 // DataSource is code: roll it out to every node.
 //
+// # Observability
+//
+// With [WithMetrics], counts are observable OpenTelemetry instruments read
+// at collection time from the counters [Engine.Stats] and the admin
+// endpoints report, so all three agree: distcache.engine.requests (every
+// public call, local and near hits included, by distcache.operation and,
+// for data calls, distcache.keyspace), distcache.engine.hits, .misses,
+// .near_hits, .degraded, .handoffs (distcache.direction sent or received),
+// .entries and .bytes (distcache.store main or near),
+// distcache.datasource.fetches and .errors (by error.type), and
+// distcache.cluster.members. A local hit pays for none of them: the store
+// counts it on its reader slot, and the Get count is derived from that.
+// Calls that leave the fast path also record distcache.engine.duration and
+// .errors, and fetches distcache.datasource.duration, in seconds, with
+// buckets from 10 µs to 10 s. [KeySpaceStats].GetP99 comes from a
+// per-keyspace histogram with the same bounds.
+//
+// With [WithTracing], a call that leaves the fast path opens a span
+// (distcache.get, ...), each request to a peer a client span (distcache.call
+// get), and a DataSource fetch a span (distcache.fetch) under the span of
+// the call that started the load. A request to a peer carries the caller's
+// W3C trace context (traceparent and tracestate) when ctx holds a sampled
+// span, whether or not this engine traces; the owner then serves it under a
+// server span (distcache.serve get) in the caller's trace. Untraced
+// requests carry no trace field, and a local hit opens no span.
+//
 // # Lifecycle and concurrency
 //
 // Every method is safe for concurrent use. Methods before Start return

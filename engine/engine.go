@@ -125,6 +125,12 @@ func New(cfg *Config) (*Engine, error) {
 		table[ks.Name()] = st
 	}
 	e.keyspaces.Store(&table)
+	if obs.meter != nil {
+		if obs.reg, err = e.registerInstruments(obs.meter); err != nil {
+			table.close()
+			return nil, fmt.Errorf("%w: observability: %w", ErrInvalidConfig, err)
+		}
+	}
 	e.base, e.cancel = context.WithCancel(context.Background())
 	return e, nil
 }

@@ -29,6 +29,7 @@ func (e *Engine) GetMany(ctx context.Context, ks string, keys []string) (map[str
 			return nil, &KeyError{Key: k, Err: err}
 		}
 	}
+	st.tel.calls[callGetMany].Add(1)
 	if err := ctx.Err(); err != nil {
 		return nil, err // no fetch or forward for a caller that has gone
 	}
@@ -67,6 +68,7 @@ func (r *manyResult) put(key string, val []byte, err error, owned bool) {
 
 func (e *Engine) getMany(ctx context.Context, st *ksState, keys []string) (map[string][]byte, error) {
 	keys = dedupe(keys)
+	st.tel.getManyKeys.Add(int64(len(keys))) // each is counted in Gets below
 	res := &manyResult{vals: make(map[string][]byte, len(keys))}
 	ring := e.cl.Ring()
 	groups := groupByOwner(ring, keys)

@@ -31,6 +31,7 @@ func (e *Engine) DeleteKeySpaces(ctx context.Context, names []string) error {
 	if err := e.checkState(); err != nil {
 		return err
 	}
+	e.obs.deleteKeySpaces.Add(1)
 	ctx, done := e.obs.start(ctx, "delete_keyspaces", "")
 	var errs []error
 	var known []string
@@ -111,6 +112,7 @@ func (e *Engine) UpdateKeySpace(ctx context.Context, ks keyspace.KeySpace) error
 	if err := validateKeySpace(ks); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
+	e.obs.updateKeySpace.Add(1)
 	_, done := e.obs.start(ctx, "update_keyspace", ks.Name())
 	err := e.updateKeySpace(ks)
 	done(err)

@@ -42,6 +42,8 @@ type ksState struct {
 	flushFrom atomic.Uint64
 
 	stats ksCounters
+	// tel holds call counts and the Get latency histogram (instruments.go).
+	tel ksTelemetry
 	// adminEntries is the entry count the admin endpoints report.
 	adminEntries entryCount
 }

@@ -79,7 +79,7 @@ func (e *Engine) start(ctx context.Context) error {
 		return fmt.Errorf("distcache: start cluster: %w", err)
 	}
 	e.cl = cl
-	e.peers = peers{cl}
+	e.peers = peers{cl: cl, obs: e.obs}
 	self := cl.Self()
 	e.selfName = self.Name
 	e.log = e.log.With("node", self.Name)
@@ -176,6 +176,9 @@ func (e *Engine) shutdown(ctx context.Context, graceful bool) error {
 		errs = append(errs, err)
 	}
 	e.events.close() // the cluster's goroutine, which publishes, has exited
+	if err := e.obs.stop(); err != nil {
+		errs = append(errs, fmt.Errorf("metrics: %w", err))
+	}
 	e.keyspaces.Load().close()
 	if len(errs) > 0 {
 		return fmt.Errorf("distcache: stop: %w", errors.Join(errs...))

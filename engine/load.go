@@ -10,6 +10,7 @@ import (
 	"github.com/distcache/distcache/cache"
 	"github.com/distcache/distcache/internal/flight"
 	"github.com/distcache/distcache/keyspace"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Loads run user code (DataSource.Fetch) that may ignore its context. So a
@@ -134,7 +135,8 @@ func (e *Engine) load(ctx context.Context, st *ksState, key string, stale *cache
 		}
 		f = l.Lead(e.flushGen())
 		l.Unlock()
-		if !e.spawnLoad(func() { e.runLoad(st, key, f, stale) }) {
+		parent := e.obs.loadParent(ctx)
+		if !e.spawnLoad(func() { e.runLoad(st, key, f, stale, parent) }) {
 			l = st.loads.Lock(key)
 			l.Unlink(f)
 			l.Unlock()
@@ -154,8 +156,9 @@ func (e *Engine) load(ctx context.Context, st *ksState, key string, stale *cache
 
 // runLoad fetches key and publishes the result to the flight's waiters,
 // unless the load's context ended first and the flight was abandoned (see
-// loads.go): its result is then dropped.
-func (e *Engine) runLoad(st *ksState, key string, f *flight.Flight, stale *cache.Entry) {
+// loads.go): its result is then dropped. The fetch's span goes under
+// parent, the span of the caller that started the load.
+func (e *Engine) runLoad(st *ksState, key string, f *flight.Flight, stale *cache.Entry, parent trace.SpanContext) {
 	ctx, cancel := context.WithTimeout(e.base, st.settings.ReadTimeout)
 	defer cancel()
 	// Runs only if ctx ends while the fetch runs (stop is called before
@@ -163,7 +166,9 @@ func (e *Engine) runLoad(st *ksState, key string, f *flight.Flight, stale *cache
 	staleAtStart := stale
 	stop := context.AfterFunc(ctx, func() { e.abandonLoad(st, key, f, staleAtStart, ctx.Err()) })
 	defer stop()
-	val, err := e.fetch(ctx, st, key)
+	fctx, end := e.obs.startFetch(ctx, parent, st.name)
+	val, err := e.fetch(fctx, st, key)
+	end(err)
 	var ent cache.Entry
 	store := false
 	switch {

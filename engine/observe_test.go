@@ -42,7 +42,7 @@ func TestOpenTelemetry(t *testing.T) {
 			}
 		}
 	}
-	require.EqualValues(t, 3, sums["distcache.engine.requests"], "two slow-path gets and a put")
+	require.EqualValues(t, 3, sums["distcache.engine.requests"], "two gets and a put")
 	require.Zero(t, sums["distcache.engine.errors"], "not-found is not an error")
 	require.EqualValues(t, 2, sums["distcache.datasource.fetches"])
 
@@ -55,7 +55,7 @@ func TestOpenTelemetry(t *testing.T) {
 			}
 		}
 	}
-	require.ElementsMatch(t, []string{"distcache.get", "distcache.get", "distcache.put"}, names)
+	require.ElementsMatch(t, []string{"distcache.get", "distcache.fetch", "distcache.get", "distcache.fetch", "distcache.put"}, names)
 	require.NoError(t, tp.Shutdown(ctx))
 	require.NoError(t, mp.Shutdown(ctx))
 }

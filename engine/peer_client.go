@@ -13,16 +13,23 @@ import (
 // operation encodes its request (wire.go), sends it and turns the answer's
 // status into an error. A failure to reach the peer comes back as the
 // transport's error, an answer as a status error (isRemote tells them
-// apart). The serving side of every method is one case of serveRPC.
-type peers struct{ cl *cluster.Cluster }
+// apart). The serving side of every method is one case of serveRPC. Every
+// request carries the caller's trace context when ctx holds a sampled span
+// (see observer.outgoing).
+type peers struct {
+	cl  *cluster.Cluster
+	obs *observer
+}
 
 // send makes one call, bounded by ctx and, when not zero, by deadline.
 func (p peers) send(ctx context.Context, m cluster.Member, req transport.Request, deadline time.Time) ([]byte, error) {
+	ctx, done := p.obs.outgoing(ctx, m, &req)
 	resp, err := p.cl.CallDeadline(ctx, m, req, deadline)
-	if err != nil {
-		return nil, err
+	if err == nil {
+		err = errorOf(m.Name, resp.Status, resp.Payload)
 	}
-	if err := errorOf(m.Name, resp.Status, resp.Payload); err != nil {
+	done(err)
+	if err != nil {
 		return nil, err
 	}
 	return resp.Payload, nil

@@ -53,6 +53,7 @@ func (e *Engine) GetAppend(ctx context.Context, ks, key string, dst []byte) ([]b
 		if e.storeTrusted() {
 			ent, found = st.store.Get(key)
 		} else {
+			st.tel.uncountedLookups.Add(1)
 			ent, found = lookupSinceFlush(st, key)
 		}
 		if found && ent.Fresh() {
@@ -72,7 +73,8 @@ func (e *Engine) GetAppend(ctx context.Context, ks, key string, dst []byte) ([]b
 	}
 	// The read timeout is a deadline passed down, not a context.WithTimeout:
 	// a forwarded Get then costs no context, timer or Done channel of its own.
-	deadline := time.Now().Add(st.settings.ReadTimeout)
+	start := time.Now()
+	deadline := start.Add(st.settings.ReadTimeout)
 	ctx, done := e.obs.start(ctx, "get", ks)
 	var (
 		val   []byte
@@ -86,6 +88,7 @@ func (e *Engine) GetAppend(ctx context.Context, ks, key string, dst []byte) ([]b
 		val, owned, err = e.forwardGet(ctx, deadline, st, key, owner, ring.Version())
 	}
 	done(err)
+	st.tel.getLatency.record(time.Since(start))
 	if err != nil {
 		return dst, err
 	}

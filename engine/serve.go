@@ -20,6 +20,8 @@ type rpcHandler struct{ e *Engine }
 
 var _ transport.InlineHandler = rpcHandler{}
 
+// ServeRPC serves one request, under a server span when it carries the
+// caller's trace context.
 func (h rpcHandler) ServeRPC(ctx context.Context, req transport.Request) transport.Response {
 	if !h.e.serving.Load() {
 		// The transport listens before Start has published the cluster
@@ -27,13 +29,20 @@ func (h rpcHandler) ServeRPC(ctx context.Context, req transport.Request) transpo
 		// degrades.
 		return statusResponse(ErrEngineStopped)
 	}
-	return h.e.serveRPC(ctx, req)
+	ctx, span := h.e.obs.incoming(ctx, req)
+	resp := h.e.serveRPC(ctx, req)
+	endIncoming(span, resp.Status)
+	return resp
 }
 
-// ServeInline must never block: a store lookup is all it does.
+// ServeInline must never block: a store lookup is all it does. A traced
+// request goes to ServeRPC, which records its span.
 func (h rpcHandler) ServeInline(req transport.Request) (transport.Response, bool) {
 	e := h.e
 	if req.Op != opGet || !e.serving.Load() || e.state.Load() == stateStopped || !e.storeTrusted() {
+		return transport.Response{}, false
+	}
+	if len(req.Trace) > 0 && e.obs.tracer != nil {
 		return transport.Response{}, false
 	}
 	r, err := decodeKeys(req.Payload)

@@ -3,12 +3,12 @@ package engine
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/distcache/distcache/keyspace"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -22,15 +22,23 @@ func globalTracerProvider() trace.TracerProvider { return otel.GetTracerProvider
 
 // observer records OpenTelemetry metrics and spans around engine operations.
 // Both halves are optional; when both are off, start returns its ctx and a
-// shared no-op, so the cost is one branch per call.
+// shared no-op, so the cost is one branch per call. Counts (requests, hits,
+// fetches, ...) are observable instruments read from the engine's counters
+// at collection time (instruments.go); what is recorded here are the
+// durations and errors of the calls that leave the local fast path.
 type observer struct {
 	tracer trace.Tracer // nil: tracing off
+	meter  metric.Meter // nil: metrics off
+	// reg is the observable instruments' callback (nil: none), unregistered
+	// by Stop.
+	reg metric.Registration
+	// Keyspace operations counted for distcache.engine.requests (they act
+	// on the table of keyspaces, so their counts cannot live in one).
+	deleteKeySpaces, updateKeySpace atomic.Int64
 
 	// nil when metrics are off
-	requests      metric.Int64Counter
 	errors        metric.Int64Counter
 	duration      metric.Float64Histogram
-	fetches       metric.Int64Counter
 	fetchDuration metric.Float64Histogram
 }
 
@@ -43,28 +51,33 @@ func newObserver(mp metric.MeterProvider, tp trace.TracerProvider) (*observer, e
 		return o, nil
 	}
 	m := mp.Meter(instrumentationName)
+	o.meter = m
+	// The SDK's default buckets (0, 5, 10, ... 10000) are meant for
+	// milliseconds; these durations are in seconds, from a few µs to the
+	// read timeout.
+	buckets := metric.WithExplicitBucketBoundaries(latencyBoundsSeconds()...)
 	var err error
-	if o.requests, err = m.Int64Counter("distcache.engine.requests", metric.WithUnit("{request}"),
-		metric.WithDescription("Engine operations, by operation and keyspace.")); err != nil {
-		return nil, err
-	}
 	if o.errors, err = m.Int64Counter("distcache.engine.errors", metric.WithUnit("{request}"),
 		metric.WithDescription("Engine operations that failed (a missing key is not a failure).")); err != nil {
 		return nil, err
 	}
-	if o.duration, err = m.Float64Histogram("distcache.engine.duration", metric.WithUnit("s"),
+	if o.duration, err = m.Float64Histogram("distcache.engine.duration", metric.WithUnit("s"), buckets,
 		metric.WithDescription("Duration of engine operations that did not hit the local fast path.")); err != nil {
 		return nil, err
 	}
-	if o.fetches, err = m.Int64Counter("distcache.datasource.fetches", metric.WithUnit("{fetch}"),
-		metric.WithDescription("DataSource fetches after coalescing, by keyspace and error.type.")); err != nil {
-		return nil, err
-	}
-	if o.fetchDuration, err = m.Float64Histogram("distcache.datasource.duration", metric.WithUnit("s"),
-		metric.WithDescription("Duration of DataSource fetches, protections included.")); err != nil {
+	if o.fetchDuration, err = m.Float64Histogram("distcache.datasource.duration", metric.WithUnit("s"), buckets,
+		metric.WithDescription("Duration of DataSource fetches, protections included, by keyspace and error.type.")); err != nil {
 		return nil, err
 	}
 	return o, nil
+}
+
+// stop unregisters the observable instruments.
+func (o *observer) stop() error {
+	if o.reg == nil {
+		return nil
+	}
+	return o.reg.Unregister()
 }
 
 func noopDone(error) {}
@@ -72,28 +85,22 @@ func noopDone(error) {}
 // start opens a span and a measurement for one operation; call the returned
 // function with the operation's error.
 func (o *observer) start(ctx context.Context, op, ks string) (context.Context, func(error)) {
-	if o.tracer == nil && o.requests == nil {
+	if o.tracer == nil && o.meter == nil {
 		return ctx, noopDone
 	}
-	attrs := attribute.NewSet(attribute.String("distcache.operation", op), attribute.String("distcache.keyspace", ks))
+	attrs := attribute.NewSet(attrOperation.String(op), attrKeySpace.String(ks))
 	var span trace.Span
 	if o.tracer != nil {
 		ctx, span = o.tracer.Start(ctx, "distcache."+op, trace.WithAttributes(attrs.ToSlice()...))
 	}
 	start := time.Now()
 	return ctx, func(err error) {
-		failed := err != nil && !errors.Is(err, keyspace.ErrNotFound)
 		if span != nil {
-			if failed {
-				span.RecordError(err)
-				span.SetStatus(codes.Error, err.Error())
-			}
-			span.End()
+			endSpan(span, err)
 		}
-		if o.requests != nil {
+		if o.meter != nil {
 			set := metric.WithAttributeSet(attrs)
-			o.requests.Add(ctx, 1, set)
-			if failed {
+			if failed(err) {
 				o.errors.Add(ctx, 1, set)
 			}
 			o.duration.Record(ctx, time.Since(start).Seconds(), set)
@@ -101,12 +108,12 @@ func (o *observer) start(ctx context.Context, op, ks string) (context.Context, f
 	}
 }
 
-// fetched records one DataSource fetch.
+// fetched records one DataSource fetch's duration.
 func (o *observer) fetched(ctx context.Context, ks string, d time.Duration, err error) {
-	if o.fetches == nil {
+	if o.meter == nil {
 		return
 	}
-	kv := []attribute.KeyValue{attribute.String("distcache.keyspace", ks)}
+	kv := []attribute.KeyValue{attrKeySpace.String(ks)}
 	switch {
 	case err == nil:
 	case errors.Is(err, keyspace.ErrNotFound):
@@ -118,7 +125,5 @@ func (o *observer) fetched(ctx context.Context, ks string, d time.Duration, err 
 	default:
 		kv = append(kv, attribute.String("error.type", "error"))
 	}
-	set := metric.WithAttributes(kv...)
-	o.fetches.Add(ctx, 1, set)
-	o.fetchDuration.Record(ctx, d.Seconds(), set)
+	o.fetchDuration.Record(ctx, d.Seconds(), metric.WithAttributes(kv...))
 }

@@ -137,6 +137,9 @@ func (e *Engine) flushGen() uint64 { return e.flushReq.Load() }
 func (e *Engine) lookup(st *ksState, key string, count bool) (cache.Entry, bool) {
 	switch {
 	case !e.storeTrusted():
+		if count {
+			st.tel.uncountedLookups.Add(1)
+		}
 		return lookupSinceFlush(st, key)
 	case count:
 		return st.store.Get(key)

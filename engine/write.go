@@ -53,6 +53,7 @@ func (e *Engine) PutMany(ctx context.Context, ks string, entries []Entry) error 
 			return &KeyError{Key: en.Key, Err: fmt.Errorf("%w: %d bytes, limit %d", ErrValueTooLarge, len(en.Value), e.cfg.MaxValueBytes)}
 		}
 	}
+	st.tel.calls[callPut].Add(1)
 	if err := ctx.Err(); err != nil {
 		return err // not attempted
 	}
@@ -103,6 +104,7 @@ func (e *Engine) DeleteMany(ctx context.Context, ks string, keys []string) error
 			return &KeyError{Key: k, Err: err}
 		}
 	}
+	st.tel.calls[callDelete].Add(1)
 	if err := ctx.Err(); err != nil {
 		return err // not attempted
 	}

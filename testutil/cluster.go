@@ -23,6 +23,9 @@ type ClusterConfig struct {
 	// Options are extra engine options for every node, applied after the
 	// test defaults (127.0.0.1:0, fast gossip, short timeouts).
 	Options []engine.Option
+	// NodeOptions, when set, gives node i options of its own, applied after
+	// Options (a meter provider for one node, say).
+	NodeOptions func(i int) []engine.Option
 	// Label is the cluster label; empty: a name unique to the test.
 	Label string
 	// InMemory runs the nodes on one in-memory network (see [InMemory]) instead of
@@ -130,6 +133,9 @@ func (c *Cluster) StartNode(name string) int {
 		opts = append(opts, engine.WithLogger(l))
 	}
 	opts = append(opts, c.cfg.Options...)
+	if c.cfg.NodeOptions != nil {
+		opts = append(opts, c.cfg.NodeOptions(max(idx, c.Len()))...)
+	}
 	e, err := engine.New(engine.NewConfig(static.NewDiscovery(&static.Config{Addresses: seeds}), kss, opts...))
 	if err != nil {
 		c.tb.Fatalf("testutil: new engine %s: %v", name, err)
