@@ -64,16 +64,11 @@ func run(ctx context.Context, addr string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// The SDK's default histogram buckets (0, 5, 10, ... 10000) suit
-	// milliseconds; the engine records seconds, so every sub-5 s duration
-	// would land in one bucket. This view gives its duration histograms
-	// buckets from 50 µs to 10 s.
-	seconds := sdkmetric.NewView(
-		sdkmetric.Instrument{Name: "distcache.*", Kind: sdkmetric.InstrumentKindHistogram, Unit: "s"},
-		sdkmetric.Stream{Aggregation: sdkmetric.AggregationExplicitBucketHistogram{
-			Boundaries: []float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
-		}})
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter), sdkmetric.WithView(seconds))
+	// The engine's duration histograms carry their own bucket boundaries
+	// (10 µs to 10 s), so no view is needed; its counts (requests, hits,
+	// misses, fetches, entries, members, ...) are observable instruments
+	// read at each scrape.
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter))
 	defer mp.Shutdown(context.Background())
 
 	orders := keyspace.New("orders", 16<<20, keyspace.DataSourceFunc(
