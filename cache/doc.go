@@ -1,23 +1,20 @@
-// Package cache is the local store of one keyspace on one node: a
-// dgraph-io/ristretto v2 cache with TTL and a byte budget, wrapped so that the
-// engine can rely on three guarantees ristretto alone does not give:
+// Package cache is a single-node, in-memory store with a byte budget and
+// per-entry expiry: the store the engine keeps for each keyspace on each
+// node, offered for programs that want one without a cluster.
 //
-//  1. Visibility. ristretto admits new keys asynchronously and may drop a Set
-//     under contention. [Store.Set] waits for admission and verifies the entry
-//     is readable, retrying a dropped Set, so an acknowledged write is visible
-//     to the next Get on this node. While the store is under its byte budget an
-//     entry is never silently dropped; over budget the TinyLFU admission policy
-//     may refuse it, which Set reports as [ErrRejected].
-//  2. Ordering. Every Set gets a version from a per-store counter and an older
-//     version never replaces a newer one (ristretto's ShouldUpdate hook), so
-//     two writes of one key racing inside ristretto's buffers end in the
-//     newest. (The engine additionally orders Puts, Deletes and finishing loads
-//     of one key with a striped lock; see the engine package.)
-//  3. Safe close. ristretto panics when used concurrently with Close. A Store
-//     guards every call with a read lock and Close with the write lock; after
-//     Close every method is a harmless no-op.
+// It is a dgraph-io/ristretto v2 cache with three guarantees ristretto alone
+// does not give:
 //
-// Entries carry an absolute expiry. The store keeps an entry for RetainExpired
-// past that expiry (stale-on-error) and leaves the freshness decision to the
-// caller. Values are stored as given: callers copy before Set and after Get.
+//  1. Visibility. [Store.Set] returns once the entry is readable by the next
+//     [Store.Get] (ristretto admits new keys asynchronously and may drop a
+//     set under contention; Set waits and retries). While the store is under
+//     its byte budget an entry is never silently dropped; over budget the
+//     TinyLFU admission policy may refuse it, which Set reports as
+//     [ErrRejected].
+//  2. Ordering. Two Sets of one key racing each other end in the later one.
+//  3. Safe close. Every method is safe to call concurrently with [Store.Close]
+//     and after it (ristretto panics then).
+//
+// Values are stored as given: copy a value before Set if you keep writing
+// to it, and treat what Get returns as read-only.
 package cache

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/distcache/distcache/admin"
-	"github.com/distcache/distcache/cache"
 	"github.com/distcache/distcache/cluster"
+	"github.com/distcache/distcache/internal/cache"
 )
 
 // WithAdminServer starts an admin HTTP server on addr ("host:port"; port 0

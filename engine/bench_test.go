@@ -12,6 +12,7 @@ import (
 
 	"github.com/distcache/distcache/discovery/static"
 	"github.com/distcache/distcache/engine"
+	"github.com/distcache/distcache/internal/benchutil"
 	"github.com/distcache/distcache/keyspace"
 	"github.com/distcache/distcache/testutil"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -21,9 +22,9 @@ import (
 
 const benchKeys = 100_000
 
-func benchKeyNames() []string { return testutil.Keys(benchKeys) }
+func benchKeyNames() []string { return benchutil.Keys(benchKeys) }
 
-func zipf(n int) []int { return testutil.ZipfIndexes(n, benchKeys) }
+func zipf(n int) []int { return benchutil.ZipfIndexes(n, benchKeys) }
 
 func benchEngine(b *testing.B, opts ...engine.Option) (*engine.Engine, *testutil.DataSource) {
 	b.Helper()
@@ -97,13 +98,15 @@ func BenchmarkLocalHitAppend(b *testing.B) {
 	})
 }
 
-func BenchmarkRawRistrettoGet(b *testing.B) { testutil.BenchRawRistrettoGet(b, benchKeyNames(), false) }
+func BenchmarkRawRistrettoGet(b *testing.B) {
+	benchutil.BenchRawRistrettoGet(b, benchKeyNames(), false)
+}
 
 // BenchmarkRawRistrettoGetCopy is the like-for-like baseline: the engine
 // must hand the caller its own copy of the value, so this adds that copy
 // to a raw ristretto Get.
 func BenchmarkRawRistrettoGetCopy(b *testing.B) {
-	testutil.BenchRawRistrettoGet(b, benchKeyNames(), true)
+	benchutil.BenchRawRistrettoGet(b, benchKeyNames(), true)
 }
 
 func BenchmarkPut(b *testing.B) {

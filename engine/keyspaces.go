@@ -5,7 +5,7 @@ import (
 	"sort"
 	"sync/atomic"
 
-	"github.com/distcache/distcache/cache"
+	"github.com/distcache/distcache/internal/cache"
 	"github.com/distcache/distcache/internal/flight"
 	"github.com/distcache/distcache/keyspace"
 )

@@ -7,7 +7,7 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/distcache/distcache/cache"
+	"github.com/distcache/distcache/internal/cache"
 	"github.com/distcache/distcache/internal/flight"
 	"github.com/distcache/distcache/keyspace"
 	"go.opentelemetry.io/otel/trace"

@@ -4,8 +4,8 @@ import (
 	"encoding/binary"
 	"time"
 
-	"github.com/distcache/distcache/cache"
 	"github.com/distcache/distcache/cluster"
+	"github.com/distcache/distcache/internal/cache"
 )
 
 // The near cache (WithKeySpaceNearCache) keeps, on a node that is not a

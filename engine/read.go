@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/distcache/distcache/cache"
+	"github.com/distcache/distcache/internal/cache"
 	"github.com/distcache/distcache/keyspace"
 )
 

@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/distcache/distcache/cache"
+	"github.com/distcache/distcache/internal/cache"
 	"github.com/distcache/distcache/internal/transport"
 )
 

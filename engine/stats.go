@@ -5,7 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/distcache/distcache/cache"
+	"github.com/distcache/distcache/internal/cache"
 )
 
 // Stats is a point-in-time snapshot of this node's counters.

@@ -3,8 +3,8 @@ package engine
 import (
 	"time"
 
-	"github.com/distcache/distcache/cache"
 	"github.com/distcache/distcache/cluster"
+	"github.com/distcache/distcache/internal/cache"
 )
 
 // leftGracefully reports whether name announced a graceful leave recently.

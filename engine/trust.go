@@ -8,8 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/distcache/distcache/cache"
 	"github.com/distcache/distcache/cluster"
+	"github.com/distcache/distcache/internal/cache"
 )
 
 // When this node may serve what it cached.

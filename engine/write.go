@@ -9,8 +9,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/distcache/distcache/cache"
 	"github.com/distcache/distcache/cluster"
+	"github.com/distcache/distcache/internal/cache"
 )
 
 // Entry is a key/value pair to Put. A zero Expiry means: KeySpace.ExpiresAt,

@@ -1,4 +1,6 @@
-package testutil
+// Package benchutil holds the key sets, Zipf draws and raw-ristretto baseline
+// that the cache and engine benchmarks share.
+package benchutil
 
 import (
 	"bytes"
@@ -24,7 +26,7 @@ func Keys(n int) []string {
 // n must be a power of two (callers wrap with i & (n-1)).
 func ZipfIndexes(n, keys int) []int {
 	if n&(n-1) != 0 {
-		panic("testutil: ZipfIndexes: n must be a power of two")
+		panic("benchutil: ZipfIndexes: n must be a power of two")
 	}
 	z := rand.NewZipf(rand.New(rand.NewPCG(7, 9)), 1.01, 1, uint64(keys-1))
 	idx := make([]int, n)

@@ -4,15 +4,15 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/distcache/distcache/cache"
-	"github.com/distcache/distcache/testutil"
+	"github.com/distcache/distcache/internal/benchutil"
+	"github.com/distcache/distcache/internal/cache"
 )
 
 const benchKeys = 100_000
 
-func benchKeyNames() []string { return testutil.Keys(benchKeys) }
+func benchKeyNames() []string { return benchutil.Keys(benchKeys) }
 
-func zipfIndexes(n int) []int { return testutil.ZipfIndexes(n, benchKeys) }
+func zipfIndexes(n int) []int { return benchutil.ZipfIndexes(n, benchKeys) }
 
 // BenchmarkStoreGet and BenchmarkRistrettoGet run the same parallel Zipf hit
 // workload; their ratio is the cost of the Store's guarantees on the hit path.
@@ -42,7 +42,7 @@ func BenchmarkStoreGet(b *testing.B) {
 	})
 }
 
-func BenchmarkRistrettoGet(b *testing.B) { testutil.BenchRawRistrettoGet(b, benchKeyNames(), false) }
+func BenchmarkRistrettoGet(b *testing.B) { benchutil.BenchRawRistrettoGet(b, benchKeyNames(), false) }
 
 func BenchmarkStoreSet(b *testing.B) {
 	s, err := cache.New(cache.Config{MaxBytes: 256 << 20})
