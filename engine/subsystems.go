@@ -12,9 +12,9 @@ import (
 )
 
 // The optional subsystems are the admin endpoints (admin.go, package admin)
-// and warmup (warmup.go, package warmup). Neither package imports the
-// engine: the engine implements admin.Source and adapts its ring to
-// warmup.Ring. This file holds their options and their lifecycle: started
+// and warmup (warmup.go, packages warmup and internal/prefetch). None of
+// them imports the engine: the engine implements admin.Source and adapts its
+// ring to prefetch.Ring. This file holds their options and their lifecycle: started
 // at the end of Start, stopped first in Stop, their goroutines tracked.
 
 // extrasConfig holds the options of the optional subsystems (Config.extras).

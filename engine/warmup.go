@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/distcache/distcache/cluster"
+	"github.com/distcache/distcache/internal/prefetch"
 	"github.com/distcache/distcache/keyspace"
 	"github.com/distcache/distcache/warmup"
 )
@@ -74,7 +75,7 @@ type warmer struct {
 	cfg warmup.Config // defaults applied
 	ctx context.Context
 	// trackers and counters are per keyspace name, fixed at Start.
-	trackers map[string]*warmup.Tracker
+	trackers map[string]*prefetch.Tracker
 	counters map[string]*warmCounters
 	rounds   atomic.Int64
 
@@ -99,11 +100,11 @@ func newWarmer(e *Engine, ctx context.Context) *warmer {
 		e:        e,
 		cfg:      e.cfg.extras.warmup.WithDefaults(),
 		ctx:      ctx,
-		trackers: map[string]*warmup.Tracker{},
+		trackers: map[string]*prefetch.Tracker{},
 		counters: map[string]*warmCounters{},
 	}
 	for _, name := range e.keyspaces.Load().names() {
-		w.trackers[name] = warmup.NewTracker(w.cfg)
+		w.trackers[name] = prefetch.NewTracker(w.cfg)
 		w.counters[name] = &warmCounters{}
 	}
 	return w
@@ -181,19 +182,19 @@ func (w *warmer) round(prev *cluster.Ring) {
 	e := w.e
 	next := e.cl.Ring()
 	self := e.cl.Self().Name
-	var prevView warmup.Ring
+	var prevView prefetch.Ring
 	if prev != nil {
 		prevView = ringView{prev}
 	}
 	table := *e.keyspaces.Load()
-	var tasks []warmup.Task
+	var tasks []prefetch.Task
 	for _, name := range table.names() {
 		st := table[name]
-		hot := warmup.Keys(w.trackers[name].Hot(w.cfg.MaxHotKeys, w.cfg.MinHits))
-		plan := warmup.PlanFor(self, prevView, ringView{next}, st.settings.WarmKeys, hot)
+		hot := prefetch.Keys(w.trackers[name].Hot(w.cfg.MaxHotKeys, w.cfg.MinHits))
+		plan := prefetch.PlanFor(self, prevView, ringView{next}, st.settings.WarmKeys, hot)
 		timeout := min(w.cfg.Timeout, st.settings.ReadTimeout)
 		for _, k := range plan.Local {
-			tasks = append(tasks, warmup.Task{KeySpace: name, Key: k, Timeout: timeout})
+			tasks = append(tasks, prefetch.Task{KeySpace: name, Key: k, Timeout: timeout})
 		}
 		owners := make([]string, 0, len(plan.Push))
 		for o := range plan.Push {
@@ -202,7 +203,7 @@ func (w *warmer) round(prev *cluster.Ring) {
 		slices.Sort(owners)
 		for _, o := range owners {
 			for _, k := range plan.Push[o] {
-				tasks = append(tasks, warmup.Task{KeySpace: name, Key: k, Owner: o, Timeout: timeout})
+				tasks = append(tasks, prefetch.Task{KeySpace: name, Key: k, Owner: o, Timeout: timeout})
 			}
 		}
 	}
@@ -210,7 +211,7 @@ func (w *warmer) round(prev *cluster.Ring) {
 		return
 	}
 	start := time.Now()
-	res := warmup.Prefetch(w.ctx, tasks, w.cfg.Concurrency, func(ctx context.Context, t warmup.Task) error {
+	res := prefetch.Run(w.ctx, tasks, w.cfg.Concurrency, func(ctx context.Context, t prefetch.Task) error {
 		return w.prefetch(ctx, next, t)
 	})
 	e.log.Debug("warmup round", "tasks", len(tasks), "ok", res.Succeeded, "failed", res.Failed,
@@ -221,7 +222,7 @@ func (w *warmer) round(prev *cluster.Ring) {
 // (getLocal: store, then a coalesced, protected fetch) or by asking its
 // owner, which does the same there. Never a second hop, never a degraded
 // local load: warming must not fetch a key twice.
-func (w *warmer) prefetch(ctx context.Context, ring *cluster.Ring, t warmup.Task) error {
+func (w *warmer) prefetch(ctx context.Context, ring *cluster.Ring, t prefetch.Task) error {
 	e := w.e
 	c := w.counters[t.KeySpace]
 	if c == nil {
@@ -270,7 +271,7 @@ func (w *warmer) decayLoop() {
 	}
 }
 
-// ringView adapts a ring to warmup.Ring.
+// ringView adapts a ring to prefetch.Ring.
 type ringView struct{ r *cluster.Ring }
 
 func (v ringView) Owner(key string) string { return v.r.Owner(key).Name }
@@ -297,7 +298,7 @@ func membershipDiff(prev, next *cluster.Ring) (joined, left bool) {
 
 // recordAccess is called on every Get of key in st, on the caller and on
 // the owner serving a forwarded Get. With warmup off it is one atomic load
-// and a nil check; with it on, one tracker update (see warmup.Tracker).
+// and a nil check; with it on, one tracker update (see prefetch.Tracker).
 func (e *Engine) recordAccess(st *ksState, key string) {
 	if w := e.ext.warm.Load(); w != nil {
 		w.trackers[st.name].Record(key)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/distcache/distcache/engine"
+	"github.com/distcache/distcache/internal/prefetch"
 	"github.com/distcache/distcache/keyspace"
 	"github.com/distcache/distcache/testutil"
 	"github.com/distcache/distcache/warmup"
@@ -172,7 +173,7 @@ func TestWarmupHotKeysMoveOnJoin(t *testing.T) {
 	require.EqualValues(t, 120, c.DataSource.Total())
 	for _, k := range hot[:5] {
 		o := c.Node(c.OwnerIndex(0, k))
-		require.Contains(t, warmup.Keys(o.HotKeys(ks, 100)), k, "the owner tracked the hot key")
+		require.Contains(t, prefetch.Keys(o.HotKeys(ks, 100)), k, "the owner tracked the hot key")
 	}
 
 	before := owners(c, 0, append(hot, cold...))

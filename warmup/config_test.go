@@ -16,12 +16,12 @@ func TestConfigDefaults(t *testing.T) {
 	require.Equal(t, d, d.WithDefaults())
 
 	z := Config{WarmOnJoin: true}.WithDefaults()
-	require.Equal(t, DefaultMaxHotKeys, z.MaxHotKeys)
-	require.Equal(t, DefaultMinHits, z.MinHits)
-	require.Equal(t, DefaultConcurrency, z.Concurrency)
-	require.Equal(t, DefaultTimeout, z.Timeout)
-	require.Equal(t, DefaultDecayInterval, z.DecayInterval)
-	require.Equal(t, DefaultSampleEvery, z.SampleEvery)
+	require.Equal(t, defaultMaxHotKeys, z.MaxHotKeys)
+	require.Equal(t, defaultMinHits, z.MinHits)
+	require.Equal(t, defaultConcurrency, z.Concurrency)
+	require.Equal(t, defaultTimeout, z.Timeout)
+	require.Equal(t, defaultDecayInterval, z.DecayInterval)
+	require.Equal(t, defaultSampleEvery, z.SampleEvery)
 	require.True(t, z.WarmOnJoin)
 	require.False(t, z.WarmOnLeave)
 	require.NoError(t, Config{}.Validate(), "the zero config is valid")
@@ -30,12 +30,12 @@ func TestConfigDefaults(t *testing.T) {
 
 func TestConfigValidateReportsEveryField(t *testing.T) {
 	err := Config{
-		MaxHotKeys:    MaxMaxHotKeys + 1,
+		MaxHotKeys:    maxHotKeysLimit + 1,
 		MinHits:       -1,
 		Concurrency:   -2,
 		Timeout:       -time.Second,
 		DecayInterval: -time.Second,
-		SampleEvery:   MaxSampleEvery + 1,
+		SampleEvery:   maxSampleEvery + 1,
 	}.Validate()
 	require.Error(t, err)
 	require.True(t, errors.Is(err, ErrInvalidConfig))

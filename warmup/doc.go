@@ -4,7 +4,7 @@
 //
 // # Tracking
 //
-// A [Tracker] per keyspace counts accesses in 16 mutex-guarded shards of a
+// A tracker per keyspace counts accesses in 16 mutex-guarded shards of a
 // bounded map (about 4 x MaxHotKeys candidates). A full shard replaces the
 // least counted of five randomly sampled entries, so a stream of one-off
 // keys cannot push a hot key out. Every DecayInterval each count is halved
@@ -19,8 +19,8 @@
 //
 // # Prefetching
 //
-// After each ring change every node computes a [Plan] from the previous
-// and the new ring ([PlanFor]):
+// After each ring change every node computes a plan from the previous and
+// the new ring:
 //
 //   - it loads, through its normal read path, the explicit warm keys
 //     (engine.WithKeySpaceWarmKeys) and the hot keys it tracked that it owns
@@ -30,11 +30,11 @@
 //     tracked the key asks (the owner coalesces the requests into one load).
 //
 // Keys are thus fetched once, by their new owner, not once per node. A round
-// runs [Prefetch], which bounds how many prefetches are in flight
-// (Concurrency) and gives each the smaller of Timeout and the keyspace read
-// timeout. Rounds never overlap: changes that arrive during a round are
-// merged into one more round.
+// bounds how many prefetches are in flight (Concurrency) and gives each the
+// smaller of Timeout and the keyspace read timeout. Rounds never overlap:
+// changes that arrive during a round are merged into one more round.
 //
-// The package does not import the engine: the engine adapts its ring to
-// [Ring] and supplies the fetch function.
+// This package holds the configuration ([Config]); the engine runs the
+// mechanism (with internal/prefetch) once engine.WithWarmup enables it, and
+// reports the tracked keys through Engine.HotKeys ([HotKey]).
 package warmup

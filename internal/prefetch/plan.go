@@ -1,4 +1,4 @@
-package warmup
+package prefetch
 
 import "slices"
 
@@ -17,7 +17,7 @@ type Plan struct {
 	// through its own read path.
 	Local []string
 	// Push maps a member to the hot keys it now owns and that this node is
-	// the best placed to tell it about (see PlanFor); this node asks that
+	// the best placed to tell it about (see [PlanFor]); this node asks that
 	// member for each, which makes the member load it.
 	Push map[string][]string
 }

@@ -1,4 +1,4 @@
-package warmup
+package prefetch
 
 import (
 	"context"
@@ -26,7 +26,7 @@ func TestPrefetchBoundsConcurrency(t *testing.T) {
 	release := make(chan struct{})
 	done := make(chan Result)
 	go func() {
-		done <- Prefetch(context.Background(), tasks(40), 3, func(ctx context.Context, _ Task) error {
+		done <- Run(context.Background(), tasks(40), 3, func(ctx context.Context, _ Task) error {
 			n := cur.Add(1)
 			defer cur.Add(-1)
 			for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
@@ -46,7 +46,7 @@ func TestPrefetchCountsFailuresAndTimeouts(t *testing.T) {
 	ts := tasks(4)
 	ts[1].Timeout = time.Millisecond
 	boom := errors.New("boom")
-	res := Prefetch(context.Background(), ts, 0, func(ctx context.Context, task Task) error {
+	res := Run(context.Background(), ts, 0, func(ctx context.Context, task Task) error {
 		switch task.Key {
 		case "k1":
 			<-ctx.Done() // the task's own timeout ends it
@@ -64,7 +64,7 @@ func TestPrefetchCountsFailuresAndTimeouts(t *testing.T) {
 func TestPrefetchStopsOnCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var ran atomic.Int64
-	res := Prefetch(ctx, tasks(10), 1, func(context.Context, Task) error {
+	res := Run(ctx, tasks(10), 1, func(context.Context, Task) error {
 		if ran.Add(1) == 2 {
 			cancel()
 		}
@@ -72,5 +72,5 @@ func TestPrefetchStopsOnCancel(t *testing.T) {
 	})
 	require.Equal(t, 2, res.Succeeded)
 	require.Equal(t, 8, res.Skipped)
-	require.Equal(t, Result{}, Prefetch(context.Background(), nil, 4, nil))
+	require.Equal(t, Result{}, Run(context.Background(), nil, 4, nil))
 }

@@ -1,4 +1,4 @@
-package warmup
+package prefetch
 
 import (
 	"cmp"
@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/distcache/distcache/warmup"
 )
 
 const (
@@ -22,12 +24,6 @@ const (
 	// a key that keeps coming back gets in after a few accesses.
 	admitOneIn = 8
 )
-
-// HotKey is a tracked key with its estimated recent hit count.
-type HotKey struct {
-	Key  string
-	Hits int64
-}
 
 // Tracker counts the accesses of keys and reports the most requested ones
 // recently. It keeps a bounded number of candidates in sharded tables. A
@@ -62,7 +58,7 @@ type slot struct {
 
 // NewTracker returns a tracker sized for cfg.MaxHotKeys (after defaults),
 // or nil when cfg.MaxHotKeys is negative (tracking off).
-func NewTracker(cfg Config) *Tracker {
+func NewTracker(cfg warmup.Config) *Tracker {
 	cfg = cfg.WithDefaults()
 	if cfg.MaxHotKeys < 0 {
 		return nil
@@ -154,22 +150,22 @@ func (t *Tracker) Decay() {
 
 // Hot returns up to n keys whose estimated hits are at least minHits, most
 // requested first (ties by key). n <= 0 returns nil.
-func (t *Tracker) Hot(n, minHits int) []HotKey {
+func (t *Tracker) Hot(n, minHits int) []warmup.HotKey {
 	if t == nil || n <= 0 {
 		return nil
 	}
-	var out []HotKey
+	var out []warmup.HotKey
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
 		for _, sl := range s.slots {
 			if hits := int64(sl.count) * int64(t.sampleEvery); hits >= int64(minHits) {
-				out = append(out, HotKey{Key: sl.key, Hits: hits})
+				out = append(out, warmup.HotKey{Key: sl.key, Hits: hits})
 			}
 		}
 		s.mu.Unlock()
 	}
-	slices.SortFunc(out, func(a, b HotKey) int {
+	slices.SortFunc(out, func(a, b warmup.HotKey) int {
 		if c := cmp.Compare(b.Hits, a.Hits); c != 0 {
 			return c
 		}
@@ -197,7 +193,7 @@ func (t *Tracker) Len() int {
 }
 
 // Keys returns the keys of hot, in order.
-func Keys(hot []HotKey) []string {
+func Keys(hot []warmup.HotKey) []string {
 	out := make([]string, len(hot))
 	for i, h := range hot {
 		out[i] = h.Key

@@ -1,4 +1,4 @@
-package warmup
+package prefetch
 
 import (
 	"context"
@@ -17,7 +17,7 @@ type Task struct {
 	Timeout time.Duration
 }
 
-// Result sums up a Prefetch call.
+// Result sums up a Run call.
 type Result struct {
 	// Succeeded and Failed count the tasks that ran; Skipped those never
 	// started because ctx ended first.
@@ -26,11 +26,11 @@ type Result struct {
 	FirstErr error
 }
 
-// Prefetch runs fetch for every task with at most concurrency running at a
+// Run runs fetch for every task with at most concurrency running at a
 // time (values below 1 mean 1), each under its task's Timeout, and returns
 // when all have finished: every goroutine it starts has exited by then.
 // Once ctx ends, the tasks not started yet are skipped.
-func Prefetch(ctx context.Context, tasks []Task, concurrency int, fetch func(context.Context, Task) error) Result {
+func Run(ctx context.Context, tasks []Task, concurrency int, fetch func(context.Context, Task) error) Result {
 	var (
 		next             atomic.Int64
 		ok, failed, skip atomic.Int64

@@ -1,4 +1,4 @@
-package warmup
+package prefetch
 
 import (
 	"fmt"
@@ -6,11 +6,12 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/distcache/distcache/warmup"
 	"github.com/stretchr/testify/require"
 )
 
 func TestTrackerRanksByHits(t *testing.T) {
-	tr := NewTracker(Config{MaxHotKeys: 10})
+	tr := NewTracker(warmup.Config{MaxHotKeys: 10})
 	for i := range 5 {
 		for range (i + 1) * 3 {
 			tr.Record(fmt.Sprint("k", i))
@@ -18,7 +19,7 @@ func TestTrackerRanksByHits(t *testing.T) {
 	}
 	tr.Record("once")
 	hot := tr.Hot(3, 2)
-	require.Equal(t, []HotKey{{"k4", 15}, {"k3", 12}, {"k2", 9}}, hot)
+	require.Equal(t, []warmup.HotKey{{Key: "k4", Hits: 15}, {Key: "k3", Hits: 12}, {Key: "k2", Hits: 9}}, hot)
 	require.Len(t, tr.Hot(100, 2), 5, "MinHits excludes the key seen once")
 	require.Len(t, tr.Hot(100, 1), 6)
 	require.Nil(t, tr.Hot(0, 1))
@@ -26,7 +27,7 @@ func TestTrackerRanksByHits(t *testing.T) {
 }
 
 func TestTrackerTiesAreOrderedByKey(t *testing.T) {
-	tr := NewTracker(Config{})
+	tr := NewTracker(warmup.Config{})
 	for _, k := range []string{"b", "c", "a"} {
 		tr.Record(k)
 	}
@@ -34,13 +35,13 @@ func TestTrackerTiesAreOrderedByKey(t *testing.T) {
 }
 
 func TestTrackerDecayAgesKeysOut(t *testing.T) {
-	tr := NewTracker(Config{})
+	tr := NewTracker(warmup.Config{})
 	for range 8 {
 		tr.Record("old")
 	}
 	tr.Record("new")
 	tr.Decay()
-	require.Equal(t, []HotKey{{"old", 4}}, tr.Hot(10, 1), "a count of 1 halves to 0 and is forgotten")
+	require.Equal(t, []warmup.HotKey{{Key: "old", Hits: 4}}, tr.Hot(10, 1), "a count of 1 halves to 0 and is forgotten")
 	require.Equal(t, 1, tr.Len())
 	for range 3 {
 		tr.Decay()
@@ -51,7 +52,7 @@ func TestTrackerDecayAgesKeysOut(t *testing.T) {
 // A flood of one-off keys does not push out keys that are really hot, and
 // memory stays bounded.
 func TestTrackerBoundedAndKeepsHotKeys(t *testing.T) {
-	cfg := Config{MaxHotKeys: 10}
+	cfg := warmup.Config{MaxHotKeys: 10}
 	tr := NewTracker(cfg)
 	hot := []string{"h0", "h1", "h2", "h3", "h4"}
 	for range 50 {
@@ -72,7 +73,7 @@ func TestTrackerBoundedAndKeepsHotKeys(t *testing.T) {
 }
 
 func TestTrackerSampling(t *testing.T) {
-	tr := NewTracker(Config{SampleEvery: 4})
+	tr := NewTracker(warmup.Config{SampleEvery: 4})
 	for range 4000 {
 		tr.Record("k")
 	}
@@ -88,11 +89,11 @@ func TestTrackerNilAndDisabled(t *testing.T) {
 	tr.Decay()
 	require.Nil(t, tr.Hot(10, 1))
 	require.Zero(t, tr.Len())
-	require.Nil(t, NewTracker(Config{MaxHotKeys: -1}))
+	require.Nil(t, NewTracker(warmup.Config{MaxHotKeys: -1}))
 }
 
 func TestTrackerDoesNotRetainCallerBytes(t *testing.T) {
-	tr := NewTracker(Config{})
+	tr := NewTracker(warmup.Config{})
 	b := []byte("key")
 	tr.Record(string(b))
 	b[0] = 'X'
@@ -100,7 +101,7 @@ func TestTrackerDoesNotRetainCallerBytes(t *testing.T) {
 }
 
 func TestTrackerConcurrent(t *testing.T) {
-	tr := NewTracker(Config{MaxHotKeys: 50})
+	tr := NewTracker(warmup.Config{MaxHotKeys: 50})
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {
@@ -144,7 +145,7 @@ func BenchmarkTrackerRecord(b *testing.B) {
 	}{{"fits", fits}, {"zipf", zipf}, {"uniform", uniform}} {
 		for _, sample := range []int{1, 8} {
 			b.Run(fmt.Sprintf("%s/sample=%d", w.name, sample), func(b *testing.B) {
-				tr := NewTracker(Config{SampleEvery: sample})
+				tr := NewTracker(warmup.Config{SampleEvery: sample})
 				b.ReportAllocs()
 				b.RunParallel(func(pb *testing.PB) {
 					i := rand.IntN(len(w.idx))
