@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/distcache/distcache/admin"
+	"github.com/distcache/distcache/cluster"
 	"github.com/distcache/distcache/discovery/static"
 	"github.com/distcache/distcache/engine"
 	"github.com/distcache/distcache/keyspace"
@@ -74,7 +75,7 @@ func TestAdminPeersAcrossCluster(t *testing.T) {
 			}
 		}
 		require.Equal(t, 1, selves, "node %d: exactly one is_self", i)
-		require.Equal(t, engine.DefaultPartitionCount, partitions)
+		require.Equal(t, cluster.DefaultPartitionCount, partitions, "every partition of the default ring has one owner")
 
 		var st admin.Status
 		require.Equal(t, http.StatusOK, adminGet(t, adminURL(e, "/readyz"), &st))

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/distcache/distcache/admin"
+	"github.com/distcache/distcache/cluster"
 	"github.com/distcache/distcache/engine"
 	"github.com/distcache/distcache/testutil"
 	"github.com/stretchr/testify/require"
@@ -78,7 +79,7 @@ func TestAdminClusterViewGathersEveryMember(t *testing.T) {
 				require.Nil(t, st.DataSourceAvoided)
 			}
 		}
-		require.Equal(t, engine.DefaultPartitionCount, partitions)
+		require.Equal(t, cluster.DefaultPartitionCount, partitions)
 		require.EqualValues(t, len(keys), v.Gets)
 		require.EqualValues(t, len(keys), v.Fetches)
 	}

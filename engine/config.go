@@ -20,19 +20,19 @@ import (
 // Defaults of the engine-wide settings. The per-keyspace ones fall back to
 // these unless overridden with a WithKeySpace* option.
 const (
-	DefaultBindAddr           = "0.0.0.0"
-	DefaultBindPort           = 7946
-	DefaultLabel              = "distcache"
-	DefaultBootstrapTimeout   = 30 * time.Second
-	DefaultJoinRetryInterval  = time.Second
-	DefaultDiscoveryInterval  = 30 * time.Second
-	DefaultMinimumPeersQuorum = 1
-	DefaultReadTimeout        = 5 * time.Second
-	DefaultWriteTimeout       = 5 * time.Second
-	DefaultShutdownTimeout    = 30 * time.Second
-	DefaultMaxKeyBytes        = 4 << 10
-	DefaultMaxValueBytes      = 8 << 20
-	DefaultPartitionCount     = cluster.DefaultPartitionCount
+	defaultBindAddr           = "0.0.0.0"
+	defaultBindPort           = 7946
+	defaultLabel              = "distcache"
+	defaultBootstrapTimeout   = 30 * time.Second
+	defaultJoinRetryInterval  = time.Second
+	defaultDiscoveryInterval  = 30 * time.Second
+	defaultMinimumPeersQuorum = 1
+	defaultReadTimeout        = 5 * time.Second
+	defaultWriteTimeout       = 5 * time.Second
+	defaultShutdownTimeout    = 30 * time.Second
+	defaultMaxKeyBytes        = 4 << 10
+	defaultMaxValueBytes      = 8 << 20
+	defaultPartitionCount     = cluster.DefaultPartitionCount
 )
 
 // RateLimitConfig is the DataSource rate limit; see keyspace.RateLimitConfig.
@@ -160,19 +160,19 @@ func NewConfig(provider discovery.Provider, keyspaces []keyspace.KeySpace, opts 
 	c := &Config{
 		Provider:           provider,
 		KeySpaces:          append([]keyspace.KeySpace(nil), keyspaces...),
-		BindAddr:           DefaultBindAddr,
-		BindPort:           DefaultBindPort,
-		Label:              DefaultLabel,
-		PartitionCount:     DefaultPartitionCount,
-		BootstrapTimeout:   DefaultBootstrapTimeout,
-		JoinRetryInterval:  DefaultJoinRetryInterval,
-		DiscoveryInterval:  DefaultDiscoveryInterval,
-		MinimumPeersQuorum: DefaultMinimumPeersQuorum,
-		ShutdownTimeout:    DefaultShutdownTimeout,
-		ReadTimeout:        DefaultReadTimeout,
-		WriteTimeout:       DefaultWriteTimeout,
-		MaxKeyBytes:        DefaultMaxKeyBytes,
-		MaxValueBytes:      DefaultMaxValueBytes,
+		BindAddr:           defaultBindAddr,
+		BindPort:           defaultBindPort,
+		Label:              defaultLabel,
+		PartitionCount:     defaultPartitionCount,
+		BootstrapTimeout:   defaultBootstrapTimeout,
+		JoinRetryInterval:  defaultJoinRetryInterval,
+		DiscoveryInterval:  defaultDiscoveryInterval,
+		MinimumPeersQuorum: defaultMinimumPeersQuorum,
+		ShutdownTimeout:    defaultShutdownTimeout,
+		ReadTimeout:        defaultReadTimeout,
+		WriteTimeout:       defaultWriteTimeout,
+		MaxKeyBytes:        defaultMaxKeyBytes,
+		MaxValueBytes:      defaultMaxValueBytes,
 		Handoff:            true,
 		KeySpaceConfigs:    map[string]*KeySpaceConfig{},
 	}
@@ -307,7 +307,7 @@ func (c *Config) securityProblems() []error {
 			"set ServerTLS.ClientAuth = tls.RequireAndVerifyClientCert with ClientCAs (mutual TLS), or add WithGossipSecret, " +
 			"or pass WithInsecure() to accept that")}
 	}
-	bind := cmp.Or(c.BindAddr, DefaultBindAddr)
+	bind := cmp.Or(c.BindAddr, defaultBindAddr)
 	if ip := net.ParseIP(bind); ip == nil || !ip.IsLoopback() {
 		return []error{fmt.Errorf("BindAddr %q is not a loopback address and no peer is authenticated: add WithGossipSecret(key) "+
 			"or WithTLS with client certificates (mutual TLS), or pass WithInsecure() to accept that anyone who reaches "+
