@@ -50,7 +50,7 @@ func (t *Transport) Call(ctx context.Context, addr string, req Request) (Respons
 // ctx deadline (the earlier of the two is sent to the peer and waited for;
 // expiry gives an error wrapping context.DeadlineExceeded) but costs no
 // context and no timer: the transport's sweeper fails calls whose deadline
-// has passed, within about a millisecond (see sweep.go). The zero deadline
+// has passed, as soon as the runtime's timer fires (see sweep.go). The zero deadline
 // means none. It is for hot paths that would otherwise wrap every call in
 // context.WithTimeout.
 func (t *Transport) CallDeadline(ctx context.Context, addr string, req Request, deadline time.Time) (Response, error) {
@@ -121,7 +121,7 @@ func (t *Transport) call(ctx context.Context, addr string, req Request, deadline
 		return Response{}, cc.failErr()
 	}
 	if dl != 0 {
-		t.wakeSweeper()
+		t.planSweep(dl)
 	}
 	h := frameHeader{length: uint32(frameLen(req.Trace, req.Payload)), typ: frameReq, code: req.Op, flags: req.Flags, id: id, budget: budget}
 	if len(req.Trace) > 0 {

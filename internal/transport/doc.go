@@ -66,9 +66,9 @@
 // reader goroutine per connection routes RESP and ERR frames to the pending entries; if the
 // caller's ctx ends first, the entry is removed, a CANCEL frame is sent and the late
 // response is dropped. An explicit deadline ([Transport.CallDeadline]) is kept in the
-// pending entry instead of a timer: one sweeper goroutine per transport fails entries past
-// their deadline (and sends their CANCEL) every millisecond while any is pending, and
-// sleeps otherwise.
+// pending entry instead of a timer: one sweeper goroutine per transport sleeps until the
+// earliest deadline it knows of, then fails the entries past their deadline (and sends
+// their CANCEL) and plans its next scan at the earliest deadline left.
 //
 // One writer goroutine per connection owns the socket. Senders append encoded frames to a
 // shared buffer and wake it; it yields briefly while more frames keep arriving, then writes

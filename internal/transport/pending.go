@@ -44,15 +44,15 @@ func (p *pendingTable) add(c *call, deadline int64) uint64 {
 }
 
 // expire removes the calls whose deadline is at or before now and appends
-// them and their ids to calls and ids; live counts the calls with a
-// deadline that remain.
-func (p *pendingTable) expire(now int64, calls []*call, ids []uint64) (_ []*call, _ []uint64, live int) {
+// them and their ids to calls and ids; next is the earliest deadline among
+// the calls that remain (0: none).
+func (p *pendingTable) expire(now int64, calls []*call, ids []uint64) (_ []*call, _ []uint64, next int64) {
 	for i := range p.slots {
 		s := &p.slots[i]
 		switch {
 		case s.c == nil || s.deadline == 0:
 		case s.deadline > now:
-			live++
+			next = earlier(next, s.deadline)
 		default:
 			ids = append(ids, s.id)
 			calls = append(calls, s.c)
@@ -60,7 +60,7 @@ func (p *pendingTable) expire(now int64, calls []*call, ids []uint64) (_ []*call
 			p.free = append(p.free, uint32(i))
 		}
 	}
-	return calls, ids, live
+	return calls, ids, next
 }
 
 // take removes and returns the call for id, or nil if it is not pending.

@@ -145,22 +145,22 @@ func TestPendingTableExpire(t *testing.T) {
 	p.add(none, 0)
 	idEarly := p.add(early, 100)
 	idLate := p.add(late, 200)
-	calls, ids, live := p.expire(99, nil, nil)
+	calls, ids, next := p.expire(99, nil, nil)
 	assert.Empty(t, calls)
 	assert.Empty(t, ids)
-	assert.Equal(t, 2, live, "calls without a deadline are not counted")
-	calls, ids, live = p.expire(100, nil, nil)
+	assert.EqualValues(t, 100, next, "the earliest deadline left; calls without one do not count")
+	calls, ids, next = p.expire(100, nil, nil)
 	assert.Equal(t, []*call{early}, calls, "a deadline expires at its instant")
 	assert.Equal(t, []uint64{idEarly}, ids)
-	assert.Equal(t, 1, live)
+	assert.EqualValues(t, 200, next)
 	assert.Nil(t, p.take(idEarly), "an expired call is no longer pending")
 	// The freed slot is reused.
 	again := &call{}
 	p.add(again, 0)
 	assert.Same(t, late, p.take(idLate))
-	calls, _, live = p.expire(1<<40, nil, nil)
+	calls, _, next = p.expire(1<<40, nil, nil)
 	assert.Empty(t, calls)
-	assert.Zero(t, live)
+	assert.Zero(t, next)
 	assert.Len(t, p.drain(), 2)
 }
 

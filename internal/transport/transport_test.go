@@ -534,8 +534,8 @@ func TestCallDeadline(t *testing.T) {
 		require.NoError(t, err)
 		require.EqualValues(t, 2, resp.Status)
 	}
-	// With nothing in flight the sweeper goes back to sleep.
-	require.Eventually(t, cli.sweep.idle.Load, 5*time.Second, time.Millisecond)
+	// With nothing in flight the sweeper plans no scan.
+	require.Eventually(t, func() bool { return cli.sweep.next.Load() == 0 }, 5*time.Second, time.Millisecond)
 }
 
 // Many calls with staggered deadlines against a handler that never answers
@@ -568,5 +568,38 @@ func TestCallDeadlineSweeper(t *testing.T) {
 	wg.Wait()
 	cancelled.Wait() // every handler's ctx ended
 	assert.EqualValues(t, calls, cli.Stats().Cancelled)
-	require.Eventually(t, cli.sweep.idle.Load, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return cli.sweep.next.Load() == 0 }, 5*time.Second, time.Millisecond)
+}
+
+// The sweeper scans at the earliest pending deadline, not at a fixed
+// interval: a call answered long before its deadline leaves one scan
+// planned at that deadline, and a later call with an earlier deadline
+// brings the scan forward, so it still fails on time.
+func TestSweepPlansAtEarliestDeadline(t *testing.T) {
+	release := make(chan struct{})
+	srv := newTestTransport(t, func(c *Config) {
+		c.Handler = HandlerFunc(func(_ context.Context, req Request) Response {
+			if req.Op == 1 {
+				<-release // never answer, whatever the handler's ctx says
+			}
+			return Response{Status: req.Op}
+		})
+	})
+	t.Cleanup(func() { close(release) })
+	var hung sync.WaitGroup
+	t.Cleanup(hung.Wait) // after cli's Shutdown (LIFO), which ends the hung call
+	cli := newTestTransport(t, nil)
+
+	far := time.Now().Add(time.Hour)
+	_, err := cli.CallDeadline(context.Background(), addrOf(srv), Request{Op: 2}, far)
+	require.NoError(t, err)
+	require.Equal(t, cli.mono(far), cli.sweep.next.Load())
+	require.Never(t, func() bool { return cli.sweep.next.Load() != cli.mono(far) }, 100*time.Millisecond, time.Millisecond,
+		"no scan before the earliest deadline")
+
+	hung.Go(func() { _, _ = cli.CallDeadline(context.Background(), addrOf(srv), Request{Op: 1}, far) })
+	start := time.Now()
+	_, err = cli.CallDeadline(context.Background(), addrOf(srv), Request{Op: 1}, start.Add(50*time.Millisecond))
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.Less(t, time.Since(start), time.Second)
 }
