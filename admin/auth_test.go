@@ -63,6 +63,17 @@ func TestRequireBearer(t *testing.T) {
 	require.NotContains(t, rec.Body.String(), testToken)
 }
 
+func TestConfigAdvertiseURLValidation(t *testing.T) {
+	for _, u := range []string{"http://10.0.0.5:8080/_distcache/admin/", "https://cache.example/ops/"} {
+		require.NoError(t, Config{AdvertiseURL: u}.Validate(), u)
+	}
+	for _, u := range []string{"javascript:alert(1)", "/relative/", "10.0.0.5:8080", "ftp://x/", "http://", "http://%zz"} {
+		err := Config{AdvertiseURL: u}.Validate()
+		require.ErrorIs(t, err, ErrInvalidConfig, u)
+		require.ErrorContains(t, err, "AdvertiseURL", u)
+	}
+}
+
 func TestConfigBearerTokenValidation(t *testing.T) {
 	for _, tok := range []string{"abc", "A-b.c_d~e+f/g==", testToken} {
 		require.NoError(t, Config{BearerToken: tok}.Validate(), tok)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -74,6 +75,14 @@ type Config struct {
 	// MaxHeaderBytes bounds request headers, in bytes. Zero:
 	// DefaultMaxHeaderBytes (16 KiB).
 	MaxHeaderBytes int
+	// AdvertiseURL is the URL of this node's dashboard that the other
+	// members' dashboards link to: set it when the handler is mounted on a
+	// server of your own (engine.AdminHandler), or reached through a proxy.
+	// It must be an absolute http or https URL. Empty: derived from the
+	// admin server's bound address (its host replaced by the node's
+	// advertised one when it listens on every interface), or no link when
+	// no admin server runs.
+	AdvertiseURL string
 	// Logger receives the server's warnings (listening on every interface).
 	// The engine passes its own logger when this is nil. Nil: discarded.
 	Logger *slog.Logger
@@ -142,6 +151,11 @@ func (c Config) Validate() error {
 	if c.BearerToken != "" && !validBearerToken(c.BearerToken) {
 		// The token itself stays out of the message: errors get logged.
 		bad("BearerToken must be an RFC 6750 token: letters, digits and \"-._~+/\", then optional \"=\" padding (no spaces)")
+	}
+	if c.AdvertiseURL != "" {
+		if u, err := url.Parse(c.AdvertiseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("AdvertiseURL %q must be an absolute http or https URL", c.AdvertiseURL)
+		}
 	}
 	if t := c.TLSConfig; t != nil && len(t.Certificates) == 0 && t.GetCertificate == nil && t.GetConfigForClient == nil {
 		bad("TLSConfig has no certificate (set Certificates, GetCertificate or GetConfigForClient)")

@@ -89,15 +89,22 @@ func (e *Engine) memberReport() admin.Member {
 	return m
 }
 
-// adminLink returns the admin server's bound address and its dashboard's
-// URL ("" without a server). A server on every interface is linked through
-// the host of this node's advertised address.
+// adminLink returns the admin server's bound address ("" without one) and
+// the URL of this node's dashboard: admin.Config.AdvertiseURL when set,
+// else derived from the server's address ("" without a server). A server
+// on every interface is linked through the host of this node's advertised
+// address.
 func (e *Engine) adminLink() (addr, url string) {
 	srv := e.ext.server.Load()
+	if srv != nil {
+		addr = srv.Addr()
+	}
+	if u := e.cfg.extras.admin.AdvertiseURL; u != "" {
+		return addr, u
+	}
 	if srv == nil {
 		return "", ""
 	}
-	addr = srv.Addr()
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return addr, ""

@@ -3,8 +3,10 @@ package engine_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -116,6 +118,23 @@ func TestAdminClusterViewGathersEveryMember(t *testing.T) {
 	require.EqualValues(t, 2*len(keys), v.Fetches)
 	require.NotNil(t, v.DataSourceAvoided)
 	require.InDelta(t, 0.6, *v.DataSourceAvoided, 1e-9, "1 − 40 ÷ 100")
+}
+
+// A handler mounted on the embedder's own server has no address of its
+// own to report: admin.Config.AdvertiseURL is the link other members get.
+func TestAdminClusterViewAdvertiseURL(t *testing.T) {
+	const link = "https://cache-0.example/ops/cache/"
+	c := testutil.NewCluster(t, 1, testutil.ClusterConfig{Options: []engine.Option{
+		engine.WithAdminConfig(admin.Config{BasePath: "/ops/cache", AdvertiseURL: link}),
+	}})
+	rec := httptest.NewRecorder()
+	c.Node(0).AdminHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/ops/cache/cluster", nil))
+	require.Equal(t, http.StatusOK, rec.Code)
+	var v admin.ClusterView
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &v))
+	require.Len(t, v.Members, 1)
+	require.Equal(t, link, v.Members[0].AdminURL)
+	require.Empty(t, v.Members[0].AdminAddr, "no admin server")
 }
 
 // A member that stops is listed as unreachable, with the reason: first

@@ -100,6 +100,13 @@ func runNode(args []string) error {
 	if err != nil {
 		return err
 	}
+	// Listen first: the engine tells the other members where this node's
+	// dashboard is, so that theirs link to it.
+	ln, err := net.Listen("tcp", c.httpAddr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close() // after Serve took it, closing again is harmless
 	users := keyspace.New(usersKeySpace, 64<<20, keyspace.DataSourceFunc(db.Fetch))
 	e, err := engine.New(engine.NewConfig(
 		static.NewDiscovery(&static.Config{Addresses: c.peers}),
@@ -119,6 +126,7 @@ func runNode(args []string) error {
 		// Remember "no such user" for a while: unknown ids cost the database
 		// one query per 10 s, not one per request. A PUT replaces it.
 		engine.WithKeySpaceNegativeTTL(usersKeySpace, 10*time.Second),
+		engine.WithAdminConfig(admin.Config{AdvertiseURL: "http://" + ln.Addr().String() + admin.DefaultBasePath + "/"}),
 	))
 	if err != nil {
 		return err
@@ -131,11 +139,6 @@ func runNode(args []string) error {
 	(&api{e: e, db: db, log: log}).routes(mux)
 	// The admin endpoints and dashboard, on the service's own port.
 	mux.Handle(admin.DefaultBasePath+"/", e.AdminHandler())
-	ln, err := net.Listen("tcp", c.httpAddr)
-	if err != nil {
-		_ = e.Stop(context.Background())
-		return err
-	}
 	srv := newHTTPServer(mux)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
