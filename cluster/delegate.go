@@ -75,10 +75,13 @@ type delegate struct {
 	kick    func()
 	stats   *stats
 
-	// membersMu guards members: the live members by name, maintained from
-	// the event callbacks (see setMember).
+	// membersMu guards members, the live members by name, maintained from
+	// the event callbacks (see setMember), and sorted, the same members
+	// sorted by name (nil until memberList needs it after a change), so that
+	// frequent readers copy a slice instead of sorting a map.
 	membersMu sync.Mutex
 	members   map[string]Member
+	sorted    []Member
 
 	// self is this node's name; nameTakenBy is the address of a live member
 	// seen claiming it (NotifyConflict), if any.
@@ -145,6 +148,7 @@ func (d *delegate) setMember(n *memberlist.Node, alive bool) {
 	} else if cur, ok := d.members[m.Name]; ok && cur.Addr == m.Addr {
 		delete(d.members, m.Name)
 	}
+	d.sorted = nil
 	d.membersMu.Unlock()
 	d.kick()
 }
@@ -152,13 +156,15 @@ func (d *delegate) setMember(n *memberlist.Node, alive bool) {
 // memberList returns the live members, sorted by name.
 func (d *delegate) memberList() []Member {
 	d.membersMu.Lock()
-	out := make([]Member, 0, len(d.members))
-	for _, m := range d.members {
-		out = append(out, m)
+	defer d.membersMu.Unlock()
+	if d.sorted == nil {
+		d.sorted = make([]Member, 0, len(d.members))
+		for _, m := range d.members {
+			d.sorted = append(d.sorted, m)
+		}
+		slices.SortFunc(d.sorted, func(a, b Member) int { return cmp.Compare(a.Name, b.Name) })
 	}
-	d.membersMu.Unlock()
-	slices.SortFunc(out, func(a, b Member) int { return cmp.Compare(a.Name, b.Name) })
-	return out
+	return slices.Clone(d.sorted)
 }
 
 // NotifyAlive implements memberlist.AliveDelegate: peers with another

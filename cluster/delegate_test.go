@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"log/slog"
+	"net"
 	"sync"
 	"testing"
 
@@ -133,4 +134,28 @@ func TestMemberlistLogBridge(t *testing.T) {
 	ql.Printf("[WARN] memberlist: kept")
 	require.Len(t, quiet.snapshot(), 1)
 	assert.Equal(t, "kept", quiet.snapshot()[0].Message)
+}
+
+// memberList follows every join, update and leave, sorted by name, and
+// hands out copies that callers may change.
+func TestDelegateMemberList(t *testing.T) {
+	var st stats
+	d := newDelegate(nodeMeta{protocol: ProtocolVersion}, slog.New(slog.DiscardHandler), func() {}, &st)
+	node := func(name, ip string) *memberlist.Node {
+		return &memberlist.Node{Name: name, Addr: net.ParseIP(ip), Port: 7946}
+	}
+	require.Empty(t, d.memberList())
+	d.NotifyJoin(node("b", "10.0.0.2"))
+	d.NotifyJoin(node("a", "10.0.0.1"))
+	require.Equal(t, []Member{{"a", "10.0.0.1:7946"}, {"b", "10.0.0.2:7946"}}, d.memberList())
+
+	got := d.memberList()
+	got[0].Name = "mutated"
+	require.Equal(t, "a", d.memberList()[0].Name, "a copy")
+
+	d.NotifyUpdate(node("a", "10.0.0.9"))
+	d.NotifyJoin(node("c", "10.0.0.3"))
+	require.Equal(t, []Member{{"a", "10.0.0.9:7946"}, {"b", "10.0.0.2:7946"}, {"c", "10.0.0.3:7946"}}, d.memberList())
+	d.NotifyLeave(node("b", "10.0.0.2"))
+	require.Equal(t, []Member{{"a", "10.0.0.9:7946"}, {"c", "10.0.0.3:7946"}}, d.memberList())
 }
