@@ -8,7 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"github.com/distcache/distcache/discovery/static"
@@ -139,7 +138,7 @@ func TestWaiterCancelDoesNotCancelFetch(t *testing.T) {
 
 func TestReadTimeout(t *testing.T) {
 	t.Parallel()
-	synctest.Test(t, func(t *testing.T) {
+	testutil.Bubble(t, func(t *testing.T) {
 		const timeout = 50 * time.Millisecond
 		e, ds := startSingle(t, engine.WithKeySpaceReadTimeout(ks, timeout))
 		ds.SetLatency(time.Second)
@@ -245,7 +244,7 @@ func TestDeleteSupersedesInFlightLoad(t *testing.T) {
 
 func TestTTL(t *testing.T) {
 	t.Parallel()
-	synctest.Test(t, func(t *testing.T) {
+	testutil.Bubble(t, func(t *testing.T) {
 		const ttl = 40 * time.Millisecond
 		ttlDS, dflt, none := testutil.NewDataSource(), testutil.NewDataSource(), testutil.NewDataSource()
 		ttlKS := &expiringKS{KeySpace: keyspace.New("ttl", 1<<20, ttlDS), ttl: ttl}

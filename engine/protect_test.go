@@ -7,7 +7,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"github.com/distcache/distcache/engine"
@@ -18,7 +17,7 @@ import (
 
 func TestRateLimitImmediateDeny(t *testing.T) {
 	t.Parallel()
-	synctest.Test(t, func(t *testing.T) {
+	testutil.Bubble(t, func(t *testing.T) {
 		e, ds := startSingle(t, engine.WithRateLimiter(engine.RateLimitConfig{RequestsPerSecond: 0.001, Burst: 2}))
 		ctx := context.Background()
 		for i := range 2 {
@@ -40,7 +39,7 @@ func TestRateLimitImmediateDeny(t *testing.T) {
 
 func TestRateLimitWaitTimeout(t *testing.T) {
 	t.Parallel()
-	synctest.Test(t, func(t *testing.T) {
+	testutil.Bubble(t, func(t *testing.T) {
 		e, _ := startSingle(t, engine.WithRateLimiter(engine.RateLimitConfig{RequestsPerSecond: 0.001, Burst: 1, WaitTimeout: 30 * time.Millisecond}))
 		ctx := context.Background()
 		_, err := e.Get(ctx, ks, "a")
@@ -84,7 +83,7 @@ func TestRateLimitAfterSingleflight(t *testing.T) {
 
 func TestCircuitBreakerOpensAndRecovers(t *testing.T) {
 	t.Parallel()
-	synctest.Test(t, func(t *testing.T) {
+	testutil.Bubble(t, func(t *testing.T) {
 		const reset = 100 * time.Millisecond
 		e, ds := startSingle(t, engine.WithCircuitBreaker(engine.CircuitBreakerConfig{FailureThreshold: 3, ResetTimeout: reset}))
 		ctx := context.Background()
@@ -118,7 +117,7 @@ func TestCircuitBreakerOpensAndRecovers(t *testing.T) {
 
 func TestCircuitBreakerHalfOpenFailureReopens(t *testing.T) {
 	t.Parallel()
-	synctest.Test(t, func(t *testing.T) {
+	testutil.Bubble(t, func(t *testing.T) {
 		const reset = 50 * time.Millisecond
 		e, ds := startSingle(t, engine.WithCircuitBreaker(engine.CircuitBreakerConfig{FailureThreshold: 1, ResetTimeout: reset}))
 		ctx := context.Background()
@@ -205,7 +204,7 @@ func TestNegativeCaching(t *testing.T) {
 
 func TestNegativeTTLExpires(t *testing.T) {
 	t.Parallel()
-	synctest.Test(t, func(t *testing.T) {
+	testutil.Bubble(t, func(t *testing.T) {
 		const ttl = 30 * time.Millisecond
 		e, ds := startSingle(t, engine.WithKeySpaceNegativeTTL(ks, ttl))
 		ctx := context.Background()
@@ -227,7 +226,7 @@ func TestNegativeTTLExpires(t *testing.T) {
 
 func TestStaleOnError(t *testing.T) {
 	t.Parallel()
-	synctest.Test(t, func(t *testing.T) {
+	testutil.Bubble(t, func(t *testing.T) {
 		const ttl = 20 * time.Millisecond
 		e, ds := startSingle(t,
 			engine.WithKeySpaceDefaultTTL(ks, ttl),
@@ -265,7 +264,7 @@ func TestStaleOnError(t *testing.T) {
 
 func TestStaleOnErrorBounded(t *testing.T) {
 	t.Parallel()
-	synctest.Test(t, func(t *testing.T) {
+	testutil.Bubble(t, func(t *testing.T) {
 		const ttl, maxStale = 10 * time.Millisecond, 30 * time.Millisecond
 		e, ds := startSingle(t,
 			engine.WithKeySpaceDefaultTTL(ks, ttl),
@@ -333,7 +332,7 @@ func TestClusterProtectionErrorsTyped(t *testing.T) {
 // rate, to the token, and callers over the limit are refused at once.
 func TestRateLimiterHoldsRateUnderLoad(t *testing.T) {
 	t.Parallel()
-	synctest.Test(t, func(t *testing.T) {
+	testutil.Bubble(t, func(t *testing.T) {
 		const rps, burst = 200.0, 10
 		const callers, span = 8, 500 * time.Millisecond
 		e, ds := startSingle(t, engine.WithRateLimiter(engine.RateLimitConfig{RequestsPerSecond: rps, Burst: burst}))

@@ -9,6 +9,7 @@ import (
 
 	"github.com/distcache/distcache/engine"
 	"github.com/distcache/distcache/keyspace"
+	"github.com/distcache/distcache/testutil"
 	"github.com/stretchr/testify/require"
 )
 
@@ -71,7 +72,7 @@ func TestStuckLoadAbandonedKeyRecovers(t *testing.T) {
 // Stop's error says how many loads it left running.
 func TestStopAbandonsStuckLoad(t *testing.T) {
 	t.Parallel()
-	synctest.Test(t, func(t *testing.T) {
+	testutil.Bubble(t, func(t *testing.T) {
 		ds := newStuckSource()
 		ds.unblock(t)
 		e := newEngine(t, []keyspace.KeySpace{keyspace.New(ks, 64<<20, ds)},

@@ -3,7 +3,6 @@ package testutil
 import (
 	"context"
 	"testing"
-	"testing/synctest"
 
 	"github.com/stretchr/testify/require"
 )
@@ -12,7 +11,7 @@ import (
 // in-memory network inside a synctest bubble: no socket, and memberlist's timers run on
 // the fake clock.
 func TestInMemoryClusterInBubble(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	Bubble(t, func(t *testing.T) {
 		c := NewCluster(t, 3, ClusterConfig{InMemory: true})
 		keys := c.KeysOwnedBy(1, 3, "k")
 		ctx := context.Background()
