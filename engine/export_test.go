@@ -33,3 +33,6 @@ func (e *Engine) RingChangedAt() int64 { return e.ringChangedAt.Load() }
 // LeftGracefully reports whether e recorded name's announcement of a
 // graceful leave.
 func (e *Engine) LeftGracefully(name string) bool { return e.leftGracefully(name) }
+
+// HandoffWindow is how long after a ring change a node takes hand-offs.
+const HandoffWindow = handoffWindow
