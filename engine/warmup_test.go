@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/distcache/distcache/engine"
@@ -81,74 +82,80 @@ var warmOpts = warmup.Config{MaxHotKeys: 100, MinHits: 2, Concurrency: 4, Timeou
 // Without WithWarmup nothing is tracked or prefetched, even with warm keys
 // configured and a member joining.
 func TestWarmupDisabledByDefault(t *testing.T) {
-	c := testutil.NewCluster(t, 3, testutil.ClusterConfig{Options: []engine.Option{
-		engine.WithKeySpaceWarmKeys(ks, keyRange("warm", 20)),
-	}})
-	_, err := c.Node(0).Get(context.Background(), ks, "k")
-	require.NoError(t, err)
-	c.StartNode("node-3")
-	c.WaitConverged()
-	require.EqualValues(t, 1, c.DataSource.Total(), "only the explicit Get fetched")
-	for _, i := range c.Live() {
-		require.Equal(t, engine.WarmupStats{}, c.Node(i).WarmupStats())
-		require.Nil(t, c.Node(i).HotKeys(ks, 10))
-	}
+	t.Parallel()
+	testutil.Bubble(t, func(t *testing.T) {
+		c := testutil.NewCluster(t, 3, testutil.ClusterConfig{InMemory: true, Options: []engine.Option{
+			engine.WithKeySpaceWarmKeys(ks, keyRange("warm", 20)),
+		}})
+		_, err := c.Node(0).Get(context.Background(), ks, "k")
+		require.NoError(t, err)
+		c.StartNode("node-3")
+		c.WaitConverged()
+		require.EqualValues(t, 1, c.DataSource.Total(), "only the explicit Get fetched")
+		for _, i := range c.Live() {
+			require.Equal(t, engine.WarmupStats{}, c.Node(i).WarmupStats())
+			require.Nil(t, c.Node(i).HotKeys(ks, 10))
+		}
+	})
 }
 
 // Warm keys are loaded on their owners at start; when a node joins, the
 // ones that moved are loaded once more, on the new owner, and the others
 // are not fetched again.
 func TestWarmupWarmKeysOnStartAndJoin(t *testing.T) {
-	warm := keyRange("warm", 40)
-	c := testutil.NewCluster(t, 3, testutil.ClusterConfig{Options: []engine.Option{
-		engine.WithWarmup(warmOpts),
-		engine.WithKeySpaceWarmKeys(ks, warm),
-		engine.WithHandoff(false),
-	}})
-	testutil.WaitFor(t, 0, func() bool {
-		for _, k := range warm {
-			if c.DataSource.Fetches(k) == 0 {
-				return false
+	t.Parallel()
+	testutil.Bubble(t, func(t *testing.T) {
+		warm := keyRange("warm", 40)
+		c := testutil.NewCluster(t, 3, testutil.ClusterConfig{InMemory: true, Options: []engine.Option{
+			engine.WithWarmup(warmOpts),
+			engine.WithKeySpaceWarmKeys(ks, warm),
+			engine.WithHandoff(false),
+		}})
+		testutil.WaitFor(t, 0, func() bool {
+			for _, k := range warm {
+				if c.DataSource.Fetches(k) == 0 {
+					return false
+				}
 			}
-		}
-		return true
-	}, "warm keys were not prefetched")
-	waitWarmupIdle(t, c)
-	require.Zero(t, getAll(t, c, warm), "every warm key is stored on its owner")
+			return true
+		}, "warm keys were not prefetched")
+		waitWarmupIdle(t, c)
+		require.Zero(t, getAll(t, c, warm), "every warm key is stored on its owner")
 
-	before := owners(c, 0, warm)
-	counts := map[string]int{}
-	for _, k := range warm {
-		counts[k] = c.DataSource.Fetches(k)
-	}
-	n3 := c.StartNode("node-3")
-	c.WaitConverged()
-	after := owners(c, 0, warm)
-	var moved []string
-	for _, k := range warm {
-		if before[k] != after[k] {
-			moved = append(moved, k)
+		before := owners(c, 0, warm)
+		counts := map[string]int{}
+		for _, k := range warm {
+			counts[k] = c.DataSource.Fetches(k)
 		}
-	}
-	require.NotEmpty(t, moved)
-	testutil.WaitFor(t, 0, func() bool {
-		for _, k := range moved {
-			if c.DataSource.Fetches(k) < counts[k]+1 {
-				return false
+		n3 := c.StartNode("node-3")
+		c.WaitConverged()
+		after := owners(c, 0, warm)
+		var moved []string
+		for _, k := range warm {
+			if before[k] != after[k] {
+				moved = append(moved, k)
 			}
 		}
-		return true
-	}, "moved warm keys were not prefetched by their new owner")
-	waitWarmupIdle(t, c)
-	for _, k := range warm {
-		want := counts[k]
-		if before[k] != after[k] {
-			want++
+		require.NotEmpty(t, moved)
+		testutil.WaitFor(t, 0, func() bool {
+			for _, k := range moved {
+				if c.DataSource.Fetches(k) < counts[k]+1 {
+					return false
+				}
+			}
+			return true
+		}, "moved warm keys were not prefetched by their new owner")
+		waitWarmupIdle(t, c)
+		for _, k := range warm {
+			want := counts[k]
+			if before[k] != after[k] {
+				want++
+			}
+			require.Equal(t, want, c.DataSource.Fetches(k), "key %s (owner %d -> %d)", k, before[k], after[k])
 		}
-		require.Equal(t, want, c.DataSource.Fetches(k), "key %s (owner %d -> %d)", k, before[k], after[k])
-	}
-	require.Positive(t, c.Node(n3).WarmupStats().Loaded)
-	require.Zero(t, getAll(t, c, warm), "every warm key is stored on its new owner")
+		require.Positive(t, c.Node(n3).WarmupStats().Loaded)
+		require.Zero(t, getAll(t, c, warm), "every warm key is stored on its new owner")
+	})
 }
 
 // Keys that are hot on the cluster are loaded exactly once more when a
@@ -157,206 +164,240 @@ func TestWarmupWarmKeysOnStartAndJoin(t *testing.T) {
 // tests: with it, moved entries travel to their new owner and warmup has
 // nothing to load; warmup still covers keys lost with a crashed node.)
 func TestWarmupHotKeysMoveOnJoin(t *testing.T) {
-	c := testutil.NewCluster(t, 3, testutil.ClusterConfig{Options: []engine.Option{engine.WithWarmup(warmOpts), engine.WithHandoff(false)}})
-	ctx := context.Background()
-	hot, cold := keyRange("hot", 60), keyRange("cold", 60)
-	for round := range 3 {
-		for j, k := range hot {
-			_, err := c.Node((j+round)%3).Get(ctx, ks, k)
+	t.Parallel()
+	testutil.Bubble(t, func(t *testing.T) {
+		c := testutil.NewCluster(t, 3, testutil.ClusterConfig{InMemory: true, Options: []engine.Option{engine.WithWarmup(warmOpts), engine.WithHandoff(false)}})
+		ctx := context.Background()
+		hot, cold := keyRange("hot", 60), keyRange("cold", 60)
+		for round := range 3 {
+			for j, k := range hot {
+				_, err := c.Node((j+round)%3).Get(ctx, ks, k)
+				require.NoError(t, err)
+			}
+		}
+		for j, k := range cold {
+			_, err := c.Node(j%3).Get(ctx, ks, k)
 			require.NoError(t, err)
 		}
-	}
-	for j, k := range cold {
-		_, err := c.Node(j%3).Get(ctx, ks, k)
-		require.NoError(t, err)
-	}
-	require.EqualValues(t, 120, c.DataSource.Total())
-	for _, k := range hot[:5] {
-		o := c.Node(c.OwnerIndex(0, k))
-		require.Contains(t, prefetch.Keys(o.HotKeys(ks, 100)), k, "the owner tracked the hot key")
-	}
+		require.EqualValues(t, 120, c.DataSource.Total())
+		for _, k := range hot[:5] {
+			o := c.Node(c.OwnerIndex(0, k))
+			require.Contains(t, prefetch.Keys(o.HotKeys(ks, 100)), k, "the owner tracked the hot key")
+		}
 
-	before := owners(c, 0, append(hot, cold...))
-	n3 := c.StartNode("node-3")
-	c.WaitConverged()
-	after := owners(c, 0, append(hot, cold...))
-	var moved, movedTo3 []string
-	for _, k := range hot {
-		if before[k] != after[k] {
-			moved = append(moved, k)
-			if after[k] == n3 {
-				movedTo3 = append(movedTo3, k)
+		before := owners(c, 0, append(hot, cold...))
+		n3 := c.StartNode("node-3")
+		c.WaitConverged()
+		after := owners(c, 0, append(hot, cold...))
+		var moved, movedTo3 []string
+		for _, k := range hot {
+			if before[k] != after[k] {
+				moved = append(moved, k)
+				if after[k] == n3 {
+					movedTo3 = append(movedTo3, k)
+				}
 			}
 		}
-	}
-	require.NotEmpty(t, movedTo3)
-	testutil.WaitFor(t, 0, func() bool {
-		for _, k := range moved {
-			if c.DataSource.Fetches(k) < 2 {
-				return false
+		require.NotEmpty(t, movedTo3)
+		testutil.WaitFor(t, 0, func() bool {
+			for _, k := range moved {
+				if c.DataSource.Fetches(k) < 2 {
+					return false
+				}
 			}
+			return true
+		}, "moved hot keys were not prefetched")
+		waitWarmupIdle(t, c)
+		for _, k := range hot {
+			want := 1
+			if before[k] != after[k] {
+				want = 2
+			}
+			require.Equal(t, want, c.DataSource.Fetches(k), "hot key %s (owner %d -> %d)", k, before[k], after[k])
 		}
-		return true
-	}, "moved hot keys were not prefetched")
-	waitWarmupIdle(t, c)
-	for _, k := range hot {
-		want := 1
-		if before[k] != after[k] {
-			want = 2
+		for _, k := range cold {
+			require.Equal(t, 1, c.DataSource.Fetches(k), "cold key %s was prefetched", k)
 		}
-		require.Equal(t, want, c.DataSource.Fetches(k), "hot key %s (owner %d -> %d)", k, before[k], after[k])
-	}
-	for _, k := range cold {
-		require.Equal(t, 1, c.DataSource.Fetches(k), "cold key %s was prefetched", k)
-	}
-	var requested int64
-	for _, i := range c.Live() {
-		requested += c.Node(i).WarmupStats().Requested
-	}
-	require.GreaterOrEqual(t, requested, int64(len(moved)), "previous owners told the new ones")
-	st, ok := c.Node(n3).Stats().KeySpace(ks)
-	require.True(t, ok)
-	require.GreaterOrEqual(t, st.Entries, int64(len(movedTo3)), "the new node holds its hot keys")
-	require.Zero(t, getAll(t, c, hot), "every hot key is served from its owner's store")
+		var requested int64
+		for _, i := range c.Live() {
+			requested += c.Node(i).WarmupStats().Requested
+		}
+		require.GreaterOrEqual(t, requested, int64(len(moved)), "previous owners told the new ones")
+		st, ok := c.Node(n3).Stats().KeySpace(ks)
+		require.True(t, ok)
+		require.GreaterOrEqual(t, st.Entries, int64(len(movedTo3)), "the new node holds its hot keys")
+		require.Zero(t, getAll(t, c, hot), "every hot key is served from its owner's store")
+	})
 }
 
 // When a member leaves, the hot keys it owned are loaded once, by their
 // new owners, from what the survivors tracked.
 func TestWarmupHotKeysMoveOnLeave(t *testing.T) {
-	c := testutil.NewCluster(t, 3, testutil.ClusterConfig{Options: []engine.Option{engine.WithWarmup(warmOpts), engine.WithHandoff(false)}})
-	ctx := context.Background()
-	hot := keyRange("hot", 60)
-	for round := range 3 {
-		for j, k := range hot {
-			_, err := c.Node((j+round)%2).Get(ctx, ks, k) // nodes 0 and 1 only
-			require.NoError(t, err)
-		}
-	}
-	before := owners(c, 0, hot)
-	c.StopNode(2)
-	c.WaitConverged()
-	after := owners(c, 0, hot)
-	var moved []string
-	for _, k := range hot {
-		if before[k] != after[k] {
-			moved = append(moved, k)
-		}
-	}
-	require.NotEmpty(t, moved)
-	testutil.WaitFor(t, 0, func() bool {
-		for _, k := range moved {
-			if c.DataSource.Fetches(k) < 2 {
-				return false
+	t.Parallel()
+	testutil.Bubble(t, func(t *testing.T) {
+		c := testutil.NewCluster(t, 3, testutil.ClusterConfig{InMemory: true, Options: []engine.Option{engine.WithWarmup(warmOpts), engine.WithHandoff(false)}})
+		ctx := context.Background()
+		hot := keyRange("hot", 60)
+		for round := range 3 {
+			for j, k := range hot {
+				_, err := c.Node((j+round)%2).Get(ctx, ks, k) // nodes 0 and 1 only
+				require.NoError(t, err)
 			}
 		}
-		return true
-	}, "hot keys of the node that left were not prefetched")
-	waitWarmupIdle(t, c)
-	for _, k := range hot {
-		want := 1
-		if before[k] != after[k] {
-			want = 2
+		before := owners(c, 0, hot)
+		c.StopNode(2)
+		c.WaitConverged()
+		after := owners(c, 0, hot)
+		var moved []string
+		for _, k := range hot {
+			if before[k] != after[k] {
+				moved = append(moved, k)
+			}
 		}
-		require.Equal(t, want, c.DataSource.Fetches(k), "hot key %s (owner %d -> %d)", k, before[k], after[k])
-	}
-	require.Zero(t, getAll(t, c, hot))
+		require.NotEmpty(t, moved)
+		testutil.WaitFor(t, 0, func() bool {
+			for _, k := range moved {
+				if c.DataSource.Fetches(k) < 2 {
+					return false
+				}
+			}
+			return true
+		}, "hot keys of the node that left were not prefetched")
+		waitWarmupIdle(t, c)
+		for _, k := range hot {
+			want := 1
+			if before[k] != after[k] {
+				want = 2
+			}
+			require.Equal(t, want, c.DataSource.Fetches(k), "hot key %s (owner %d -> %d)", k, before[k], after[k])
+		}
+		require.Zero(t, getAll(t, c, hot))
+	})
 }
 
 // A round never has more than Concurrency prefetches in flight.
 func TestWarmupConcurrencyBound(t *testing.T) {
-	ds := &peakSource{DataSource: testutil.NewDataSource()}
-	release := ds.Hold()
-	defer release()
-	warm := keyRange("warm", 30)
-	cfg := warmOpts
-	cfg.Concurrency = 3
-	c := testutil.NewCluster(t, 1, testutil.ClusterConfig{
-		KeySpaces: func(int) []keyspace.KeySpace { return []keyspace.KeySpace{keyspace.New(ks, 64<<20, ds)} },
-		Options:   []engine.Option{engine.WithWarmup(cfg), engine.WithKeySpaceWarmKeys(ks, warm)},
+	t.Parallel()
+	testutil.Bubble(t, func(t *testing.T) {
+		ds := &peakSource{DataSource: testutil.NewDataSource()}
+		release := ds.Hold()
+		defer release()
+		warm := keyRange("warm", 30)
+		cfg := warmOpts
+		cfg.Concurrency = 3
+		c := testutil.NewCluster(t, 1, testutil.ClusterConfig{
+			InMemory:  true,
+			KeySpaces: func(int) []keyspace.KeySpace { return []keyspace.KeySpace{keyspace.New(ks, 64<<20, ds)} },
+			Options:   []engine.Option{engine.WithWarmup(cfg), engine.WithKeySpaceWarmKeys(ks, warm)},
+		})
+		synctest.Wait()
+		require.EqualValues(t, 3, ds.InFlight(), "Concurrency prefetches started")
+		require.True(t, c.Node(0).WarmupStats().Busy)
+		release()
+		testutil.WaitFor(t, 0, func() bool { return ds.Total() == int64(len(warm)) }, "not every warm key was fetched")
+		waitWarmupIdle(t, c)
+		require.EqualValues(t, 3, ds.peak.Load())
+		require.Equal(t, int64(len(warm)), c.Node(0).WarmupStats().Loaded)
 	})
-	testutil.WaitFor(t, 0, func() bool { return ds.InFlight() == 3 }, "prefetches did not start")
-	require.True(t, c.Node(0).WarmupStats().Busy)
-	release()
-	testutil.WaitFor(t, 0, func() bool { return ds.Total() == int64(len(warm)) }, "not every warm key was fetched")
-	waitWarmupIdle(t, c)
-	require.EqualValues(t, 3, ds.peak.Load())
-	require.Equal(t, int64(len(warm)), c.Node(0).WarmupStats().Loaded)
 }
 
 // Each prefetch waits at most the warmup Timeout even when the keyspace
 // read timeout is longer (and at most the read timeout when it is shorter:
 // the load itself ends then).
 func TestWarmupTimeout(t *testing.T) {
-	ds := testutil.NewDataSource()
-	release := ds.Hold()
-	defer release()
-	cfg := warmOpts
-	cfg.Concurrency = 2
-	cfg.Timeout = 50 * time.Millisecond
-	e := newEngine(t, []keyspace.KeySpace{keyspace.New(ks, 1<<20, ds)},
-		engine.WithWarmup(cfg),
-		engine.WithKeySpaceReadTimeout(ks, time.Hour),
-		engine.WithKeySpaceWarmKeys(ks, keyRange("warm", 6)))
-	require.NoError(t, e.Start(context.Background()))
-	testutil.WaitFor(t, 0, func() bool { return e.WarmupStats().Rounds == 1 }, "the round did not end")
-	require.EqualValues(t, 6, e.WarmupStats().Failed, "every prefetch gave up after the warmup Timeout")
-	require.Zero(t, e.WarmupStats().Loaded)
+	t.Parallel()
+	testutil.Bubble(t, func(t *testing.T) {
+		ds := testutil.NewDataSource()
+		release := ds.Hold()
+		defer release()
+		cfg := warmOpts
+		cfg.Concurrency = 2
+		cfg.Timeout = 50 * time.Millisecond
+		e := newEngine(t, []keyspace.KeySpace{keyspace.New(ks, 1<<20, ds)},
+			engine.WithWarmup(cfg),
+			engine.WithKeySpaceReadTimeout(ks, time.Hour),
+			engine.WithKeySpaceWarmKeys(ks, keyRange("warm", 6)))
+		require.NoError(t, e.Start(context.Background()))
+		// Six held prefetches, two at a time, each given up after Timeout:
+		// the round ends three Timeouts after it started.
+		time.Sleep(3*cfg.Timeout - time.Millisecond)
+		synctest.Wait()
+		st := e.WarmupStats()
+		require.Zero(t, st.Rounds, "still running")
+		require.EqualValues(t, 4, st.Failed, "two waves gave up")
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		st = e.WarmupStats()
+		require.EqualValues(t, 1, st.Rounds, "the round ended")
+		require.EqualValues(t, 6, st.Failed, "every prefetch gave up after the warmup Timeout")
+		require.Zero(t, st.Loaded)
+	})
 }
 
 // Stop ends a round that is still running, and waits for it.
 func TestWarmupStopDuringRound(t *testing.T) {
-	ds := testutil.NewDataSource()
-	release := ds.Hold()
-	defer release()
-	cfg := warmOpts
-	cfg.Concurrency = 2
-	cfg.Timeout = time.Hour
-	e := newEngine(t, []keyspace.KeySpace{keyspace.New(ks, 1<<20, ds)},
-		engine.WithWarmup(cfg), engine.WithKeySpaceWarmKeys(ks, keyRange("warm", 6)))
-	require.NoError(t, e.Start(context.Background()))
-	testutil.WaitFor(t, 0, func() bool { return ds.InFlight() == 2 }, "prefetches did not start")
-	require.True(t, e.WarmupStats().Busy)
-	require.NoError(t, e.Stop(context.Background()))
-	require.False(t, e.WarmupStats().Busy, "the round ended")
-	require.EqualValues(t, 2, ds.Total(), "no prefetch started after Stop")
+	t.Parallel()
+	testutil.Bubble(t, func(t *testing.T) {
+		ds := testutil.NewDataSource()
+		release := ds.Hold()
+		defer release()
+		cfg := warmOpts
+		cfg.Concurrency = 2
+		cfg.Timeout = time.Hour
+		e := newEngine(t, []keyspace.KeySpace{keyspace.New(ks, 1<<20, ds)},
+			engine.WithWarmup(cfg), engine.WithKeySpaceWarmKeys(ks, keyRange("warm", 6)))
+		require.NoError(t, e.Start(context.Background()))
+		synctest.Wait()
+		require.EqualValues(t, 2, ds.InFlight(), "Concurrency prefetches started")
+		require.True(t, e.WarmupStats().Busy)
+		require.NoError(t, e.Stop(context.Background()))
+		require.False(t, e.WarmupStats().Busy, "the round ended")
+		require.EqualValues(t, 2, ds.Total(), "no prefetch started after Stop")
+	})
 }
 
 // UpdateKeySpace drops the node's entries of the keyspace; warmup reloads
 // its warm and hot keys through the new DataSource.
 func TestWarmupAfterUpdateKeySpace(t *testing.T) {
-	e, ds := startSingle(t, engine.WithWarmup(warmOpts), engine.WithKeySpaceWarmKeys(ks, []string{"w1", "w2"}))
-	ctx := context.Background()
-	testutil.WaitFor(t, 0, func() bool { return ds.Total() == 2 }, "warm keys were not prefetched")
-	for range 2 {
-		_, err := e.Get(ctx, ks, "hot")
+	t.Parallel()
+	testutil.Bubble(t, func(t *testing.T) {
+		e, ds := startSingle(t, engine.WithWarmup(warmOpts), engine.WithKeySpaceWarmKeys(ks, []string{"w1", "w2"}))
+		ctx := context.Background()
+		testutil.WaitFor(t, 0, func() bool { return ds.Total() == 2 }, "warm keys were not prefetched")
+		for range 2 {
+			_, err := e.Get(ctx, ks, "hot")
+			require.NoError(t, err)
+		}
+		_, err := e.Get(ctx, ks, "cold")
 		require.NoError(t, err)
-	}
-	_, err := e.Get(ctx, ks, "cold")
-	require.NoError(t, err)
 
-	ds2 := testutil.NewDataSource()
-	require.NoError(t, e.UpdateKeySpace(ctx, keyspace.New(ks, 64<<20, ds2)))
-	testutil.WaitFor(t, 0, func() bool { return ds2.Total() == 3 }, "the replaced keyspace was not warmed")
-	testutil.WaitFor(t, 0, func() bool { return !e.WarmupStats().Busy }, "the round did not end")
-	for _, k := range []string{"w1", "w2", "hot"} {
-		require.Equal(t, 1, ds2.Fetches(k), k)
-	}
-	require.Zero(t, ds2.Fetches("cold"), "below MinHits")
+		ds2 := testutil.NewDataSource()
+		require.NoError(t, e.UpdateKeySpace(ctx, keyspace.New(ks, 64<<20, ds2)))
+		testutil.WaitFor(t, 0, func() bool { return ds2.Total() == 3 }, "the replaced keyspace was not warmed")
+		testutil.WaitFor(t, 0, func() bool { return !e.WarmupStats().Busy }, "the round did not end")
+		for _, k := range []string{"w1", "w2", "hot"} {
+			require.Equal(t, 1, ds2.Fetches(k), k)
+		}
+		require.Zero(t, ds2.Fetches("cold"), "below MinHits")
+	})
 }
 
 // Every node tracks what it is asked for: the caller and, through the
 // forwarded request, the owner; counts decay.
 func TestWarmupTracksCallerAndOwner(t *testing.T) {
-	c := testutil.NewCluster(t, 3, testutil.ClusterConfig{Options: []engine.Option{engine.WithWarmup(warmOpts), engine.WithHandoff(false)}})
-	k := c.KeysOwnedBy(1, 1, "k")[0]
-	for range 3 {
-		_, err := c.Node(0).Get(context.Background(), ks, k)
-		require.NoError(t, err)
-	}
-	require.Equal(t, []warmup.HotKey{{Key: k, Hits: 3}}, c.Node(0).HotKeys(ks, 10))
-	require.Equal(t, []warmup.HotKey{{Key: k, Hits: 3}}, c.Node(1).HotKeys(ks, 10))
-	require.Empty(t, c.Node(2).HotKeys(ks, 10))
-	require.Nil(t, c.Node(0).HotKeys("nope", 10))
+	t.Parallel()
+	testutil.Bubble(t, func(t *testing.T) {
+		c := testutil.NewCluster(t, 3, testutil.ClusterConfig{InMemory: true, Options: []engine.Option{engine.WithWarmup(warmOpts), engine.WithHandoff(false)}})
+		k := c.KeysOwnedBy(1, 1, "k")[0]
+		for range 3 {
+			_, err := c.Node(0).Get(context.Background(), ks, k)
+			require.NoError(t, err)
+		}
+		require.Equal(t, []warmup.HotKey{{Key: k, Hits: 3}}, c.Node(0).HotKeys(ks, 10))
+		require.Equal(t, []warmup.HotKey{{Key: k, Hits: 3}}, c.Node(1).HotKeys(ks, 10))
+		require.Empty(t, c.Node(2).HotKeys(ks, 10))
+		require.Nil(t, c.Node(0).HotKeys("nope", 10))
+	})
 }
 
 // BenchmarkGetHitWarmup measures the local hit path with warmup off (one
