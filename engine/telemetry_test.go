@@ -190,6 +190,30 @@ func TestTraceSpansTheHop(t *testing.T) {
 		}
 	}
 	assert.Equal(t, c.Name(2), peer)
+
+	// GetMany, Put and Delete go through the same client: each one's server
+	// span is the child of its client span, in the caller's trace.
+	ctx := context.Background()
+	_, err = c.Node(0).GetMany(ctx, ks, []string{key})
+	require.NoError(t, err)
+	require.NoError(t, c.Node(0).Put(ctx, ks, engine.Entry{Key: key, Value: []byte("v")}))
+	require.NoError(t, c.Node(0).Delete(ctx, ks, key))
+	for _, op := range []string{"get_many", "put", "delete"} {
+		var call, serve sdktrace.ReadOnlySpan
+		require.Eventually(t, func() bool {
+			for _, s := range spans.Ended() {
+				switch s.Name() {
+				case "distcache.call " + op:
+					call = s
+				case "distcache.serve " + op:
+					serve = s
+				}
+			}
+			return call != nil && serve != nil
+		}, 5*time.Second, 5*time.Millisecond, op)
+		assert.Equal(t, call.SpanContext().TraceID(), serve.SpanContext().TraceID(), op)
+		assert.Equal(t, call.SpanContext().SpanID(), serve.Parent().SpanID(), op)
+	}
 }
 
 // The trace context is the caller's, not the engine's: a caller whose
