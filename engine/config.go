@@ -33,6 +33,9 @@ const (
 	defaultMaxKeyBytes        = 4 << 10
 	defaultMaxValueBytes      = 8 << 20
 	defaultPartitionCount     = cluster.DefaultPartitionCount
+	// defaultNearCacheTTL is the near cache's time to live (see
+	// WithKeySpaceNearCache).
+	defaultNearCacheTTL = 2 * time.Second
 )
 
 // RateLimitConfig is the DataSource rate limit; see keyspace.RateLimitConfig.

@@ -48,14 +48,18 @@
 //
 //  1. claims them: peers' Gets of them wait instead of reading the value
 //     being replaced (which could refill a copy);
-//  2. invalidates the copies other members may hold (their stores, near
-//     caches and forwards in flight);
+//  2. invalidates the copies on the nodes that may hold one (their stores,
+//     near caches and forwards in flight): the nodes it answered a Get of
+//     the keys for within their lease, or every member while its view of
+//     the cluster is not settled (see holders.go);
 //  3. applies the write under the key's lock, superseding any load in
 //     flight, whose result is then not stored;
 //  4. releases the keys and answers.
 //
 // No node sees the new value before step 3, and no copy of the old one
-// exists or can be refilled after step 2, so writes are linearizable with
+// exists or can be refilled after step 2 (a node not invalidated holds no
+// copy: it never asked the owner, its lease lapsed, or it keeps nothing it
+// loaded without being the owner), so writes are linearizable with
 // Gets on every node. A load superseded by a write hands its waiters what
 // the store holds by then: it may have read a database value newer than
 // the store's. A write with a done context writes nothing; one whose

@@ -80,6 +80,9 @@ type Engine struct {
 
 	// ringChangedAt is the time of the last ring change (unix ns).
 	ringChangedAt atomic.Int64
+	// settle is how long after a ring change writes still invalidate every
+	// member (ns; settleWindow, shorter in tests), see settled.
+	settle atomic.Int64
 
 	// leaving records peers that announced a graceful leave (opLeaving).
 	leavingMu sync.Mutex
@@ -103,6 +106,7 @@ func New(cfg *Config) (*Engine, error) {
 	}
 	e := &Engine{cfg: *cfg, stopped: make(chan struct{})}
 	e.pause.t0 = time.Now()
+	e.settle.Store(int64(settleWindow))
 	e.missed.kick = make(chan struct{}, 1)
 	e.cfg.KeySpaces = append([]keyspace.KeySpace(nil), cfg.KeySpaces...)
 	e.log = cfg.Logger

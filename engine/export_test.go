@@ -1,6 +1,10 @@
 package engine
 
-import "github.com/distcache/distcache/internal/transport"
+import (
+	"time"
+
+	"github.com/distcache/distcache/internal/transport"
+)
 
 // Raw peer messages for engine_test's wire clients, encoded as the engine
 // encodes them, and the state they would change.
@@ -36,3 +40,8 @@ func (e *Engine) LeftGracefully(name string) bool { return e.leftGracefully(name
 
 // HandoffWindow is how long after a ring change a node takes hand-offs.
 const HandoffWindow = handoffWindow
+
+// SetSettleWindow shortens how long after a ring change e's writes still
+// invalidate every member, so that tests of targeted invalidation need not
+// wait for the cluster's start to be that long ago.
+func SetSettleWindow(e *Engine, d time.Duration) { e.settle.Store(int64(d)) }

@@ -67,8 +67,8 @@ func isContextErr(err error) bool {
 
 // forwardOnce sends one Get to owner. owned reports that val is a fresh
 // response buffer from the owner (not shared with the cache, and not a
-// degraded local load); exp is then the entry's expiry if a near cache asked
-// for it.
+// degraded local load); exp is then, if a near cache asked for it, the
+// entry's expiry or the end of the owner's lease, whichever comes first.
 func (e *Engine) forwardOnce(ctx context.Context, deadline time.Time, st *ksState, key string, owner cluster.Member) (val []byte, owned bool, exp time.Time, err error) {
 	if e.missed.pending(owner.Name) {
 		val, err = e.degradeBy(ctx, deadline, st, key, owner, errOwnerNotFlushed)
@@ -76,6 +76,7 @@ func (e *Engine) forwardOnce(ctx context.Context, deadline time.Time, st *ksStat
 	}
 	st.stats.forwarded.Add(1)
 	withExpiry := st.near != nil
+	sent := time.Now() // the owner's lease runs from a later moment
 	payload, err := e.peers.get(ctx, owner, st.name, key, withExpiry, deadline)
 	if err != nil && !isRemote(err) {
 		if cerr := ctx.Err(); cerr != nil {
@@ -92,8 +93,13 @@ func (e *Engine) forwardOnce(ctx context.Context, deadline time.Time, st *ksStat
 	case err == nil:
 		val = payload
 		if withExpiry {
-			if val, exp, err = splitExpiry(val); err != nil {
+			var lease time.Duration
+			if val, exp, lease, err = splitExpiry(val); err != nil {
 				return nil, false, exp, fmt.Errorf("distcache: get %q from %s: %w", key, owner.Name, err)
+			}
+			// The near copy lapses with the owner's lease (holders.go).
+			if end := sent.Add(lease); exp.IsZero() || end.Before(exp) {
+				exp = end
 			}
 		}
 		if val == nil {

@@ -135,6 +135,7 @@ func (e *Engine) updateKeySpace(ks keyspace.KeySpace) error {
 	if err != nil {
 		return fmt.Errorf("%w: keyspace %q: %w", ErrInvalidConfig, ks.Name(), err)
 	}
+	st.holders = old.holders // peers' copies outlive the swap
 	next := make(ksTable, len(cur))
 	for n, s := range cur {
 		next[n] = s

@@ -33,6 +33,11 @@ type ksState struct {
 	// owner (see applyAsOwner).
 	pending pendingWrites
 
+	// holders records the peers that may hold a copy of the keys this node
+	// answered for (holders.go); shared with the ksState that replaces this
+	// one (UpdateKeySpace), since the peers' copies outlive the swap.
+	holders *holderTable
+
 	// recent guards hand-offs against resurrecting values (handoff.go).
 	recent recentWrites
 
@@ -59,6 +64,7 @@ func newKSState(ks keyspace.KeySpace, s keyspace.Settings, log *slog.Logger) (*k
 		settings: s,
 		store:    store,
 		protect:  newProtection(ks.Name(), s, log),
+		holders:  newHolderTable(),
 	}
 	if s.NearCacheMaxBytes > 0 {
 		if st.near, err = cache.New(cache.Config{MaxBytes: s.NearCacheMaxBytes}); err != nil {

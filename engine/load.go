@@ -206,16 +206,24 @@ func (e *Engine) runLoad(st *ksState, key string, f *flight.Flight, stale *cache
 				val, err = nil, keyspace.ErrNotFound
 			}
 		}
-	case store && f.Gen() == e.flushGen() && !e.cachingPaused():
+	case store && f.Gen() == e.flushGen() && !e.cachingPaused() && e.ownsNow(key):
 		// (A load that began before a flush decision may have read a value
 		// replaced while this node was not listening: its waiters get it,
-		// the store does not keep it.)
+		// the store does not keep it. Nor does a node that is not the key's
+		// owner keep what it loaded (a degraded load, or a peer's request
+		// under another ring): the owner, which does not know of that copy,
+		// would not invalidate it.)
 		if serr := st.store.Set(key, ent); serr != nil {
 			st.stats.rejected.Add(1)
 		}
 	}
 	l.Unlock()
 	e.publish(st, f, stale, val, err)
+}
+
+// ownsNow reports whether this node's ring makes it key's owner.
+func (e *Engine) ownsNow(key string) bool {
+	return e.cl == nil || e.cl.Ring().Owner(key).Name == e.selfName
 }
 
 // publish hands a load's outcome to its waiters, falling back to the stale

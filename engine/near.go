@@ -2,6 +2,7 @@ package engine
 
 import (
 	"encoding/binary"
+	"math"
 	"time"
 
 	"github.com/distcache/distcache/cluster"
@@ -15,31 +16,59 @@ import (
 // entries, so that it never competes with them for the keyspace budget.
 //
 // A near copy is served only while all of these hold:
-//   - it has not expired: its expiry is the earlier of now+NearCacheTTL and
-//     the entry's own expiry, which the owner sends with the value;
+//   - it has not expired: its expiry is the earliest of now+NearCacheTTL,
+//     the entry's own expiry and the end of the owner's lease, all of which
+//     the owner sends with the value (see holders.go for the lease);
 //   - the ring is the one the copy was fetched under: each copy is tagged
 //     with cluster.Ring.Version, so any membership change invalidates every
 //     copy at once (a key whose ownership moved and came back is never
 //     served from a copy older than the moves);
-//   - no Put or Delete of the key has completed since: writes drop the copy
-//     on every node before they return (invalidateOthers, deleteEverywhere
-//     -> removeWritten -> dropNear), and also supersede a forward in flight,
-//     so a response that left the owner before the write is not stored.
-//
-// A node that a write cannot reach keeps serving its copy until it expires:
-// NearCacheTTL bounds that staleness (documented on the option).
-//
+//   - no Put or Delete of the key has completed since: the owner recorded
+//     this node as a holder when it answered, and a write drops the copy on
+//     every recorded holder before it returns (invalidateCopies ->
+//     serveInvalidate -> removeWritten -> dropNear); it also supersedes a
+//     forward in flight, so a response that left the owner before the
+//     write is not stored;
 //   - it was filled under the current flush generation (trust.go): a node
 //     that may have missed writes serves none of the copies it had.
+//
+// A node that a write cannot reach keeps serving its copy until the copy
+// expires (the owner tells it to flush once it can reach it): the lease
+// and NearCacheTTL bound that staleness (documented on the option).
 //
 // Stored form: the ring version and the flush generation (8 bytes each, big
 // endian), then the value.
 const nearTagLen = 16
 
-// getFlagExpiry in a Get request asks the owner to put the entry's expiry
-// (8 bytes, unix ns, big endian; 0 = none) before the value. A near cache
-// needs it to never outlive the entry.
+// getFlagExpiry in a Get request says that the asker will keep the value
+// in its near cache: the owner records it as a holder for the near lease
+// and puts the entry's expiry (8 bytes, unix ns, big endian; 0 = none) and
+// the lease (8 bytes, ns) before the value. The copy never outlives either.
 const getFlagExpiry uint16 = 1
+
+// defaultNearLease is the near lease an owner grants when its own keyspace
+// has no near cache configured.
+const defaultNearLease = defaultNearCacheTTL
+
+// nearLease is how long an owner lets an asker keep a near copy of one of
+// st's keys: the keyspace's near TTL (the same on every node, like its
+// other settings).
+func nearLease(st *ksState) time.Duration {
+	if st.settings.NearCacheTTL > 0 {
+		return st.settings.NearCacheTTL
+	}
+	return defaultNearLease
+}
+
+// holderLease is how long an owner records the asker of a Get as a holder
+// of the key: its forward in flight may wait for the answer up to the
+// keyspace read timeout, and a near cache keeps the copy for the near lease.
+func holderLease(st *ksState, flags uint16) time.Duration {
+	if flags&getFlagExpiry != 0 {
+		return max(st.settings.ReadTimeout, nearLease(st))
+	}
+	return st.settings.ReadTimeout
+}
 
 // expiryUnknown is sent when the owner returns a value it has not stored
 // (a rejected or superseded load): a near cache must not keep it.
@@ -122,18 +151,25 @@ func appendExpiry(dst []byte, exp time.Time) []byte {
 	return binary.BigEndian.AppendUint64(dst, expiryNanos(exp)) // 0: none; 1 (expiryUnknown): expired
 }
 
-// withExpiry builds a getFlagExpiry response payload: exp, then a copy of val.
-func withExpiry(exp time.Time, val []byte) []byte {
-	return append(appendExpiry(make([]byte, 0, 8+len(val)), exp), val...)
+// withExpiry builds a getFlagExpiry response payload: exp, the lease, then
+// a copy of val.
+func withExpiry(exp time.Time, lease time.Duration, val []byte) []byte {
+	b := appendExpiry(make([]byte, 0, 16+len(val)), exp)
+	b = binary.BigEndian.AppendUint64(b, uint64(max(lease, 0)))
+	return append(b, val...)
 }
 
 // splitExpiry decodes a getFlagExpiry response.
-func splitExpiry(p []byte) (val []byte, exp time.Time, err error) {
-	if len(p) < 8 {
-		return nil, time.Time{}, errBadPayload
+func splitExpiry(p []byte) (val []byte, exp time.Time, lease time.Duration, err error) {
+	if len(p) < 16 {
+		return nil, time.Time{}, 0, errBadPayload
 	}
 	if n := binary.BigEndian.Uint64(p); n != 0 {
 		exp = time.Unix(0, int64(n))
 	}
-	return p[8:], exp, nil
+	l := binary.BigEndian.Uint64(p[8:])
+	if l > uint64(math.MaxInt64) {
+		return nil, time.Time{}, 0, errBadPayload
+	}
+	return p[16:], exp, time.Duration(l), nil
 }

@@ -53,6 +53,9 @@ func (h rpcHandler) ServeInline(req transport.Request) (transport.Response, bool
 	if st == nil {
 		return transport.Response{}, false
 	}
+	// Recorded before the pending check: see holders.go. (A Get that goes on
+	// to serveGet is recorded there again, which only extends the lease.)
+	st.holders.record(r.keys[0], req.From, holderLease(st, req.Flags))
 	if st.pending.busy(r.keys[0]) {
 		return transport.Response{}, false // serveGet waits for the write
 	}
@@ -68,7 +71,7 @@ func (h rpcHandler) ServeInline(req transport.Request) (transport.Response, bool
 	}
 	if req.Flags&getFlagExpiry != 0 {
 		// A near cache asks for the expiry: a fresh buffer, on its misses only.
-		return transport.Response{Status: statusOK, Payload: withExpiry(ent.ExpiresAt, ent.Value)}, true
+		return transport.Response{Status: statusOK, Payload: withExpiry(ent.ExpiresAt, nearLease(st), ent.Value)}, true
 	}
 	// Stored values are immutable, so the transport may read this slice
 	// while framing the response.
@@ -91,7 +94,7 @@ func (e *Engine) serveRPC(ctx context.Context, req transport.Request) transport.
 	switch req.Op {
 	case opGet:
 		return scoped(e, req.Payload, decodeKeys, func(st *ksState, r keysRequest) transport.Response {
-			return e.serveGet(ctx, st, r, req.Flags)
+			return e.serveGet(ctx, st, r, req.Flags, req.From)
 		})
 	case opGetMany:
 		return scoped(e, req.Payload, decodeKeys, func(st *ksState, r keysRequest) transport.Response {
@@ -176,7 +179,9 @@ func scoped[R scopedRequest](e *Engine, p []byte, decode func([]byte) (R, error)
 	return serve(st, r)
 }
 
-func (e *Engine) serveGet(ctx context.Context, st *ksState, r keysRequest, flags uint16) transport.Response {
+// serveGet answers a peer's Get of one key. from, the asker, is recorded as
+// a holder of the key before the value is read (holders.go).
+func (e *Engine) serveGet(ctx context.Context, st *ksState, r keysRequest, flags uint16, from string) transport.Response {
 	if len(r.keys) != 1 {
 		return transport.Response{Status: statusBadRequest}
 	}
@@ -185,6 +190,7 @@ func (e *Engine) serveGet(ctx context.Context, st *ksState, r keysRequest, flags
 	}
 	st.stats.served.Add(1)
 	e.recordAccess(st, r.keys[0])
+	st.holders.record(r.keys[0], from, holderLease(st, flags))
 	// A write of the key in progress here has invalidated the asker's
 	// copies: answering with the value it replaces could refill one.
 	if err := st.pending.wait(ctx, r.keys[0]); err != nil {
@@ -202,7 +208,7 @@ func (e *Engine) serveGet(ctx context.Context, st *ksState, r keysRequest, flags
 		if ent, ok := st.store.Peek(r.keys[0]); ok && !ent.Negative && bytes.Equal(ent.Value, val) {
 			exp = ent.ExpiresAt
 		}
-		return transport.Response{Status: statusOK, Payload: withExpiry(exp, val)}
+		return transport.Response{Status: statusOK, Payload: withExpiry(exp, nearLease(st), val)}
 	}
 	// Stored and loaded values are immutable: the transport may read val
 	// while framing the response, and the bytes never alias caller memory.

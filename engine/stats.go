@@ -43,6 +43,11 @@ type KeySpaceStats struct {
 	// Puts and Deletes applied on this node; Rejected writes refused by a
 	// full store.
 	Puts, Deletes, Rejected int64
+	// InvalidationsSent counts the requests this node sent, as the owner of
+	// written keys, to drop copies elsewhere (one per node and write batch;
+	// see WithKeySpaceNearCache). HolderRecords is the number of (key, node)
+	// copies it tracks for that.
+	InvalidationsSent, HolderRecords int64
 	// RateLimited and CircuitOpen count fetches refused by the protections.
 	RateLimited, CircuitOpen int64
 	// HandedOff counts entries sent to their new owner on a ring change or a
@@ -114,6 +119,7 @@ func (st *ksState) snapshotWith(entries bool) KeySpaceStats {
 		Served: c.served.Load(), Degraded: c.degraded.Load(), StaleServed: c.staleServed.Load(),
 		NearHits: c.nearHits.Load(), NearEntries: ns.Entries, NearUsedBytes: ns.UsedBytes,
 		Puts: c.puts.Load(), Deletes: c.deletes.Load(), Rejected: c.rejected.Load(),
+		InvalidationsSent: c.invalidationsSent.Load(), HolderRecords: st.holders.records(),
 		RateLimited: c.rateLimited.Load(), CircuitOpen: c.circuitOpen.Load(),
 		HandedOff: c.handedOff.Load(), HandoffsTaken: c.handoffsTaken.Load(),
 		BreakerState: st.protect.breakerState(),
@@ -134,6 +140,7 @@ type ksCounters struct {
 	forwarded, forwardsDeduped, forwardErrors atomic.Int64
 	served, degraded, staleServed             atomic.Int64
 	puts, deletes, rejected                   atomic.Int64
+	invalidationsSent                         atomic.Int64
 	rateLimited, circuitOpen                  atomic.Int64
 	handedOff, handoffsTaken                  atomic.Int64
 }

@@ -86,10 +86,11 @@ func TestStatusRoundTrip(t *testing.T) {
 // input justifies, whatever the bytes.
 func TestExpiryRoundTrip(t *testing.T) {
 	for _, exp := range []time.Time{{}, time.Unix(0, expiryUnknown), time.Unix(1700000000, 123)} {
-		p := append(appendExpiry(nil, exp), "value"...)
-		val, got, err := splitExpiry(p)
+		p := withExpiry(exp, 1500*time.Millisecond, []byte("value"))
+		val, got, lease, err := splitExpiry(p)
 		require.NoError(t, err)
 		require.Equal(t, "value", string(val))
+		require.Equal(t, 1500*time.Millisecond, lease)
 		if exp.IsZero() {
 			require.True(t, got.IsZero())
 		} else {
@@ -97,20 +98,25 @@ func TestExpiryRoundTrip(t *testing.T) {
 		}
 	}
 	// "Unknown" decodes as long expired, so a near cache never keeps it.
-	_, got, err := splitExpiry(appendExpiry(nil, time.Unix(0, expiryUnknown)))
+	_, got, _, err := splitExpiry(withExpiry(time.Unix(0, expiryUnknown), time.Second, nil))
 	require.NoError(t, err)
 	require.True(t, got.Before(time.Now()))
-	_, _, err = splitExpiry([]byte{1, 2, 3})
+	_, _, _, err = splitExpiry([]byte{1, 2, 3})
+	require.ErrorIs(t, err, errBadPayload)
+	// A lease that does not fit a Duration is refused, not wrapped negative.
+	bad := appendExpiry(nil, time.Time{})
+	bad = append(bad, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
+	_, _, _, err = splitExpiry(bad)
 	require.ErrorIs(t, err, errBadPayload)
 }
 
 func FuzzSplitExpiry(f *testing.F) {
-	f.Add(appendExpiry(nil, time.Now()))
-	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 'x'})
+	f.Add(withExpiry(time.Now(), time.Second, []byte("v")))
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 1, 'x'})
 	f.Fuzz(func(t *testing.T, p []byte) {
-		val, _, err := splitExpiry(p)
-		if err == nil && len(val) != len(p)-8 {
-			t.Fatalf("value of %d bytes from a %d-byte payload", len(val), len(p))
+		val, _, lease, err := splitExpiry(p)
+		if err == nil && (len(val) != len(p)-16 || lease < 0) {
+			t.Fatalf("value of %d bytes, lease %v from a %d-byte payload", len(val), lease, len(p))
 		}
 	})
 }

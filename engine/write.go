@@ -280,7 +280,8 @@ func keysOf(entries []Entry) []string {
 //
 //  1. claim the keys' pending slots: from now on peers' Gets of them wait
 //     (pendingWrites) instead of reading the value being replaced;
-//  2. invalidate every copy on every other member (opInvalidate: main-store
+//  2. invalidate every copy on the other nodes that may hold one (the
+//     holders it recorded, see copyHolders; opInvalidate: main-store
 //     copies, near copies, and forwards in flight there, whose answers may
 //     predate the write);
 //  3. apply the write here (superseding any load in flight);
@@ -322,34 +323,23 @@ func (e *Engine) applyAsOwner(ctx context.Context, st *ksState, entries []Entry,
 	return errs
 }
 
-// invalidateCopies drops keys on every other member of the ring, in
-// parallel, and returns ctx's error if ctx ended before every member
-// answered. Members that fail otherwise (unreachable, leaving) are recorded
-// by missedInvalidation; a member without the keyspace holds no copy.
+// invalidateCopies drops keys' copies on the other nodes that may hold one
+// (copyHolders), in parallel, and returns ctx's error if ctx ended before
+// every one answered. Members that fail otherwise (unreachable, leaving) are
+// recorded by missedInvalidation; a member without the keyspace holds no
+// copy.
 func (e *Engine) invalidateCopies(ctx context.Context, st *ksState, keys []string) error {
 	var (
 		wg      sync.WaitGroup
 		payload []byte
 	)
-	// The ring's members and every member gossip knows of: around a
-	// partition's heal a member can hold copies before this node's ring
-	// (rebuilt after a debounce, or an admission probe) has it again.
-	ring := e.cl.Ring()
-	targets := ring.Members()
-	for _, m := range e.cl.Members() {
-		if !ring.Contains(m.Name) {
-			targets = append(targets, m)
-		}
-	}
-	for _, m := range targets {
-		if m.Name == e.selfName {
-			continue
-		}
+	for _, m := range e.copyHolders(st, keys) {
 		if payload == nil {
 			// Our store version now: the write will be stored above it, so
 			// a receiver refuses our hand-offs of older entries.
 			payload = encodeInvalidate(st.name, e.selfName, st.store.Version(), keys)
 		}
+		st.stats.invalidationsSent.Add(1)
 		wg.Go(func() {
 			err := e.peers.invalidate(ctx, m, payload)
 			if err != nil && !errors.Is(err, ErrKeySpaceNotFound) && ctx.Err() == nil {
@@ -359,6 +349,76 @@ func (e *Engine) invalidateCopies(ctx context.Context, st *ksState, keys []strin
 	}
 	wg.Wait()
 	return ctx.Err()
+}
+
+// copyHolders returns the other members a write of keys must invalidate:
+// the holders this node recorded for the keys (holders.go), whose records
+// it takes. It returns every member of the ring and of gossip instead while
+// a Get was answered without a record (the table was full) or while this
+// node's view of the cluster is not settled (see settled). A recorded
+// holder that is no longer a member is told to flush if it comes back.
+func (e *Engine) copyHolders(st *ksState, keys []string) []cluster.Member {
+	var names []string
+	for _, k := range keys {
+		names = st.holders.take(k, names)
+	}
+	ring := e.cl.Ring()
+	gossip := e.cl.Members()
+	var targets []cluster.Member
+	add := func(m cluster.Member) {
+		if m.Name != e.selfName && !slices.ContainsFunc(targets, func(t cluster.Member) bool { return t.Name == m.Name }) {
+			targets = append(targets, m)
+		}
+	}
+	if st.holders.broadcasting() || !e.settled(ring, gossip) {
+		// The ring's members and every member gossip knows of: around a
+		// partition's heal a member can hold copies before this node's ring
+		// (rebuilt after a debounce, or an admission probe) has it again.
+		for _, m := range ring.Members() {
+			add(m)
+		}
+		for _, m := range gossip {
+			add(m)
+		}
+	}
+	for _, name := range names {
+		if m, ok := ring.Member(name); ok {
+			add(m)
+		} else if i := slices.IndexFunc(gossip, func(g cluster.Member) bool { return g.Name == name }); i >= 0 {
+			add(gossip[i])
+		} else if name != e.selfName {
+			e.missed.add(name)
+		}
+	}
+	return targets
+}
+
+// settleWindow is how long after its ring changes a node's writes still
+// invalidate every member: other members may move to the same ring a
+// little earlier or later, and meanwhile disagree on a key's owner (so a
+// node may hold a copy its writer's owner never recorded). It is also the
+// hand-off window, in which receivers guard against stale hand-offs by the
+// writes they were told of.
+const settleWindow = handoffWindow
+
+// settled reports whether this node's view of the cluster has been stable
+// for settleWindow: its ring has not changed (nor has a peer announced a
+// graceful leave), gossip knows exactly the ring's members (a join or a
+// failure not in the ring yet means other members may have rebuilt theirs
+// already), and this node is not stopping.
+func (e *Engine) settled(ring *cluster.Ring, gossip []cluster.Member) bool {
+	if time.Since(time.Unix(0, e.ringChangedAt.Load())) < time.Duration(e.settle.Load()) || e.state.Load() >= stateStopping {
+		return false
+	}
+	if len(gossip) != ring.Len() {
+		return false
+	}
+	for _, m := range gossip {
+		if !ring.Contains(m.Name) {
+			return false
+		}
+	}
+	return true
 }
 
 // isRemote reports errors that came back from a peer as an answer, as

@@ -1,0 +1,63 @@
+package engine
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// The owner's table returns each live holder of a key once, forgets the
+// records a write takes and the leases that lapsed, and asks for a
+// broadcast instead of growing past its bound or recording an unnamed peer.
+func TestHolderTable(t *testing.T) {
+	t.Run("take", func(t *testing.T) {
+		h := newHolderTable()
+		h.record("k", "a", time.Hour)
+		h.record("k", "b", time.Hour)
+		h.record("k", "a", time.Minute) // a shorter lease does not shorten it
+		h.record("other", "c", time.Hour)
+		require.EqualValues(t, 3, h.records())
+		require.ElementsMatch(t, []string{"a", "b"}, h.take("k", nil))
+		require.Empty(t, h.take("k", nil), "a write takes the records")
+		require.EqualValues(t, 1, h.records())
+		require.False(t, h.broadcasting())
+	})
+	t.Run("lapsed leases", func(t *testing.T) {
+		h := newHolderTable()
+		h.t0 = time.Now().Add(-time.Hour)
+		h.record("k", "gone", time.Nanosecond)
+		h.record("k", "live", time.Hour)
+		require.Equal(t, []string{"live"}, h.take("k", nil))
+	})
+	t.Run("unnamed peer", func(t *testing.T) {
+		h := newHolderTable()
+		h.record("k", "", time.Hour)
+		require.True(t, h.broadcasting())
+		require.Zero(t, h.records())
+	})
+	t.Run("full", func(t *testing.T) {
+		h := newHolderTable()
+		h.t0 = time.Now().Add(-time.Hour) // sweeps are due at once
+		for i := range maxHolderRecords {
+			h.record(fmt.Sprint(i), "a", time.Hour)
+		}
+		require.False(t, h.broadcasting())
+		h.record("one more", "a", time.Hour)
+		require.True(t, h.broadcasting(), "a Get answered without a record makes writes broadcast")
+		require.EqualValues(t, maxHolderRecords, h.records())
+		require.Empty(t, h.take("one more", nil))
+	})
+	t.Run("full of lapsed leases", func(t *testing.T) {
+		h := newHolderTable()
+		h.t0 = time.Now().Add(-time.Hour)
+		for i := range maxHolderRecords {
+			h.record(fmt.Sprint(i), "a", time.Nanosecond)
+		}
+		h.record("one more", "a", time.Hour)
+		require.False(t, h.broadcasting(), "the sweep made room")
+		require.Equal(t, []string{"a"}, h.take("one more", nil))
+		require.Less(t, h.records(), int64(maxHolderRecords))
+	})
+}

@@ -1,0 +1,276 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/distcache/distcache/cluster"
+	"github.com/distcache/distcache/discovery/static"
+	"github.com/distcache/distcache/engine"
+	"github.com/distcache/distcache/keyspace"
+	"github.com/distcache/distcache/testutil"
+	"github.com/stretchr/testify/require"
+)
+
+// settleAll makes every live node of c invalidate only recorded holders at
+// once, as in a cluster whose ring has not changed for a while.
+func settleAll(c *testutil.Cluster) {
+	for _, i := range c.Live() {
+		engine.SetSettleWindow(c.Node(i), 0)
+	}
+}
+
+// startExtra starts one more node beside c's, joined to them, with the
+// test defaults and opts; it is stopped by t.Cleanup.
+func startExtra(t *testing.T, c *testutil.Cluster, label, name string, opts ...engine.Option) *engine.Engine {
+	t.Helper()
+	var seeds []string
+	for _, i := range c.Live() {
+		seeds = append(seeds, c.Node(i).Addr())
+	}
+	all := append(testutil.LocalOptions(label), engine.WithNodeName(name))
+	all = append(all, opts...)
+	e, err := engine.New(engine.NewConfig(static.NewDiscovery(&static.Config{Addresses: seeds}),
+		[]keyspace.KeySpace{keyspace.New(ks, 64<<20, c.DataSource)}, all...))
+	require.NoError(t, err)
+	require.NoError(t, e.Start(context.Background()))
+	t.Cleanup(func() { _ = e.Stop(context.Background()) })
+	return e
+}
+
+// awaitRings waits until every engine's ring has n members.
+func awaitRings(t *testing.T, n int, es ...*engine.Engine) {
+	t.Helper()
+	testutil.WaitFor(t, 10*time.Second, func() bool {
+		for _, e := range es {
+			if e.Cluster().Ring().Len() != n {
+				return false
+			}
+		}
+		return true
+	}, "rings of %d members", n)
+}
+
+// awaitQuiet waits until gossip on every node of c knows exactly its ring's
+// members: on a loaded test machine members are suspected and come back,
+// and meanwhile owners broadcast their invalidations (as they should).
+func awaitQuiet(t *testing.T, c *testutil.Cluster) {
+	t.Helper()
+	testutil.WaitFor(t, 10*time.Second, func() bool {
+		for _, i := range c.Live() {
+			cl := c.Node(i).Cluster()
+			ring, gossip := cl.Ring(), cl.Members()
+			if len(gossip) != ring.Len() {
+				return false
+			}
+			for _, m := range gossip {
+				if !ring.Contains(m.Name) {
+					return false
+				}
+			}
+		}
+		return true
+	}, "gossip and rings agreeing")
+}
+
+// A write sends invalidations only to the nodes that hold a copy: the
+// owner records each node it answers a Get for, and no other node hears of
+// the write. The holder still never reads the old value afterwards.
+func TestWriteInvalidatesOnlyHolders(t *testing.T) {
+	c := testutil.NewCluster(t, 4, testutil.ClusterConfig{
+		Options: []engine.Option{engine.WithKeySpaceNearCache(ks, 8<<20, time.Minute)},
+	})
+	settleAll(c)
+	// On a loaded test machine members are sometimes suspected, declared
+	// failed and back: owners then broadcast, as they should. A round
+	// during which a ring changed is run again.
+	for attempt := 1; ; attempt++ {
+		awaitQuiet(t, c)
+		rings := ringVersions(c)
+		key := c.KeysOwnedBy(0, 1, fmt.Sprint("held", attempt))[0]
+		got := invalidationRound(t, c, key)
+		if slices.Equal(rings, ringVersions(c)) || attempt == 5 {
+			require.Equal(t, []int64{0, 1, 1, 0}, got,
+				"invalidations sent by a write with no holder, with node 2 holding, after node 2 read again, with no Get since")
+			break
+		}
+		t.Logf("a ring changed during round %d: again", attempt)
+	}
+}
+
+// invalidationRound writes key (owned by node 0) four times from various
+// nodes and returns the invalidations node 0 sent for each write; node 2
+// reads the key in between as described in the caller.
+func invalidationRound(t *testing.T, c *testutil.Cluster, key string) []int64 {
+	t.Helper()
+	ctx := context.Background()
+	sent := func() int64 { return ksStats(t, c.Node(0)).InvalidationsSent }
+	var out []int64
+	// The database is written before the cache, as writers do: a node that
+	// drops its entries (a flush after a pause of a loaded test machine)
+	// reloads the current value.
+	write := func(n int, v string) {
+		before := sent()
+		c.DataSource.SetValue(key, []byte(v))
+		if v == "" {
+			require.NoError(t, c.Node(n).Delete(ctx, ks, key))
+		} else {
+			require.NoError(t, c.Node(n).Put(ctx, ks, engine.Entry{Key: key, Value: []byte(v)}))
+		}
+		out = append(out, sent()-before)
+	}
+	write(0, "v1")          // nobody holds a copy
+	awaitNear(t, c, 2, key) // node 2 holds a near copy; nodes 1 and 3 none
+	require.Positive(t, ksStats(t, c.Node(0)).HolderRecords)
+	write(3, "v2")
+	v, err := c.Node(2).Get(ctx, ks, key)
+	require.NoError(t, err)
+	require.Equal(t, "v2", string(v), "the holder read the value the write replaced")
+	write(3, "") // node 2 read again: it holds a copy
+	write(1, "v3")
+	for i := range 4 {
+		v, err := c.Node(i).Get(ctx, ks, key)
+		require.NoError(t, err)
+		require.Equal(t, "v3", string(v), "node %d", i)
+	}
+	return out
+}
+
+func ringVersions(c *testutil.Cluster) []uint64 {
+	var out []uint64
+	for _, i := range c.Live() {
+		out = append(out, c.Node(i).Cluster().Ring().Version())
+	}
+	return out
+}
+
+// Two nodes that disagree on the ring for a moment: a key's old owner,
+// whose ring has not caught up with a join yet, takes a write while the
+// key's new owner already holds it. The old owner's view is not settled
+// (gossip has a member its ring lacks), so it invalidates every member, and
+// the new owner does not serve the value the write replaced.
+func TestWriteBroadcastsWhileRingsDisagree(t *testing.T) {
+	label := "test-" + t.Name()
+	c := testutil.NewCluster(t, 2, testutil.ClusterConfig{Label: label})
+	// The slow node rebuilds its ring 5 s after a membership change; the
+	// others after 10 ms.
+	slow := startExtra(t, c, label, "slow", engine.WithClusterConfig(func(cc *cluster.Config) { cc.RingDebounce = 5 * time.Second }))
+	awaitRings(t, 3, c.Node(0), c.Node(1), slow)
+	settleAll(c)
+	engine.SetSettleWindow(slow, 0)
+	ctx := context.Background()
+
+	// The joiner's Start gives up waiting for the slow node to agree.
+	joiner := startExtra(t, c, label, "joiner", engine.WithBootstrapTimeout(500*time.Millisecond))
+	awaitRings(t, 4, c.Node(0), c.Node(1), joiner)
+	testutil.WaitFor(t, 5*time.Second, func() bool { return len(slow.Cluster().Members()) == 4 }, "gossip on the slow node has the joiner")
+	require.Equal(t, 3, slow.Cluster().Ring().Len(), "the slow node rebuilt its ring early: the test needs it behind")
+
+	// A key the slow node still owns, and that the joiner owns already.
+	var key string
+	for j := 0; j < 100_000 && key == ""; j++ {
+		k := fmt.Sprintf("moved-%d", j)
+		if slow.Cluster().Ring().Owner(k).Name == "slow" && joiner.Cluster().Ring().Owner(k).Name == "joiner" {
+			key = k
+		}
+	}
+	require.NotEmpty(t, key, "no key moved from the slow node to the joiner")
+
+	v, err := joiner.Get(ctx, ks, key) // loaded and kept by its new owner
+	require.NoError(t, err)
+	require.Equal(t, testutil.ValueOf(key), v)
+	c.DataSource.SetValue(key, []byte("new"))
+	require.NoError(t, slow.Put(ctx, ks, engine.Entry{Key: key, Value: []byte("new")}))
+	v, err = joiner.Get(ctx, ks, key)
+	require.NoError(t, err)
+	require.Equal(t, "new", string(v), "the new owner served the value the write replaced")
+	require.Equal(t, 3, slow.Cluster().Ring().Len(), "the slow node caught up before the write: inconclusive")
+}
+
+// A holder that a write cannot reach is told to flush once it can be
+// reached, and stops serving its copy then, long before the copy's TTL.
+func TestUnreachableHolderToldToFlush(t *testing.T) {
+	c := testutil.NewCluster(t, 3, testutil.ClusterConfig{
+		Options: []engine.Option{engine.WithKeySpaceNearCache(ks, 8<<20, time.Minute)},
+	})
+	settleAll(c)
+	ctx := context.Background()
+	key := c.KeysOwnedBy(0, 1, "cut")[0]
+	awaitNear(t, c, 1, key)
+	ring := c.Node(1).Cluster().Ring().Version()
+
+	holder := c.Node(1).Addr()
+	c.Node(0).Cluster().Transport().SetBlocked(func(a string) bool { return a == holder })
+	require.NoError(t, c.Node(0).Put(ctx, ks, engine.Entry{Key: key, Value: []byte("new")}), "a holder out of reach does not fail the write")
+	c.Node(0).Cluster().Transport().SetBlocked(nil)
+
+	testutil.WaitFor(t, 5*time.Second, func() bool {
+		v, err := c.Node(1).Get(ctx, ks, key)
+		require.NoError(t, err)
+		return string(v) == "new"
+	}, "the unreachable holder serving the new value")
+	require.Equal(t, ring, c.Node(1).Cluster().Ring().Version(), "the ring changed, which drops near copies anyway: inconclusive")
+}
+
+// A holder never serves a near copy past the lease its owner granted, even
+// with a longer TTL of its own: the owner forgets holders whose lease has
+// lapsed (a paused or silent node among them), so their copies must lapse
+// too.
+func TestNearCopyLapsesWithLease(t *testing.T) {
+	label := "test-" + t.Name()
+	c := testutil.NewCluster(t, 3, testutil.ClusterConfig{
+		Label:   label,
+		Options: []engine.Option{engine.WithKeySpaceNearCache(ks, 8<<20, 300*time.Millisecond)},
+	})
+	long := startExtra(t, c, label, "long", engine.WithKeySpaceNearCache(ks, 8<<20, time.Hour))
+	awaitRings(t, 4, c.Node(0), c.Node(1), c.Node(2), long)
+	ctx := context.Background()
+	var key string
+	for j := 0; key == ""; j++ {
+		if k := fmt.Sprintf("lease-%d", j); long.Cluster().Ring().Owner(k).Name == c.Name(0) {
+			key = k
+		}
+	}
+	stats := func() engine.KeySpaceStats { return ksStats(t, long) }
+	testutil.WaitFor(t, 5*time.Second, func() bool {
+		before := stats().NearHits
+		_, err := long.Get(ctx, ks, key)
+		require.NoError(t, err)
+		return stats().NearHits > before
+	}, "a near copy on the long-TTL node")
+	forwarded := stats().Forwarded
+	start := time.Now()
+	testutil.WaitFor(t, 10*time.Second, func() bool {
+		_, err := long.Get(ctx, ks, key)
+		require.NoError(t, err)
+		return stats().Forwarded > forwarded
+	}, "the copy lapsing with its 300 ms lease")
+	require.Less(t, time.Since(start), 5*time.Second)
+}
+
+// A node that loads a key it does not own (its owner could not serve it)
+// answers its caller but keeps nothing: the owner, which never answered
+// for it, would not invalidate that copy.
+func TestDegradedLoadNotKept(t *testing.T) {
+	ds := testutil.NewDataSource()
+	c := testutil.NewCluster(t, 3, testutil.ClusterConfig{KeySpaces: func(i int) []keyspace.KeySpace {
+		kss := []keyspace.KeySpace{keyspace.New(ks, 1<<20, ds)}
+		if i == 0 {
+			kss = append(kss, keyspace.New("only0", 1<<20, ds))
+		}
+		return kss
+	}})
+	key := c.KeysOwnedBy(1, 1, "x")[0]
+	for range 2 {
+		v, err := c.Node(0).Get(context.Background(), "only0", key)
+		require.NoError(t, err)
+		require.Equal(t, testutil.ValueOf(key), v)
+	}
+	st, _ := c.Node(0).Stats().KeySpace("only0")
+	require.EqualValues(t, 2, st.Degraded)
+	require.EqualValues(t, 2, st.Fetches, "each degraded Get loads afresh")
+	require.Zero(t, st.Entries, "a degraded load is not kept")
+}
