@@ -41,6 +41,12 @@ func vnodeKey(buf []byte, name string, i int) []byte {
 // that appears later in names wins a point whose hash collides, as a later
 // insertion does in consistent.
 func placePartitions(names []string, cfg RingConfig) ([]int32, error) {
+	return placeOn(ringPoints(names, cfg), len(names), cfg)
+}
+
+// ringPoints returns the members' points sorted by hash (then member),
+// before placeOn resolves collisions.
+func ringPoints(names []string, cfg RingConfig) []vnode {
 	n := len(names)
 	points := make([]vnode, 0, n*cfg.VirtualNodes)
 	var buf []byte
@@ -56,6 +62,14 @@ func placePartitions(names []string, cfg RingConfig) ([]int32, error) {
 		}
 		return cmp.Compare(a.member, b.member)
 	})
+	return points
+}
+
+// placeOn places the partitions on points (sorted by ringPoints, possibly
+// with some members' points left out) shared by n members; it keeps
+// points unchanged. Member indexes are those of the points.
+func placeOn(points []vnode, n int, cfg RingConfig) ([]int32, error) {
+	points = slices.Clone(points)
 	for i := len(points) - 2; i >= 0; i-- {
 		if points[i].hash == points[i+1].hash {
 			points[i].member = points[i+1].member
@@ -63,7 +77,7 @@ func placePartitions(names []string, cfg RingConfig) ([]int32, error) {
 	}
 
 	capacity := int(math.Ceil(float64(cfg.PartitionCount/n) * cfg.Load))
-	loads := make([]int, n)
+	loads := make([]int, maxMember(points)+1)
 	owners := make([]int32, cfg.PartitionCount)
 	var pb [8]byte
 	for p := range owners {
@@ -90,4 +104,12 @@ func placePartitions(names []string, cfg RingConfig) ([]int32, error) {
 		}
 	}
 	return owners, nil
+}
+
+func maxMember(points []vnode) int32 {
+	m := int32(-1)
+	for _, p := range points {
+		m = max(m, p.member)
+	}
+	return m
 }

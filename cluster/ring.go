@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 	"sync/atomic"
 
 	"github.com/cespare/xxhash/v2"
@@ -124,6 +125,10 @@ type Ring struct {
 	succPos     []int32  // member index -> position in succ
 	fingerprint uint64
 	version     uint64
+
+	tablesMu sync.Mutex // serialises building tables
+	// tables[n] caches replicaTable(n) once built.
+	tables [maxReplicaTables]atomic.Pointer[[]int32]
 }
 
 // ringVersions numbers the rings built in this process.
@@ -244,29 +249,117 @@ func (r *Ring) ownerOfPartition(p int) Member {
 	return r.members[r.owner[p]]
 }
 
-// replicas returns up to n distinct members responsible for key: the owner
-// first, then its successors in a ring order fixed by the member names (the
-// order consistent's GetClosestN uses). It returns fewer than n when the ring
-// has fewer members, and nil for n <= 0 or an empty ring.
-func (r *Ring) replicas(key string, n int) []Member {
+// Replicas returns up to n distinct members responsible for key: the owner
+// first, then, one at a time, the member that would own key if the members
+// already chosen were gone (the owner of key's partition in the ring built
+// without them). So when a key's owner fails, the ring rebuilt without it
+// gives the key to the first replica, which already holds it; and every node
+// with the same members computes the same set (a pure function of the names
+// and the config). It returns fewer than n when the ring has fewer members,
+// and nil for n <= 0 or an empty ring.
+//
+// The first call for a given n runs the placement again without the chosen
+// members (once per distinct set left out: once per member for n = 2, about
+// a millisecond each with the default config) and keeps the table; later
+// calls index it and allocate only the result. Callers that need it fast
+// after a ring change should make that first call in the background.
+func (r *Ring) Replicas(key string, n int) []Member {
 	if len(r.owner) == 0 {
 		return nil
 	}
 	return r.replicasOfPartition(int(xxhash.Sum64String(key)%uint64(len(r.owner))), n)
 }
 
-// replicasOfPartition is replicas for partition p; nil when p is out of range.
+// replicasOfPartition is [Ring.Replicas] for partition p; nil when p is out of range.
 func (r *Ring) replicasOfPartition(p, n int) []Member {
 	if p < 0 || p >= len(r.owner) || n <= 0 {
 		return nil
 	}
 	n = min(n, len(r.members))
-	out := make([]Member, 0, n)
-	pos := int(r.succPos[r.owner[p]])
+	if n == 1 {
+		return []Member{r.members[r.owner[p]]}
+	}
+	t := r.replicaTable(n)
+	out := make([]Member, n)
 	for i := range n {
-		out = append(out, r.members[r.succ[(pos+i)%len(r.succ)]])
+		out[i] = r.members[t[p*n+i]]
 	}
 	return out
+}
+
+// maxReplicaTables bounds the replica counts whose table is kept; larger
+// counts are computed on every call.
+const maxReplicaTables = 8
+
+// replicaTable returns, for every partition, the indexes of its n replicas
+// (n*p to n*p+n-1), building it on first use.
+func (r *Ring) replicaTable(n int) []int32 {
+	if n < len(r.tables) {
+		if t := r.tables[n].Load(); t != nil {
+			return *t
+		}
+	}
+	r.tablesMu.Lock()
+	defer r.tablesMu.Unlock()
+	if n < len(r.tables) {
+		if t := r.tables[n].Load(); t != nil {
+			return *t
+		}
+	}
+	names := make([]string, len(r.members))
+	for i, m := range r.members {
+		names[i] = m.Name
+	}
+	points := ringPoints(names, r.cfg)
+	subs := map[string][]int32{}
+	t := make([]int32, len(r.owner)*n)
+	chosen := make([]int32, 0, n)
+	for p := range r.owner {
+		chosen = append(chosen[:0], r.owner[p])
+		for len(chosen) < n {
+			chosen = append(chosen, r.nextReplica(p, chosen, points, subs))
+		}
+		copy(t[p*n:], chosen)
+	}
+	if n < len(r.tables) {
+		r.tables[n].Store(&t)
+	}
+	return t
+}
+
+// nextReplica is the owner of partition p in the ring without the members
+// chosen so far: the placement run again on points without theirs (cached
+// in subs by the set left out). Should it fail (a config at its limits),
+// the next member in name-hash order not chosen yet stands in:
+// deterministic, so still identical on every node.
+func (r *Ring) nextReplica(p int, chosen []int32, points []vnode, subs map[string][]int32) int32 {
+	left := slices.Clone(chosen)
+	slices.Sort(left)
+	var id []byte
+	for _, i := range left {
+		id = binary.BigEndian.AppendUint32(id, uint32(i))
+	}
+	owners, ok := subs[string(id)]
+	if !ok {
+		rest := make([]vnode, 0, len(points))
+		for _, v := range points {
+			if !slices.Contains(left, v.member) {
+				rest = append(rest, v)
+			}
+		}
+		owners, _ = placeOn(rest, len(r.members)-len(left), r.cfg) // nil on error
+		subs[string(id)] = owners
+	}
+	if owners != nil {
+		return owners[p]
+	}
+	pos := int(r.succPos[chosen[len(chosen)-1]])
+	for k := 1; ; k++ {
+		c := r.succ[(pos+k)%len(r.succ)]
+		if !slices.Contains(chosen, c) {
+			return c
+		}
+	}
 }
 
 // Members returns a fresh copy of the ring's members, sorted by name.

@@ -155,7 +155,7 @@ func TestRingEmpty(t *testing.T) {
 	assert.Equal(t, 0, r.Len())
 	assert.Equal(t, Member{}, r.Owner("k"))
 	assert.Equal(t, Member{}, r.ownerOfPartition(0))
-	assert.Nil(t, r.replicas("k", 3))
+	assert.Nil(t, r.Replicas("k", 3))
 	assert.Empty(t, r.Members())
 	assert.Empty(t, r.Distribution())
 	assert.False(t, r.Contains("a"))
@@ -193,16 +193,42 @@ func TestRingReplicas(t *testing.T) {
 	r, err := NewRing(testMembers(5), RingConfig{})
 	require.NoError(t, err)
 	for _, k := range testKeys(500) {
-		reps := r.replicas(k, 3)
+		reps := r.Replicas(k, 3)
 		require.Len(t, reps, 3)
 		require.Equal(t, r.Owner(k), reps[0])
 		names := []string{reps[0].Name, reps[1].Name, reps[2].Name}
 		slices.Sort(names)
 		require.Len(t, slices.Compact(names), 3, "replicas are distinct")
 	}
-	assert.Len(t, r.replicas("k", 9), 5, "capped at the member count")
-	assert.Nil(t, r.replicas("k", 0))
+	assert.Len(t, r.Replicas("k", 9), 5, "capped at the member count")
+	assert.Nil(t, r.Replicas("k", 0))
 	assert.Nil(t, r.replicasOfPartition(-1, 2))
+}
+
+// When a key's owner fails, the ring rebuilt without it gives the key to
+// its first replica, and replica sets are a function of the member set.
+func TestRingReplicasTakeOver(t *testing.T) {
+	members := testMembers(5)
+	r, err := NewRing(members, RingConfig{})
+	require.NoError(t, err)
+	rev := slices.Clone(members)
+	slices.Reverse(rev)
+	again, err := NewRing(rev, RingConfig{})
+	require.NoError(t, err)
+	for _, k := range testKeys(300) {
+		reps := r.Replicas(k, 3)
+		require.Equal(t, reps, again.Replicas(k, 3), "same members, same replicas")
+		var rest []Member
+		for _, m := range members {
+			if m.Name != reps[0].Name {
+				rest = append(rest, m)
+			}
+		}
+		without, err := NewRing(rest, RingConfig{})
+		require.NoError(t, err)
+		require.Equal(t, reps[1], without.Owner(k), "the first replica owns %q once its owner is gone", k)
+		require.Equal(t, reps[1:], without.Replicas(k, 2), "the replica set survives the owner's loss")
+	}
 }
 
 func TestRingOwnerDoesNotAllocate(t *testing.T) {
@@ -355,5 +381,21 @@ func TestRingBalanceAndJoinMovement(t *testing.T) {
 				assert.LessOrEqual(t, float64(moved)/ideal, tc.maxMoveOf, "partitions moved by one join")
 			})
 		}
+	}
+}
+
+// The first Replicas call for a count builds its table: with the default
+// config that must stay cheap at the cluster sizes the package doc names.
+func BenchmarkRingReplicasTable(b *testing.B) {
+	for _, n := range []int{3, 10, 50} {
+		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
+			for range b.N {
+				r, err := NewRing(testMembers(n), RingConfig{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				r.Replicas("k", 2)
+			}
+		})
 	}
 }
