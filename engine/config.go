@@ -72,6 +72,8 @@ type KeySpaceConfig struct {
 	// NearCacheMaxBytes and NearCacheTTL: see WithKeySpaceNearCache.
 	NearCacheMaxBytes int64
 	NearCacheTTL      time.Duration
+	// Replicas: see WithKeySpaceReplicas.
+	Replicas *int
 }
 
 // Config configures an Engine. Build it with NewConfig and options; New
@@ -125,6 +127,9 @@ type Config struct {
 	// Handoff sends entries to their new owner when keys move (a node joined,
 	// or this node leaves gracefully) instead of only dropping them.
 	Handoff bool
+	// Replicas is how many copies of each entry the cluster keeps, the
+	// owner's included (1 to 5, default 1); see WithReplicas.
+	Replicas int
 
 	// MaxKeyBytes and MaxValueBytes bound keys and values; larger ones fail
 	// with ErrKeyTooLarge or ErrValueTooLarge.
@@ -177,6 +182,7 @@ func NewConfig(provider discovery.Provider, keyspaces []keyspace.KeySpace, opts 
 		MaxKeyBytes:        defaultMaxKeyBytes,
 		MaxValueBytes:      defaultMaxValueBytes,
 		Handoff:            true,
+		Replicas:           1,
 		KeySpaceConfigs:    map[string]*KeySpaceConfig{},
 	}
 	for _, o := range opts {
@@ -277,6 +283,7 @@ func (c *Config) validate() error {
 			bad("keyspace %q: %w", name, err)
 		}
 	}
+	errs = append(errs, c.replicaProblems()...)
 	errs = append(errs, c.extras.validate()...)
 	for name := range c.KeySpaceConfigs {
 		if !names[name] {

@@ -96,6 +96,26 @@
 // has this node's name. [Engine.Events] reports members joining, leaving
 // and failing, and ring changes.
 //
+// # Replicas and takeover
+//
+// With WithReplicas(n), each entry also lives on the next n-1 members of
+// cluster.Ring.Replicas, held apart from owned entries and within the
+// holder's budget (MaxBytes is split 1/n owned, (n-1)/n copies). The owner
+// sends each write to them while it invalidates copies, and acknowledges
+// once every reachable replica applied it; an unreachable one is repaired
+// afterwards. A miss still loads once, on the owner, which then fills the
+// replicas. A Get whose owner cannot be reached reads a replica before
+// degrading; when the owner fails, the first replica owns the key and
+// already holds it. Replica messages carry the owner's tags and a
+// deadline, so a late one never replaces a newer copy or undoes a delete.
+// After each ring change copies are re-established (repair.go).
+//
+// Whatever n, a load on an owner first takes the key from where it lived
+// (its own copy, a hand-off in transit, or the members that held it before
+// the last ring change, asked without loading): a join or a planned leave
+// does not make the new owner answer from the DataSource while a member
+// still holds a newer value (see takeover.go).
+//
 // # Scope of keyspace operations
 //
 // [Engine.DeleteKeySpace] and [Engine.DeleteKeySpaces] act on the whole

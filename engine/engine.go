@@ -83,6 +83,10 @@ type Engine struct {
 	// settle is how long after a ring change writes still invalidate every
 	// member (ns; settleWindow, shorter in tests), see settled.
 	settle atomic.Int64
+	// prevRing is the ring before the last change (takeover.go).
+	prevRing atomic.Pointer[cluster.Ring]
+	// replTags numbers this node's replica messages (replicas.go).
+	replTags atomic.Uint64
 
 	// leaving records peers that announced a graceful leave (opLeaving).
 	leavingMu sync.Mutex
@@ -108,6 +112,9 @@ func New(cfg *Config) (*Engine, error) {
 	e.pause.t0 = time.Now()
 	e.settle.Store(int64(settleWindow))
 	e.missed.kick = make(chan struct{}, 1)
+	// Replica tags start from the clock: a restarted node's tags must
+	// exceed those its earlier life sent (replicas.go).
+	e.replTags.Store(uint64(time.Now().UnixNano()))
 	e.cfg.KeySpaces = append([]keyspace.KeySpace(nil), cfg.KeySpaces...)
 	e.log = cfg.Logger
 	if e.log == nil {
@@ -121,7 +128,7 @@ func New(cfg *Config) (*Engine, error) {
 	table := ksTable{}
 	for _, ks := range e.cfg.KeySpaces {
 		s, _ := e.cfg.settingsFor(ks) // validated above
-		st, err := newKSState(ks, s, e.log)
+		st, err := newKSState(ks, s, e.cfg.replicasFor(ks.Name()), e.log)
 		if err != nil {
 			table.close()
 			return nil, fmt.Errorf("%w: keyspace %q: %w", ErrInvalidConfig, ks.Name(), err)

@@ -86,6 +86,9 @@ func (e *Engine) forwardOnce(ctx context.Context, deadline time.Time, st *ksStat
 			return nil, false, exp, err // our read timeout: no budget left to degrade
 		}
 		st.stats.forwardErrors.Add(1)
+		if val, ok := e.readReplicas(ctx, st, key, owner); ok {
+			return val, false, exp, nil
+		}
 		val, err = e.degradeBy(ctx, deadline, st, key, owner, err)
 		return val, false, exp, err
 	}

@@ -238,7 +238,13 @@ func (e *Engine) serveHandoff(st *ksState, r handoffRequest) transport.Response 
 		}
 		l := st.loads.Lock(en.Key)
 		_, present := st.store.Peek(en.Key)
-		if !present && l.Current() == nil && !st.recent.refuses(en.Key, now, r.from, en.ver) {
+		switch {
+		case present || st.recent.refuses(en.Key, now, r.from, en.ver):
+		case l.Current() != nil:
+			// A load of the key is in flight here: it takes the entry
+			// rather than fetch (takeover.go).
+			st.parked.park(r.from, en, now)
+		default:
 			val := append([]byte{}, en.Value...)
 			if st.store.Set(en.Key, cache.Entry{Value: val, ExpiresAt: en.Expiry}) == nil {
 				st.stats.handoffsTaken.Add(1)

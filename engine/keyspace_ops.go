@@ -131,7 +131,7 @@ func (e *Engine) updateKeySpace(ks keyspace.KeySpace) error {
 	if old == nil {
 		return fmt.Errorf("%w: %q", ErrKeySpaceNotFound, ks.Name())
 	}
-	st, err := newKSState(ks, s, e.log)
+	st, err := newKSState(ks, s, e.cfg.replicasFor(ks.Name()), e.log)
 	if err != nil {
 		return fmt.Errorf("%w: keyspace %q: %w", ErrInvalidConfig, ks.Name(), err)
 	}

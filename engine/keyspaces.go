@@ -40,6 +40,13 @@ type ksState struct {
 
 	// recent guards hand-offs against resurrecting values (handoff.go).
 	recent recentWrites
+	// parked holds hand-offs that arrived while a load of their key was in
+	// flight here (takeover.go).
+	parked parkedHandoffs
+	// moved holds entries recently handed to their new owner (takeover.go).
+	moved movedEntries
+	// rep is the keyspace's replication (replicas.go); nil with one copy.
+	rep *replicaState
 
 	// flushFrom is the store version at the latest partition-flush decision:
 	// while that flush is pending, only entries with a larger version
@@ -53,8 +60,9 @@ type ksState struct {
 	adminEntries entryCount
 }
 
-func newKSState(ks keyspace.KeySpace, s keyspace.Settings, log *slog.Logger) (*ksState, error) {
-	store, err := cache.New(cache.Config{MaxBytes: s.MaxBytes, RetainExpired: s.MaxStale})
+func newKSState(ks keyspace.KeySpace, s keyspace.Settings, replicas int, log *slog.Logger) (*ksState, error) {
+	owned, copies := replicaBudget(s.MaxBytes, replicas)
+	store, err := cache.New(cache.Config{MaxBytes: owned, RetainExpired: s.MaxStale})
 	if err != nil {
 		return nil, err
 	}
@@ -72,6 +80,13 @@ func newKSState(ks keyspace.KeySpace, s keyspace.Settings, log *slog.Logger) (*k
 			return nil, err
 		}
 	}
+	if replicas > 1 {
+		st.rep = &replicaState{n: replicas}
+		if st.rep.store, err = cache.New(cache.Config{MaxBytes: copies}); err != nil {
+			st.close()
+			return nil, err
+		}
+	}
 	return st, nil
 }
 
@@ -80,6 +95,9 @@ func (st *ksState) close() {
 	st.store.Close()
 	if st.near != nil {
 		st.near.Close()
+	}
+	if st.rep != nil && st.rep.store != nil {
+		st.rep.store.Close()
 	}
 }
 

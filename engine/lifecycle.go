@@ -86,6 +86,7 @@ func (e *Engine) start(ctx context.Context) error {
 	e.serving.Store(true)
 	e.startPauseWatch()
 	e.spawn(e.flushNotifier)
+	e.spawn(e.repairLoop)
 	if err := e.cfg.Provider.Start(ctx, discovery.Self{Name: self.Name, Addr: self.Addr}); err != nil {
 		return fmt.Errorf("distcache: start discovery: %w", err)
 	}

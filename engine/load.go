@@ -166,17 +166,24 @@ func (e *Engine) runLoad(st *ksState, key string, f *flight.Flight, stale *cache
 	staleAtStart := stale
 	stop := context.AfterFunc(ctx, func() { e.abandonLoad(st, key, f, staleAtStart, ctx.Err()) })
 	defer stop()
-	fctx, end := e.obs.startFetch(ctx, parent, st.name)
-	val, err := e.fetch(fctx, st, key)
-	end(err)
+	// A key this node is taking over is asked of its previous holders
+	// first (takeover.go): no fetch, and no value older than theirs.
+	val, exp, took := e.takeOver(ctx, st, key)
+	var err error
+	if !took {
+		fctx, end := e.obs.startFetch(ctx, parent, st.name)
+		val, err = e.fetch(fctx, st, key)
+		end(err)
+	}
 	var ent cache.Entry
 	store := false
 	switch {
 	case err == nil:
-		var exp time.Time
-		if exp, err = e.expiry(ctx, st, key, time.Time{}); err != nil {
-			val = nil
-			break
+		if !took {
+			if exp, err = e.expiry(ctx, st, key, time.Time{}); err != nil {
+				val = nil
+				break
+			}
 		}
 		ent = cache.Entry{Value: val, ExpiresAt: exp}
 		store = true
@@ -215,6 +222,8 @@ func (e *Engine) runLoad(st *ksState, key string, f *flight.Flight, stale *cache
 		// would not invalidate it.)
 		if serr := st.store.Set(key, ent); serr != nil {
 			st.stats.rejected.Add(1)
+		} else {
+			e.fillReplicas(st, key, ent)
 		}
 	}
 	l.Unlock()

@@ -113,3 +113,19 @@ func (p peers) deleteKeySpace(ctx context.Context, m cluster.Member, name string
 	_, err := p.send(ctx, m, transport.Request{Op: opDeleteKeySpace, Payload: encodeName(name)}, time.Time{})
 	return err
 }
+
+// replicate sends m copies to apply (opReplicate, see replicas.go); m
+// refuses the request after deadline.
+func (p peers) replicate(ctx context.Context, m cluster.Member, payload []byte, deadline time.Time) error {
+	_, err := p.send(ctx, m, transport.Request{Op: opReplicate, Payload: withWriteDeadline(deadline, payload)}, deadline)
+	return err
+}
+
+// held asks m what it holds of key, owned or as a copy, without loading it.
+func (p peers) held(ctx context.Context, m cluster.Member, ks, key string) (heldAnswer, error) {
+	payload, err := p.send(ctx, m, transport.Request{Op: opHeld, Payload: encodeKeys(ks, []string{key})}, time.Time{})
+	if err != nil {
+		return heldAnswer{}, err
+	}
+	return decodeHeld(payload)
+}

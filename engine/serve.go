@@ -128,6 +128,17 @@ func (e *Engine) serveRPC(ctx context.Context, req transport.Request) transport.
 		return e.serveDeleteKeySpace(req.Payload)
 	case opHandoff:
 		return scoped(e, req.Payload, decodeHandoff, e.serveHandoff)
+	case opReplicate:
+		deadline, inner, err := decodeWriteDeadline(req.Payload)
+		if err != nil {
+			return transport.Response{Status: statusBadRequest}
+		}
+		if !time.Now().Before(deadline) {
+			return statusResponse(context.DeadlineExceeded) // late: it may be older than what followed it
+		}
+		return scoped(e, inner, decodeReplicate, e.serveReplicate)
+	case opHeld:
+		return scoped(e, req.Payload, decodeKeys, e.serveHeld)
 	case opRingInfo:
 		return transport.Response{Status: statusOK, Payload: binary.BigEndian.AppendUint64(nil, e.cl.Ring().Fingerprint())}
 	case opClusterView:

@@ -53,6 +53,14 @@ type KeySpaceStats struct {
 	// HandedOff counts entries sent to their new owner on a ring change or a
 	// graceful leave; HandoffsTaken those received and stored here.
 	HandedOff, HandoffsTaken int64
+	// With replicas (WithReplicas): ReplicaEntries and ReplicaUsedBytes
+	// describe the copies this node holds for other owners (within its
+	// budget, see the package doc); ReplicaWrites counts writes applied to
+	// them, ReplicaFills loaded values received from owners, ReplicaReads
+	// Gets served from a copy (the owner was unreachable), Repairs entries
+	// pushed to replicas by repair (as owner).
+	ReplicaEntries, ReplicaUsedBytes                   int64
+	ReplicaWrites, ReplicaFills, ReplicaReads, Repairs int64
 	// BreakerState is "closed", "half-open", "open", or "" without a breaker.
 	BreakerState string
 	// Entries and UsedBytes describe the local store; MaxBytes its budget.
@@ -108,7 +116,16 @@ func (st *ksState) snapshotWith(entries bool) KeySpaceStats {
 	if st.near != nil {
 		ns = stats(st.near)
 	}
+	var rs cache.Stats
+	var rep struct{ writes, fills, reads, repairs int64 }
+	if st.rep != nil {
+		rs = stats(st.rep.store)
+		rep.writes, rep.fills = st.rep.writes.Load(), st.rep.fills.Load()
+		rep.reads, rep.repairs = st.rep.reads.Load(), st.rep.repairs.Load()
+	}
 	out := KeySpaceStats{
+		ReplicaEntries: rs.Entries, ReplicaUsedBytes: rs.UsedBytes,
+		ReplicaWrites: rep.writes, ReplicaFills: rep.fills, ReplicaReads: rep.reads, Repairs: rep.repairs,
 		Name: st.name,
 		// Every owner-side lookup is a store Get; those made for peers are
 		// not this node's Gets, keys forwarded from here are.

@@ -44,6 +44,7 @@ func (e *Engine) onRingChange(prev, next *cluster.Ring) {
 	}
 	// Open a hand-off window: writes from now on are remembered to guard
 	// against stale hand-offs (see handoff.go).
+	e.prevRing.Store(prev)
 	e.ringChangedAt.Store(time.Now().UnixNano())
 	// A node that lost contact with at least half of the cluster it knew
 	// (it was cut off, or most peers failed) may have missed invalidations
@@ -127,6 +128,7 @@ func (e *Engine) purgeRounds() {
 		req := e.flushReq.Load()
 		all := req != e.flushDone.Load()
 		for _, st := range *e.keyspaces.Load() {
+			e.rebalanceCopies(st, ring, all)
 			var moved []string
 			st.store.Range(func(key string, _ cache.Entry) bool {
 				if all || ring.Owner(key).Name != self {
@@ -143,8 +145,12 @@ func (e *Engine) purgeRounds() {
 				if all {
 					e.flushLocal(st, k, upTo)
 				} else {
-					e.dropNotOwned(st, k)
+					e.demote(st, ring, k)
+					e.dropMoved(st, k)
 				}
+			}
+			if !all {
+				e.pushNewHolders(st, ring)
 			}
 			if len(moved) > 0 {
 				e.log.Debug("dropped entries of keys now owned elsewhere", "keyspace", st.name, "entries", len(moved))

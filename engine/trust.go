@@ -110,6 +110,9 @@ func (e *Engine) markUntrusted(reason string) {
 	e.flushMu.Lock()
 	for _, st := range *e.keyspaces.Load() {
 		st.flushFrom.Store(st.store.Version())
+		if st.rep != nil {
+			st.rep.flushFrom.Store(st.rep.store.Version())
+		}
 	}
 	e.flushReq.Add(1)
 	e.flushMu.Unlock()

@@ -310,7 +310,11 @@ func (e *Engine) applyAsOwner(ctx context.Context, st *ksState, entries []Entry,
 		return fillAll(err)
 	}
 	defer release()
-	if err := e.invalidateCopies(ctx, st, keys); err != nil {
+	// With replicas, the write itself goes to them meanwhile (replicas.go).
+	rep := e.replicateWrite(ctx, st, entries, del)
+	err = e.invalidateCopies(ctx, st, keys)
+	rep.wait(err == nil)
+	if err != nil {
 		return fillAll(err)
 	}
 	for i, en := range entries {

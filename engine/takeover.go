@@ -1,0 +1,252 @@
+package engine
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// Taking a key over. When keys move (a member joined, left gracefully or
+// failed), the new owner must not answer from the DataSource while a member
+// still holds a newer value: a Put acknowledged before the move would seem
+// lost. Hand-off pushes entries to their new owner, but it races the new
+// owner's first Gets. So a load on the owner, before it fetches, looks for
+// the key where it lived (takeOver, inside the load's flight, so once per
+// key):
+//
+//  1. its own copy, if this node was a replica (replicas.go);
+//  2. a hand-off that arrived while the load was in flight (parked);
+//  3. within handoffWindow of a ring change, the members that held the key
+//     before (the previous ring's holders) and those that would hold it
+//     without this node (a node that just joined took the key from them),
+//     asked in that order with opHeld, which never loads.
+//
+// What it takes obeys the hand-off rules (recentWrites): not if this node
+// wrote or deleted the key since the ring change, nor if another member's
+// write of it may be newer. The load's flight still applies, so a write
+// during the takeover supersedes it as it would a fetch.
+
+// takeoverAskTimeout bounds each opHeld of a takeover: a holder that does
+// not answer at once is gone, and the load falls back to the DataSource.
+const takeoverAskTimeout = 300 * time.Millisecond
+
+// maxTakeoverAsks bounds the members asked per key.
+const maxTakeoverAsks = 3
+
+// takeOver returns the value of key held by this node's copy or by the
+// members that held it before (see the file comment); ok is false when the
+// load must fetch.
+func (e *Engine) takeOver(ctx context.Context, st *ksState, key string) (val []byte, exp time.Time, ok bool) {
+	now := time.Now()
+	if st.rep != nil {
+		if from, _, ent, held := st.rep.copyOf(key, e.storeTrusted()); held {
+			st.rep.store.Delete(key) // the load stores it as owned
+			if by, noted := st.recent.lastBy(key, now); !noted || by == from {
+				return ent.Value, ent.ExpiresAt, true
+			}
+		}
+	}
+	if !e.cfg.Handoff {
+		return nil, time.Time{}, false
+	}
+	if v, x, took := st.parked.take(st, key, now); took {
+		return v, x, true
+	}
+	if !e.handoffOpen() {
+		return nil, time.Time{}, false
+	}
+	ring := e.cl.Ring()
+	var ask []string
+	seen := map[string]bool{e.selfName: true}
+	add := func(name string) {
+		if !seen[name] && len(ask) < maxTakeoverAsks {
+			seen[name] = true
+			ask = append(ask, name)
+		}
+	}
+	prev := e.prevRing.Load()
+	if prev != nil {
+		for _, m := range st.placement(prev, key) {
+			add(m.Name)
+		}
+	}
+	n := 1
+	if st.rep != nil {
+		n = st.rep.n
+	}
+	for _, m := range ring.Replicas(key, n+1) {
+		add(m.Name)
+	}
+	for _, name := range ask {
+		m, known := ring.Member(name)
+		if !known && prev != nil {
+			m, known = prev.Member(name)
+		}
+		if !known {
+			continue
+		}
+		actx, cancel := context.WithTimeout(ctx, takeoverAskTimeout)
+		a, err := e.peers.held(actx, m, st.name, key)
+		cancel()
+		if err != nil || !a.found {
+			continue
+		}
+		from, ver := name, a.ver
+		if !a.fromStore {
+			from, ver = "", 0 // a copy: taken only if no write was noted
+		}
+		if st.recent.refuses(key, time.Now(), from, ver) {
+			break
+		}
+		st.stats.handoffsTaken.Add(1)
+		return a.value, a.expiry, true
+	}
+	return st.parked.take(st, key, time.Now())
+}
+
+// movedEntries remember, for handoffWindow, the entries this node dropped
+// after handing them to their new owner (purgeRounds): while rings
+// converge, the member a takeover asks may have handed a key on and
+// dropped it a moment before, and opHeld still answers with it (unless a
+// write of the key was noted since, see held). At most maxMoved entries,
+// each at most maxMovedValueBytes; the memory is held only for the window.
+type movedEntries struct {
+	mu      sync.Mutex // guards entries
+	entries map[string]movedEntry
+}
+
+type movedEntry struct {
+	val []byte
+	exp time.Time
+	ver uint64
+	at  time.Time
+}
+
+const (
+	maxMoved           = 1 << 16
+	maxMovedValueBytes = 64 << 10
+)
+
+func (m *movedEntries) add(key string, ent movedEntry) {
+	if len(ent.val) > maxMovedValueBytes {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.entries == nil {
+		m.entries = map[string]movedEntry{}
+	}
+	if len(m.entries) >= maxMoved {
+		for k, me := range m.entries {
+			if ent.at.Sub(me.at) > handoffWindow {
+				delete(m.entries, k)
+			}
+		}
+		if len(m.entries) >= maxMoved {
+			return
+		}
+	}
+	m.entries[key] = ent
+}
+
+func (m *movedEntries) get(key string, now time.Time) (movedEntry, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	me, ok := m.entries[key]
+	if ok && (now.Sub(me.at) > handoffWindow || (!me.exp.IsZero() && !me.exp.After(now))) {
+		delete(m.entries, key)
+		return movedEntry{}, false
+	}
+	return me, ok
+}
+
+// noteSince reports whether a write of key was noted at or after t.
+func (r *recentWrites) noteSince(key string, t time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.full {
+		return true
+	}
+	n, ok := r.keys[key]
+	return ok && n.at >= t.UnixNano()
+}
+
+// lastBy reports who made the last write of key noted within
+// handoffWindow ("" for this node), if any.
+func (r *recentWrites) lastBy(key string, now time.Time) (by string, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.full {
+		return "", true
+	}
+	n, ok := r.keys[key]
+	if !ok || n.at < now.Add(-handoffWindow).UnixNano() {
+		return "", false
+	}
+	return n.by, true
+}
+
+// parkedHandoffs are hand-offs that arrived while a load of their key was
+// in flight on this node: the load takes them (takeOver) instead of
+// fetching, since serveHandoff cannot store an entry a flight may
+// overwrite. Kept for handoffWindow, at most maxParked.
+type parkedHandoffs struct {
+	mu      sync.Mutex // guards entries
+	entries map[string]parkedEntry
+}
+
+type parkedEntry struct {
+	handoffEntry
+	from string
+	at   time.Time
+}
+
+const maxParked = 4096
+
+func (p *parkedHandoffs) park(from string, en handoffEntry, now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.entries == nil {
+		p.entries = map[string]parkedEntry{}
+	}
+	if len(p.entries) >= maxParked {
+		for k, pe := range p.entries {
+			if now.Sub(pe.at) > handoffWindow {
+				delete(p.entries, k)
+			}
+		}
+		if len(p.entries) >= maxParked {
+			return
+		}
+	}
+	en.Value = append([]byte{}, en.Value...) // the request buffer is not ours
+	p.entries[en.Key] = parkedEntry{handoffEntry: en, from: from, at: now}
+}
+
+// take removes key's parked hand-off and returns it if the hand-off rules
+// allow it.
+func (p *parkedHandoffs) take(st *ksState, key string, now time.Time) ([]byte, time.Time, bool) {
+	p.mu.Lock()
+	pe, ok := p.entries[key]
+	delete(p.entries, key)
+	p.mu.Unlock()
+	if !ok || now.Sub(pe.at) > handoffWindow || (!pe.Expiry.IsZero() && !pe.Expiry.After(now)) ||
+		st.recent.refuses(key, now, pe.from, pe.ver) {
+		return nil, time.Time{}, false
+	}
+	st.stats.handoffsTaken.Add(1)
+	return pe.Value, pe.Expiry, true
+}
+
+// dropMoved is dropNotOwned for a key handed to its new owner: the entry
+// is remembered in st.moved for takeovers (see movedEntries).
+func (e *Engine) dropMoved(st *ksState, key string) {
+	if e.cfg.Handoff {
+		if ent, ver, ok := st.store.PeekVersion(key); ok && !ent.Negative && ent.Fresh() && !st.pending.busy(key) {
+			// Noted before the drop: a write of the key noted from now on
+			// (noteSince) hides it.
+			st.moved.add(key, movedEntry{val: ent.Value, exp: ent.ExpiresAt, ver: ver, at: time.Now()})
+		}
+	}
+	e.dropNotOwned(st, key)
+}
