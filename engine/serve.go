@@ -61,6 +61,13 @@ func (h rpcHandler) ServeInline(req transport.Request) (transport.Response, bool
 	}
 	ent, ok := st.store.Get(r.keys[0])
 	if !ok || !ent.Fresh() {
+		// serveGet looks the key up again, and the store counts both
+		// lookups: this one must not count as a second Get.
+		if ok {
+			st.stats.relookedHits.Add(1)
+		} else {
+			st.stats.relookedMisses.Add(1)
+		}
 		return transport.Response{}, false
 	}
 	e.recordAccess(st, r.keys[0])

@@ -112,6 +112,8 @@ func (st *ksState) snapshotWith(entries bool) KeySpaceStats {
 		stats = (*cache.Store).Stats
 	}
 	cs := stats(st.store)
+	cs.Hits -= c.relookedHits.Load()
+	cs.Misses -= c.relookedMisses.Load()
 	var ns cache.Stats
 	if st.near != nil {
 		ns = stats(st.near)
@@ -160,4 +162,8 @@ type ksCounters struct {
 	invalidationsSent                         atomic.Int64
 	rateLimited, circuitOpen                  atomic.Int64
 	handedOff, handoffsTaken                  atomic.Int64
+	// relookedHits and relookedMisses are store lookups of the inline
+	// serving path that did not answer (a stale entry, a miss): the request
+	// goes on to a second, counted lookup, so these are taken back out.
+	relookedHits, relookedMisses atomic.Int64
 }
