@@ -26,7 +26,8 @@ func newPipe(a, b net.Addr) (*conn, *conn) {
 // count as durably blocked inside a synctest bubble).
 type half struct {
 	mu         sync.Mutex // guards the fields below
-	buf        []byte
+	buf        []byte     // unread bytes are buf[off:]
+	off        int
 	eof        bool // the writing end closed: reads drain buf, then return io.EOF
 	readerGone bool // the reading end closed: writes fail
 	changed    chan struct{}
@@ -74,11 +75,11 @@ func (c *conn) Read(b []byte) (int, error) {
 			return 0, c.opErr("read", os.ErrDeadlineExceeded)
 		}
 		h.mu.Lock()
-		if len(h.buf) > 0 {
-			n := copy(b, h.buf)
-			h.buf = h.buf[n:]
-			if len(h.buf) == 0 {
-				h.buf = nil
+		if h.off < len(h.buf) {
+			n := copy(b, h.buf[h.off:])
+			h.off += n
+			if h.off == len(h.buf) {
+				h.buf, h.off = h.buf[:0], 0
 			}
 			h.notifyLocked()
 			h.mu.Unlock()
@@ -118,8 +119,12 @@ func (c *conn) Write(b []byte) (int, error) {
 			h.mu.Unlock()
 			return n, c.opErr("write", io.ErrClosedPipe)
 		}
-		if room := pipeBufferBytes - len(h.buf); room > 0 {
+		if room := pipeBufferBytes - (len(h.buf) - h.off); room > 0 {
 			k := min(room, len(b)-n)
+			if h.off > 0 && len(h.buf)+k > cap(h.buf) {
+				// Reuse the space already read rather than growing.
+				h.buf, h.off = h.buf[:copy(h.buf, h.buf[h.off:])], 0
+			}
 			h.buf = append(h.buf, b[n:n+k]...)
 			n += k
 			h.notifyLocked()
@@ -151,7 +156,7 @@ func (c *conn) Close() error {
 		c.out.mu.Unlock()
 		c.in.mu.Lock()
 		c.in.readerGone = true
-		c.in.buf = nil
+		c.in.buf, c.in.off = nil, 0
 		c.in.notifyLocked()
 		c.in.mu.Unlock()
 		c.rd.set(time.Time{})
