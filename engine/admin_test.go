@@ -141,6 +141,7 @@ func TestAdminKeySpacesStatsMove(t *testing.T) {
 // AdminHandler mounts on an embedder's mux, reports the lifecycle through
 // healthz/readyz, and shows hot keys when warmup is on.
 func TestAdminHandlerLifecycle(t *testing.T) {
+	t.Parallel()
 	ds := testutil.NewDataSource()
 	e := newEngine(t, []keyspace.KeySpace{keyspace.New(ks, 1<<20, ds)},
 		engine.WithAdminConfig(admin.Config{BasePath: "/ops/cache"}),
@@ -200,6 +201,7 @@ func TestAdminHandlerLifecycle(t *testing.T) {
 
 // The server stops with the engine; a port already taken fails Start.
 func TestAdminServerLifecycle(t *testing.T) {
+	t.Parallel()
 	e, _ := startSingle(t, engine.WithAdminServer("127.0.0.1:0"))
 	addr := e.AdminAddr()
 	require.NotEmpty(t, addr)

@@ -40,6 +40,7 @@ func newEngine(t *testing.T, kss []keyspace.KeySpace, opts ...engine.Option) *en
 }
 
 func TestGetReadThroughAndHit(t *testing.T) {
+	t.Parallel()
 	e, ds := startSingle(t)
 	ctx := context.Background()
 	v, err := e.Get(ctx, ks, "a")
@@ -64,6 +65,7 @@ func TestGetReadThroughAndHit(t *testing.T) {
 }
 
 func TestGetNotFoundIsTyped(t *testing.T) {
+	t.Parallel()
 	e, ds := startSingle(t)
 	ds.SetMissing("nope", true)
 	_, err := e.Get(context.Background(), ks, "nope")
@@ -72,6 +74,7 @@ func TestGetNotFoundIsTyped(t *testing.T) {
 }
 
 func TestGetErrors(t *testing.T) {
+	t.Parallel()
 	e, _ := startSingle(t, engine.WithMaxKeyBytes(8))
 	ctx := context.Background()
 	_, err := e.Get(ctx, "unknown", "k")
@@ -85,6 +88,7 @@ func TestGetErrors(t *testing.T) {
 }
 
 func TestValueTooLarge(t *testing.T) {
+	t.Parallel()
 	e, ds := startSingle(t, engine.WithMaxValueBytes(16))
 	err := e.Put(context.Background(), ks, engine.Entry{Key: "k", Value: make([]byte, 17)})
 	require.ErrorIs(t, err, engine.ErrValueTooLarge)
@@ -95,6 +99,7 @@ func TestValueTooLarge(t *testing.T) {
 
 // N concurrent misses of one key make one Fetch.
 func TestSingleflight(t *testing.T) {
+	t.Parallel()
 	e, ds := startSingle(t)
 	release := ds.Hold()
 	const n = 200
@@ -120,6 +125,7 @@ func TestSingleflight(t *testing.T) {
 
 // One waiter giving up does not cancel the shared fetch for the others.
 func TestWaiterCancelDoesNotCancelFetch(t *testing.T) {
+	t.Parallel()
 	e, ds := startSingle(t)
 	release := ds.Hold()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -150,6 +156,7 @@ func TestReadTimeout(t *testing.T) {
 }
 
 func TestPutGetDelete(t *testing.T) {
+	t.Parallel()
 	e, ds := startSingle(t)
 	ctx := context.Background()
 	val := []byte("mine")
@@ -171,6 +178,7 @@ func TestPutGetDelete(t *testing.T) {
 // visible to the next Get on the node, none silently dropped (ristretto alone
 // drops most of these).
 func TestConcurrentPutsAllVisible(t *testing.T) {
+	t.Parallel()
 	e, ds := startSingle(t)
 	ctx := context.Background()
 	const workers, per = 16, 200
@@ -203,6 +211,7 @@ func TestConcurrentPutsAllVisible(t *testing.T) {
 
 // A load that finishes after a newer Put of the same key never overwrites it.
 func TestSlowLoadDoesNotOverwritePut(t *testing.T) {
+	t.Parallel()
 	e, ds := startSingle(t)
 	ctx := context.Background()
 	release := ds.Hold()
@@ -227,6 +236,7 @@ func TestSlowLoadDoesNotOverwritePut(t *testing.T) {
 // After Delete returns, Get never returns the deleted value, even when a
 // load was in flight during the Delete.
 func TestDeleteSupersedesInFlightLoad(t *testing.T) {
+	t.Parallel()
 	e, ds := startSingle(t)
 	ctx := context.Background()
 	ds.SetValue("k", []byte("old"))
@@ -287,6 +297,7 @@ type expiringKS struct {
 func (k *expiringKS) ExpiresAt(context.Context, string) time.Time { return time.Now().Add(k.ttl) }
 
 func TestGetMany(t *testing.T) {
+	t.Parallel()
 	e, ds := startSingle(t)
 	ds.SetMissing("missing", true)
 	ds.SetError("broken", errors.New("disk on fire"))
@@ -300,6 +311,7 @@ func TestGetMany(t *testing.T) {
 }
 
 func TestPutManyDeleteMany(t *testing.T) {
+	t.Parallel()
 	e, ds := startSingle(t)
 	ctx := context.Background()
 	var entries []engine.Entry
@@ -322,6 +334,7 @@ func TestPutManyDeleteMany(t *testing.T) {
 }
 
 func TestKeySpaceAdmin(t *testing.T) {
+	t.Parallel()
 	a, b := testutil.NewDataSource(), testutil.NewDataSource()
 	e := newEngine(t, []keyspace.KeySpace{keyspace.New("a", 1<<20, a), keyspace.New("b", 1<<20, b)})
 	require.NoError(t, e.Start(context.Background()))
@@ -352,6 +365,7 @@ func TestKeySpaceAdmin(t *testing.T) {
 // Keyspace changes under concurrent Gets: no panic, no error other than
 // ErrKeySpaceNotFound once deleted (race detector on in CI).
 func TestKeySpaceChangesUnderLoad(t *testing.T) {
+	t.Parallel()
 	ds := testutil.NewDataSource()
 	e := newEngine(t, []keyspace.KeySpace{keyspace.New("a", 1<<20, ds), keyspace.New("b", 1<<20, ds)})
 	require.NoError(t, e.Start(context.Background()))
@@ -392,6 +406,7 @@ func TestKeySpaceChangesUnderLoad(t *testing.T) {
 }
 
 func TestLifecycle(t *testing.T) {
+	t.Parallel()
 	ds := testutil.NewDataSource()
 	e := newEngine(t, []keyspace.KeySpace{keyspace.New(ks, 1<<20, ds)})
 	ctx := context.Background()
@@ -423,6 +438,7 @@ func TestLifecycle(t *testing.T) {
 // Stop while Gets and loads are in flight: no panic, no leak, callers get
 // a value or ErrEngineStopped/context errors.
 func TestStopDuringLoad(t *testing.T) {
+	t.Parallel()
 	e, ds := startSingle(t)
 	release := ds.Hold()
 	defer release()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/distcache/distcache/engine"
@@ -149,27 +150,37 @@ func TestNearCacheInvalidatedByWrites(t *testing.T) {
 }
 
 // A near copy never outlives the entry's own expiry, which the owner sends
-// with the value (the near TTL here is far longer).
+// with the value (the near TTL here is far longer): on the fake clock it is
+// served until the expiry's last millisecond and never at the expiry.
 func TestNearCacheHonoursEntryExpiry(t *testing.T) {
-	c := nearCluster(t, time.Hour)
-	ctx := context.Background()
-	key := c.KeysOwnedBy(1, 1, "exp")[0]
-	expiry := time.Now().Add(300 * time.Millisecond)
-	require.NoError(t, c.Node(1).Put(ctx, ks, engine.Entry{Key: key, Value: []byte("short-lived"), Expiry: expiry}))
-	v, err := c.Node(0).Get(ctx, ks, key)
-	require.NoError(t, err)
-	if time.Now().Before(expiry) { // a slow machine may already be past it
+	t.Parallel()
+	testutil.Bubble(t, func(t *testing.T) {
+		c := testutil.NewCluster(t, 3, testutil.ClusterConfig{InMemory: true, Options: []engine.Option{
+			engine.WithKeySpaceNearCache(ks, 8<<20, time.Hour),
+		}})
+		ctx := context.Background()
+		key := c.KeysOwnedBy(1, 1, "exp")[0]
+		const life = 300 * time.Millisecond
+		require.NoError(t, c.Node(1).Put(ctx, ks, engine.Entry{Key: key, Value: []byte("short-lived"), Expiry: time.Now().Add(life)}))
+		v, err := c.Node(0).Get(ctx, ks, key)
+		require.NoError(t, err)
 		require.Equal(t, "short-lived", string(v))
+		synctest.Wait() // the near copy is stored asynchronously
+		require.EqualValues(t, 1, ksStats(t, c.Node(0)).NearEntries)
+
+		time.Sleep(life - time.Millisecond)
 		v, err = c.Node(0).Get(ctx, ks, key)
 		require.NoError(t, err)
-		if time.Now().Before(expiry) {
-			require.Equal(t, "short-lived", string(v))
-		}
-	}
-	require.Eventually(t, func() bool { return time.Now().After(expiry) }, 5*time.Second, 5*time.Millisecond)
-	v, err = c.Node(0).Get(ctx, ks, key)
-	require.NoError(t, err)
-	require.Equal(t, testutil.ValueOf(key), v, "expired: the owner reloads; the near copy is not served")
+		require.Equal(t, "short-lived", string(v))
+		require.EqualValues(t, 1, ksStats(t, c.Node(0)).NearHits, "served from the near copy")
+
+		time.Sleep(time.Millisecond)
+		v, err = c.Node(0).Get(ctx, ks, key)
+		require.NoError(t, err)
+		require.Equal(t, testutil.ValueOf(key), v, "expired: the owner reloads; the near copy is not served")
+		require.EqualValues(t, 1, ksStats(t, c.Node(0)).NearHits)
+		require.Equal(t, 1, c.DataSource.Fetches(key))
+	})
 }
 
 // Any ring change invalidates every near copy at once (they are tagged with

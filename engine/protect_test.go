@@ -63,6 +63,7 @@ func TestRateLimitWaitTimeout(t *testing.T) {
 
 // Coalesced callers spend one token.
 func TestRateLimitAfterSingleflight(t *testing.T) {
+	t.Parallel()
 	e, ds := startSingle(t, engine.WithRateLimiter(engine.RateLimitConfig{RequestsPerSecond: 0.001, Burst: 1}))
 	release := ds.Hold()
 	var wg sync.WaitGroup
@@ -142,6 +143,7 @@ func TestCircuitBreakerHalfOpenFailureReopens(t *testing.T) {
 
 // Not-found answers and cancellations never trip the breaker.
 func TestCircuitBreakerIgnoresNotFound(t *testing.T) {
+	t.Parallel()
 	e, ds := startSingle(t, engine.WithCircuitBreaker(engine.CircuitBreakerConfig{FailureThreshold: 2, ResetTimeout: time.Hour}))
 	ctx := context.Background()
 	for i := range 10 {
@@ -157,6 +159,7 @@ func TestCircuitBreakerIgnoresNotFound(t *testing.T) {
 
 // Keyspace overrides replace the engine-wide protections.
 func TestProtectionPrecedence(t *testing.T) {
+	t.Parallel()
 	strict, loose := testutil.NewDataSource(), testutil.NewDataSource()
 	e := newEngine(t, []keyspace.KeySpace{keyspace.New("strict", 1<<20, strict), keyspace.New("loose", 1<<20, loose)},
 		engine.WithRateLimiter(engine.RateLimitConfig{RequestsPerSecond: 0.001, Burst: 1}),
@@ -179,6 +182,7 @@ func TestProtectionPrecedence(t *testing.T) {
 }
 
 func TestNegativeCaching(t *testing.T) {
+	t.Parallel()
 	e, ds := startSingle(t, engine.WithKeySpaceNegativeTTL(ks, time.Hour))
 	ctx := context.Background()
 	ds.SetMissing("ghost", true)
