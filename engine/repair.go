@@ -6,8 +6,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/distcache/distcache/internal/cache"
 	"github.com/distcache/distcache/cluster"
+	"github.com/distcache/distcache/internal/cache"
 )
 
 // Repair keeps each key's copies on its holders (replicas.go):

@@ -9,8 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/distcache/distcache/internal/cache"
 	"github.com/distcache/distcache/cluster"
+	"github.com/distcache/distcache/internal/cache"
 	"github.com/distcache/distcache/internal/transport"
 )
 

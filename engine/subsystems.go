@@ -120,6 +120,9 @@ func (e *Engine) startExtras() error {
 	}
 	w := newWarmer(e, ctx)
 	e.goExtraLocked(w.decayLoop)
+	if w.cfg.RefreshInterval > 0 {
+		e.goExtraLocked(w.refreshLoop)
+	}
 	if w.cfg.WarmOnJoin {
 		// Warm the keys this node owns now; the round waits for the ring to
 		// include the members Start joined. No other goroutine sees w yet.

@@ -37,6 +37,10 @@ type WarmupStats struct {
 	// key was already stored here; Failed prefetches that failed (a key the
 	// DataSource does not have is not a failure).
 	Loaded, Requested, Cached, Failed int64
+	// Refreshed counts refresh-ahead fetches of hot keys this node owns
+	// (warmup.Config.RefreshInterval), Changed those that found a new
+	// value, RefreshFailed those that failed (the value was kept).
+	Refreshed, Changed, RefreshFailed int64
 }
 
 // WarmupStats returns this node's warmup counters.
@@ -54,6 +58,9 @@ func (e *Engine) WarmupStats() WarmupStats {
 		s.Requested += c.requested.Load()
 		s.Cached += c.cached.Load()
 		s.Failed += c.failed.Load()
+		s.Refreshed += c.refreshed.Load()
+		s.Changed += c.changed.Load()
+		s.RefreshFailed += c.refreshFailed.Load()
 	}
 	return s
 }
@@ -89,6 +96,7 @@ type warmer struct {
 
 type warmCounters struct {
 	loaded, requested, cached, failed atomic.Int64
+	refreshed, changed, refreshFailed atomic.Int64
 }
 
 // ringSettleWait bounds how long a round waits for the ring to reflect

@@ -64,6 +64,16 @@ type Config struct {
 	// very hot read paths on many cores. Zero or 1: record every access.
 	// At most 65,536.
 	SampleEvery int
+	// RefreshInterval turns on refresh-ahead: every interval, each node
+	// refetches the hot keys it owns (those at or above MinHits in its
+	// tracker) through the keyspace's coalescing, rate limiter and circuit
+	// breaker, and stores the new value (replicating it, and invalidating
+	// other nodes' copies when it changed). Other nodes never refresh a key,
+	// so the DataSource sees one fetch per hot key per interval for the
+	// whole cluster; cold keys are never refreshed; a failed refresh keeps
+	// the current value. A row changed in the DataSource thus reaches every
+	// node within about one interval without a Put. Zero: off.
+	RefreshInterval time.Duration
 }
 
 // DefaultConfig returns the defaults with WarmOnJoin and WarmOnLeave on.
@@ -122,6 +132,9 @@ func (c Config) Validate() error {
 	}
 	if c.DecayInterval < 0 {
 		bad("DecayInterval must be >= 0, got %v", c.DecayInterval)
+	}
+	if c.RefreshInterval < 0 {
+		bad("RefreshInterval must be >= 0, got %v", c.RefreshInterval)
 	}
 	if c.SampleEvery < 0 || c.SampleEvery > maxSampleEvery {
 		bad("SampleEvery must be in [0, %d], got %d", maxSampleEvery, c.SampleEvery)
