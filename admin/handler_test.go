@@ -89,7 +89,7 @@ func TestHandlerPeersAndKeySpacesJSON(t *testing.T) {
 	require.Equal(t, "250ms", raw[0]["read_timeout"])
 	stats := raw[0]["stats"].(map[string]any)
 	for _, f := range []string{"gets", "cache_hits", "peer_loads", "peer_errors", "loads", "loads_deduped", "local_loads", "local_load_errs", "remove_keys_requests", "removed_keys",
-		"handed_off", "handoffs_taken", "get_p99", "datasource_avoided"} {
+		"handed_off", "handoffs_taken", "replica_entries", "replica_writes", "replica_reads", "repairs", "get_p99", "datasource_avoided"} {
 		require.Contains(t, stats, f)
 	}
 	require.InDelta(t, 0.85, stats["datasource_avoided"], 1e-9, "1 − fetches ÷ gets")

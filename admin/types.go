@@ -140,6 +140,14 @@ type KeySpaceStats struct {
 	// change, a graceful leave); HandoffsTaken those it received and kept.
 	HandedOff     int64 `json:"handed_off"`
 	HandoffsTaken int64 `json:"handoffs_taken"`
+	// With replicas: ReplicaEntries counts the copies this node holds for
+	// other owners; ReplicaWrites writes applied to them, ReplicaReads Gets
+	// served from them (their owner was unreachable), Repairs entries this
+	// node pushed to replicas as owner.
+	ReplicaEntries int64 `json:"replica_entries"`
+	ReplicaWrites  int64 `json:"replica_writes"`
+	ReplicaReads   int64 `json:"replica_reads"`
+	Repairs        int64 `json:"repairs"`
 	// GetP99 is the 99th percentile latency of Gets on this node (0s: not
 	// measured).
 	GetP99 Duration `json:"get_p99"`

@@ -168,6 +168,10 @@ func adminStats(s KeySpaceStats) *admin.KeySpaceStats {
 		GetP99:             admin.Duration(s.GetP99),
 		HandedOff:          s.HandedOff,
 		HandoffsTaken:      s.HandoffsTaken,
+		ReplicaEntries:     s.ReplicaEntries,
+		ReplicaWrites:      s.ReplicaWrites,
+		ReplicaReads:       s.ReplicaReads,
+		Repairs:            s.Repairs,
 	}
 }
 
