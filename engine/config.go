@@ -38,13 +38,6 @@ const (
 	defaultNearCacheTTL = 2 * time.Second
 )
 
-// RateLimitConfig is the DataSource rate limit; see keyspace.RateLimitConfig.
-type RateLimitConfig = keyspace.RateLimitConfig
-
-// CircuitBreakerConfig is the DataSource circuit breaker; see
-// keyspace.CircuitBreakerConfig.
-type CircuitBreakerConfig = keyspace.CircuitBreakerConfig
-
 // TLSInfo enables TLS on the peer-to-peer data connections. ServerTLS is
 // used for accepted connections, ClientTLS for dialed ones. Both must be
 // set. Set ServerTLS.ClientAuth = tls.RequireAndVerifyClientCert (with
@@ -254,12 +247,12 @@ func (c *Config) validate() error {
 		bad("MaxValueBytes must be in [1, %d], got %d", maxWireValueBytes, c.MaxValueBytes)
 	}
 	if c.RateLimit != nil {
-		if err := c.RateLimit.Validate(); err != nil {
+		if err := c.RateLimit.validate(); err != nil {
 			bad("RateLimit: %w", err)
 		}
 	}
 	if c.CircuitBreaker != nil {
-		if err := c.CircuitBreaker.Validate(); err != nil {
+		if err := c.CircuitBreaker.validate(); err != nil {
 			bad("CircuitBreaker: %w", err)
 		}
 	}
@@ -339,8 +332,8 @@ func validateKeySpace(ks keyspace.KeySpace) error {
 // settingsFor resolves a keyspace's settings with the reference precedence:
 // a WithKeySpace* override wins over KeySpace.MaxBytes and over the engine
 // defaults; protection overrides replace the engine-wide ones whole.
-func (c *Config) settingsFor(ks keyspace.KeySpace) (keyspace.Settings, error) {
-	s := keyspace.Settings{
+func (c *Config) settingsFor(ks keyspace.KeySpace) (ksSettings, error) {
+	s := ksSettings{
 		MaxBytes:       ks.MaxBytes(),
 		ReadTimeout:    c.ReadTimeout,
 		WriteTimeout:   c.WriteTimeout,
@@ -367,7 +360,7 @@ func (c *Config) settingsFor(ks keyspace.KeySpace) (keyspace.Settings, error) {
 			s.CircuitBreaker = o.CircuitBreaker
 		}
 	}
-	return s, s.Validate()
+	return s, s.validate()
 }
 
 func setIf(dst *time.Duration, src *time.Duration) {

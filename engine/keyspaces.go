@@ -17,7 +17,7 @@ import (
 type ksState struct {
 	name     string
 	ks       keyspace.KeySpace
-	settings keyspace.Settings
+	settings ksSettings
 	store    *cache.Store
 	protect  *protection
 	// near holds values fetched from their owners (nil: near cache off); see
@@ -60,7 +60,7 @@ type ksState struct {
 	adminEntries entryCount
 }
 
-func newKSState(ks keyspace.KeySpace, s keyspace.Settings, replicas int, log *slog.Logger) (*ksState, error) {
+func newKSState(ks keyspace.KeySpace, s ksSettings, replicas int, log *slog.Logger) (*ksState, error) {
 	owned, copies := replicaBudget(s.MaxBytes, replicas)
 	store, err := cache.New(cache.Config{MaxBytes: owned, RetainExpired: s.MaxStale})
 	if err != nil {

@@ -26,7 +26,7 @@ type protection struct {
 	breaker *gobreaker.CircuitBreaker[[]byte]
 }
 
-func newProtection(name string, s keyspace.Settings, log *slog.Logger) *protection {
+func newProtection(name string, s ksSettings, log *slog.Logger) *protection {
 	p := &protection{}
 	if rl := s.RateLimit; rl != nil {
 		p.limiter = rate.NewLimiter(rate.Limit(rl.RequestsPerSecond), rl.Burst)
@@ -53,7 +53,7 @@ func newProtection(name string, s keyspace.Settings, log *slog.Logger) *protecti
 }
 
 // fetch runs ds.Fetch under the keyspace's protections.
-func (p *protection) fetch(ctx context.Context, ds keyspace.DataSource, key string, s *keyspace.Settings) ([]byte, error) {
+func (p *protection) fetch(ctx context.Context, ds keyspace.DataSource, key string, s *ksSettings) ([]byte, error) {
 	if p.limiter != nil {
 		if err := p.acquire(ctx, s); err != nil {
 			return nil, err
@@ -69,7 +69,7 @@ func (p *protection) fetch(ctx context.Context, ds keyspace.DataSource, key stri
 	return v, err
 }
 
-func (p *protection) acquire(ctx context.Context, s *keyspace.Settings) error {
+func (p *protection) acquire(ctx context.Context, s *ksSettings) error {
 	if !p.wait {
 		if !p.limiter.Allow() {
 			return ErrDataSourceRateLimited

@@ -1,4 +1,4 @@
-package keyspace
+package engine
 
 import (
 	"errors"
@@ -21,8 +21,8 @@ type RateLimitConfig struct {
 	WaitTimeout time.Duration
 }
 
-// Validate reports the first invalid field.
-func (c RateLimitConfig) Validate() error {
+// validate reports the first invalid field.
+func (c RateLimitConfig) validate() error {
 	switch {
 	case math.IsNaN(c.RequestsPerSecond) || math.IsInf(c.RequestsPerSecond, 0) || c.RequestsPerSecond <= 0:
 		return fmt.Errorf("RequestsPerSecond must be a finite number > 0, got %v", c.RequestsPerSecond)
@@ -49,8 +49,8 @@ type CircuitBreakerConfig struct {
 	ResetTimeout time.Duration
 }
 
-// Validate reports the first invalid field.
-func (c CircuitBreakerConfig) Validate() error {
+// validate reports the first invalid field.
+func (c CircuitBreakerConfig) validate() error {
 	switch {
 	case c.FailureThreshold < 1:
 		return fmt.Errorf("FailureThreshold must be >= 1, got %d", c.FailureThreshold)
@@ -60,10 +60,10 @@ func (c CircuitBreakerConfig) Validate() error {
 	return nil
 }
 
-// Settings are the resolved per-keyspace knobs. The engine builds them from
+// ksSettings are the resolved per-keyspace knobs. The engine builds them from
 // the KeySpace, the engine-wide options and the per-keyspace overrides (see
-// the engine's option docs for precedence) and validates them in engine.New.
-type Settings struct {
+// the option docs for precedence) and validates them in New.
+type ksSettings struct {
 	// MaxBytes is the local store budget per node (key + value + overhead).
 	MaxBytes int64
 	// DefaultTTL applies when neither the Entry nor KeySpace.ExpiresAt gives an
@@ -95,8 +95,8 @@ type Settings struct {
 	CircuitBreaker *CircuitBreakerConfig
 }
 
-// Validate reports every invalid field, each error naming it.
-func (s Settings) Validate() error {
+// validate reports every invalid field, each error naming it.
+func (s ksSettings) validate() error {
 	var errs []error
 	if s.MaxBytes <= 0 {
 		errs = append(errs, fmt.Errorf("MaxBytes must be > 0, got %d", s.MaxBytes))
@@ -125,12 +125,12 @@ func (s Settings) Validate() error {
 		errs = append(errs, fmt.Errorf("NearCacheMaxBytes and NearCacheTTL must be both > 0 (near cache on) or both 0 (off), got %d and %v", s.NearCacheMaxBytes, s.NearCacheTTL))
 	}
 	if s.RateLimit != nil {
-		if err := s.RateLimit.Validate(); err != nil {
+		if err := s.RateLimit.validate(); err != nil {
 			errs = append(errs, fmt.Errorf("RateLimit: %w", err))
 		}
 	}
 	if s.CircuitBreaker != nil {
-		if err := s.CircuitBreaker.Validate(); err != nil {
+		if err := s.CircuitBreaker.validate(); err != nil {
 			errs = append(errs, fmt.Errorf("CircuitBreaker: %w", err))
 		}
 	}
