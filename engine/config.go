@@ -38,18 +38,6 @@ const (
 	defaultNearCacheTTL = 2 * time.Second
 )
 
-// TLSInfo enables TLS on the peer-to-peer data connections. ServerTLS is
-// used for accepted connections, ClientTLS for dialed ones. Both must be
-// set. Set ServerTLS.ClientAuth = tls.RequireAndVerifyClientCert (with
-// ClientCAs, and a certificate in ClientTLS) for mutual TLS, which
-// authenticates every peer; server-only TLS authenticates nobody and needs
-// WithGossipSecret too (or WithInsecure). Gossip (memberlist) traffic is
-// protected by WithGossipSecret.
-type TLSInfo struct {
-	ServerTLS *tls.Config
-	ClientTLS *tls.Config
-}
-
 // KeySpaceConfig holds the per-keyspace overrides; a nil or zero field means
 // "inherit". Set it through the WithKeySpace* options.
 type KeySpaceConfig struct {
@@ -93,8 +81,9 @@ type Config struct {
 	// GossipSecret encrypts gossip and authenticates data connections (16,
 	// 24 or 32 bytes); see WithGossipSecret.
 	GossipSecret []byte
-	// TLS enables TLS on data connections.
-	TLS *TLSInfo
+	// ServerTLS and ClientTLS enable TLS on data connections (both or
+	// neither); see WithTLS.
+	ServerTLS, ClientTLS *tls.Config
 	// PartitionCount of the consistent-hash ring; same on every node.
 	PartitionCount int
 
@@ -212,7 +201,7 @@ func (c *Config) validate() error {
 	if n := len(c.GossipSecret); n != 0 && n != 16 && n != 24 && n != 32 {
 		bad("GossipSecret must be 16, 24 or 32 bytes, got %d", n)
 	}
-	if c.TLS != nil && (c.TLS.ServerTLS == nil || c.TLS.ClientTLS == nil) {
+	if (c.ServerTLS == nil) != (c.ClientTLS == nil) {
 		bad("TLS needs both ServerTLS and ClientTLS")
 	}
 	errs = append(errs, c.securityProblems()...)
@@ -294,10 +283,7 @@ func (c *Config) validate() error {
 // cluster.New checks the final cluster config (after WithClusterConfig) the
 // same way; this names the engine's options.
 func (c *Config) securityProblems() []error {
-	var server, client *tls.Config
-	if c.TLS != nil {
-		server, client = c.TLS.ServerTLS, c.TLS.ClientTLS
-	}
+	server, client := c.ServerTLS, c.ClientTLS
 	mtls := cluster.RequiresClientCerts(server)
 	if mtls && client != nil && len(client.Certificates) == 0 && client.GetClientCertificate == nil {
 		return []error{errors.New("TLS: ServerTLS requires client certificates but ClientTLS presents none (set Certificates or GetClientCertificate): this node could not connect to its peers")}

@@ -57,9 +57,7 @@ func (e *Engine) start(ctx context.Context) error {
 	ccfg.AdvertisePort = e.cfg.AdvertisePort
 	ccfg.Label = e.cfg.Label
 	ccfg.SecretKey = e.cfg.GossipSecret
-	if e.cfg.TLS != nil {
-		ccfg.ServerTLS, ccfg.ClientTLS = e.cfg.TLS.ServerTLS, e.cfg.TLS.ClientTLS
-	}
+	ccfg.ServerTLS, ccfg.ClientTLS = e.cfg.ServerTLS, e.cfg.ClientTLS
 	ccfg.PartitionCount = e.cfg.PartitionCount
 	ccfg.Logger = e.log
 	ccfg.Handler = rpcHandler{e}

@@ -65,7 +65,7 @@ func TestOpenTelemetry(t *testing.T) {
 func TestClusterMutualTLS(t *testing.T) {
 	server, client := testcert.MutualTLS(t)
 	c := testutil.NewCluster(t, 3, testutil.ClusterConfig{Options: []engine.Option{
-		engine.WithTLS(&engine.TLSInfo{ServerTLS: server, ClientTLS: client}),
+		engine.WithTLS(server, client),
 		engine.WithGossipSecret([]byte("0123456789abcdef")),
 	}})
 	key := c.KeysOwnedBy(2, 1, "tls")[0]

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"time"
 
@@ -38,12 +39,17 @@ func WithGossipSecret(secret []byte) Option {
 	return func(c *Config) { c.GossipSecret = append([]byte(nil), secret...) }
 }
 
-// WithTLS enables TLS on the data connections between nodes. With
-// ServerTLS.ClientAuth = tls.RequireAndVerifyClientCert (mutual TLS) each
-// peer is authenticated by its certificate, and a node without one never
-// enters the ring; server-only TLS authenticates nobody, so New requires
-// WithGossipSecret with it (or WithInsecure).
-func WithTLS(info *TLSInfo) Option { return func(c *Config) { c.TLS = info } }
+// WithTLS enables TLS on the data connections between nodes: server is used
+// for accepted connections, client for dialed ones; both must be set. With
+// server.ClientAuth = tls.RequireAndVerifyClientCert (with ClientCAs, and a
+// certificate in client) each peer is authenticated by its certificate
+// (mutual TLS), and a node without one never enters the ring; server-only
+// TLS authenticates nobody, so New requires WithGossipSecret with it (or
+// WithInsecure). Gossip (memberlist) traffic is protected by
+// WithGossipSecret, not by TLS.
+func WithTLS(server, client *tls.Config) Option {
+	return func(c *Config) { c.ServerTLS, c.ClientTLS = server, client }
+}
 
 // WithInsecure accepts a configuration in which peers are not
 // authenticated although others can reach the node: a non-loopback bind
