@@ -132,8 +132,8 @@ type Config struct {
 	MeterProvider  metric.MeterProvider
 	TracerProvider trace.TracerProvider
 
-	// clusterTweaks adjust the cluster config last (WithClusterConfig).
-	clusterTweaks []func(*cluster.Config)
+	// clusterTuning are the membership timings (WithClusterTuning).
+	clusterTuning ClusterTuning
 	// insecure accepts unauthenticated peers on a reachable port (WithInsecure).
 	insecure bool
 	// network replaces sockets with an in-memory network (tests; see testhooks.go).
@@ -205,6 +205,7 @@ func (c *Config) validate() error {
 		bad("TLS needs both ServerTLS and ClientTLS")
 	}
 	errs = append(errs, c.securityProblems()...)
+	errs = append(errs, c.clusterTuning.problems()...)
 	if c.PartitionCount < 1 {
 		bad("PartitionCount must be >= 1, got %d", c.PartitionCount)
 	}
@@ -280,8 +281,8 @@ func (c *Config) validate() error {
 
 // securityProblems refuses configurations in which anyone who reaches the
 // node's port would be a trusted peer, unless WithInsecure: see SECURITY.md.
-// cluster.New checks the final cluster config (after WithClusterConfig) the
-// same way; this names the engine's options.
+// cluster.New checks the final cluster config the same way; this names the
+// engine's options.
 func (c *Config) securityProblems() []error {
 	server, client := c.ServerTLS, c.ClientTLS
 	mtls := cluster.RequiresClientCerts(server)

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/distcache/distcache/cluster"
 	"github.com/distcache/distcache/internal/transport"
 
 	"github.com/distcache/distcache/discovery/static"
@@ -76,7 +75,7 @@ func TestPauseMarksStoresUntrusted(t *testing.T) {
 	})
 	e, err := New(NewConfig(static.NewDiscovery(nil), []keyspace.KeySpace{keyspace.New("t", 1<<20, ds)},
 		WithBindAddr("127.0.0.1"), WithBindPort(0), WithLabel("pause-"+t.Name()),
-		WithClusterConfig(func(c *cluster.Config) { c.PauseLimit = time.Hour }))) // the watchdog stays quiet
+		WithClusterTuning(ClusterTuning{PauseLimit: time.Hour}))) // the watchdog stays quiet
 	require.NoError(t, err)
 	require.NoError(t, e.Start(ctx))
 	t.Cleanup(func() { _ = e.Stop(ctx) })

@@ -49,7 +49,7 @@ func (e *Engine) Start(ctx context.Context) error {
 }
 
 func (e *Engine) start(ctx context.Context) error {
-	ccfg := cluster.DefaultConfig()
+	ccfg := e.cfg.clusterTuning.clusterConfig()
 	ccfg.NodeName = e.cfg.NodeName
 	ccfg.BindAddr = e.cfg.BindAddr
 	ccfg.BindPort = e.cfg.BindPort
@@ -63,9 +63,7 @@ func (e *Engine) start(ctx context.Context) error {
 	ccfg.Handler = rpcHandler{e}
 	ccfg.OnRingChange = e.onRingChange
 	ccfg.Transport.Network = e.cfg.network
-	for _, tweak := range e.cfg.clusterTweaks {
-		tweak(&ccfg)
-	}
+	ccfg.Insecure = e.cfg.insecure
 	// Open the hand-off window now: peers purge the keys this node takes
 	// over as soon as they see it, and may hand them off before its own
 	// (debounced) ring rebuild; under load that happens seconds later, and

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/distcache/distcache/cluster"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -61,7 +60,6 @@ func WithTLS(server, client *tls.Config) Option {
 func WithInsecure() Option {
 	return func(c *Config) {
 		c.insecure = true
-		c.clusterTweaks = append(c.clusterTweaks, func(cc *cluster.Config) { cc.Insecure = true })
 	}
 }
 
@@ -147,12 +145,12 @@ func WithTracing(tp trace.TracerProvider) Option {
 	}
 }
 
-// WithClusterConfig adjusts the cluster (memberlist and transport) config
-// after the engine has filled it in: timings, transport limits, or
-// cluster.ProfileLocal for loopback tests. For experts; the engine's own
-// settings win where they overlap only if fn leaves them alone.
-func WithClusterConfig(fn func(*cluster.Config)) Option {
-	return func(c *Config) { c.clusterTweaks = append(c.clusterTweaks, fn) }
+// WithClusterTuning sets the membership and connection timings and limits
+// (failure detection, gossip, pause and cut-off detection, dial and idle
+// timeouts); see ClusterTuning. Zero fields keep their defaults. Every node
+// of a cluster should use the same tuning.
+func WithClusterTuning(t ClusterTuning) Option {
+	return func(c *Config) { c.clusterTuning = t }
 }
 
 // WithKeySpaceMaxBytes overrides KeySpace.MaxBytes.

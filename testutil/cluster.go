@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/distcache/distcache/cluster"
 	"github.com/distcache/distcache/discovery/static"
 	"github.com/distcache/distcache/engine"
 	"github.com/distcache/distcache/keyspace"
@@ -80,22 +79,18 @@ func LocalOptions(label string) []engine.Option {
 		engine.WithDiscoveryInterval(200 * time.Millisecond),
 		engine.WithBootstrapTimeout(10 * time.Second),
 		engine.WithShutdownTimeout(5 * time.Second),
-		engine.WithClusterConfig(func(c *cluster.Config) {
-			lc := cluster.DefaultLocalConfig()
-			c.Profile = lc.Profile
-			c.DeadNodeReclaimTime = lc.DeadNodeReclaimTime
-			c.PushPullInterval = lc.PushPullInterval
-			c.GossipToTheDeadTime = lc.GossipToTheDeadTime
-			c.ProbeInterval = 200 * time.Millisecond
-			c.ProbeTimeout = 100 * time.Millisecond
-			c.RingDebounce = 10 * time.Millisecond
+		engine.WithClusterTuning(engine.ClusterTuning{
+			LocalNetwork:  true,
+			ProbeInterval: 200 * time.Millisecond,
+			ProbeTimeout:  100 * time.Millisecond,
+			RingDebounce:  10 * time.Millisecond,
 			// Above the 200 ms probe interval: a test process starved by a
 			// busy CI machine must not flush its caches mid-test.
-			c.PauseLimit = time.Second
+			PauseLimit: time.Second,
 			// Likewise, 100 ms probe timeouts missed on a starved machine
 			// must not make a node believe itself cut off: only the
 			// ring-based minority mode acts in tests.
-			c.CutOffScore = 100
+			CutOffScore: 100,
 		}),
 	}
 }

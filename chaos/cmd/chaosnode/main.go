@@ -28,7 +28,6 @@ import (
 
 	"github.com/distcache/distcache/chaos/internal/ctlapi"
 	"github.com/distcache/distcache/chaos/internal/stall"
-	"github.com/distcache/distcache/cluster"
 	"github.com/distcache/distcache/discovery/static"
 	"github.com/distcache/distcache/engine"
 	"github.com/distcache/distcache/keyspace"
@@ -156,15 +155,11 @@ func engineOptions(o options, log *slog.Logger) ([]engine.Option, error) {
 	switch o.timings {
 	case "lan":
 	case "local":
-		opts = append(opts, engine.WithClusterConfig(func(c *cluster.Config) {
-			lc := cluster.DefaultLocalConfig()
-			c.Profile = lc.Profile
-			c.DeadNodeReclaimTime = lc.DeadNodeReclaimTime
-			c.PushPullInterval = lc.PushPullInterval
-			c.GossipToTheDeadTime = lc.GossipToTheDeadTime
-			c.ProbeInterval = 200 * time.Millisecond
-			c.ProbeTimeout = 100 * time.Millisecond
-			c.RingDebounce = 10 * time.Millisecond
+		opts = append(opts, engine.WithClusterTuning(engine.ClusterTuning{
+			LocalNetwork:  true,
+			ProbeInterval: 200 * time.Millisecond,
+			ProbeTimeout:  100 * time.Millisecond,
+			RingDebounce:  10 * time.Millisecond,
 		}))
 	default:
 		return nil, fmt.Errorf("-timings %q: want lan or local", o.timings)
