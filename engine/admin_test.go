@@ -15,6 +15,7 @@ import (
 	"github.com/distcache/distcache/cluster"
 	"github.com/distcache/distcache/discovery/static"
 	"github.com/distcache/distcache/engine"
+	"github.com/distcache/distcache/internal/enginehook"
 	"github.com/distcache/distcache/keyspace"
 	"github.com/distcache/distcache/testutil"
 	"github.com/distcache/distcache/warmup"
@@ -64,7 +65,7 @@ func TestAdminPeersAcrossCluster(t *testing.T) {
 		require.Len(t, peers, 3)
 		selves, partitions := 0, 0
 		for _, p := range peers {
-			m, ok := e.Cluster().Ring().Member(p.Name)
+			m, ok := enginehook.Cluster(e).Ring().Member(p.Name)
 			require.True(t, ok, "peer %s is a member", p.Name)
 			require.Equal(t, m.Addr, p.Addr)
 			require.Positive(t, p.Partitions)

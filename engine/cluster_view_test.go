@@ -15,6 +15,7 @@ import (
 	"github.com/distcache/distcache/admin"
 	"github.com/distcache/distcache/cluster"
 	"github.com/distcache/distcache/engine"
+	"github.com/distcache/distcache/internal/enginehook"
 	"github.com/distcache/distcache/testutil"
 	"github.com/stretchr/testify/require"
 )
@@ -159,7 +160,7 @@ func TestAdminClusterViewListsStoppedMember(t *testing.T) {
 	c.WaitConverged()
 
 	c.StopNode(1)
-	testutil.WaitFor(t, 10*time.Second, func() bool { return c.Node(0).Cluster().Ring().Len() == 2 }, "node 0 drops %s from its ring", gone)
+	testutil.WaitFor(t, 10*time.Second, func() bool { return enginehook.Cluster(c.Node(0)).Ring().Len() == 2 }, "node 0 drops %s from its ring", gone)
 	v = clusterView(t, c.Node(0))
 	require.Len(t, v.Members, 3, "the departed member is still listed")
 	m, _ = memberStats(t, v, gone)

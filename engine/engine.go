@@ -191,10 +191,6 @@ func (e *Engine) Owner(key string) (cluster.Member, error) {
 	return e.cl.Ring().Owner(key), nil
 }
 
-// Cluster exposes the underlying cluster for diagnostics and tests (ring,
-// transport stats, partition hooks). Nil before Start.
-func (e *Engine) Cluster() *cluster.Cluster { return e.cl }
-
 // keyspace resolves a name in the current snapshot.
 func (e *Engine) keyspace(name string) (*ksState, error) {
 	if st := (*e.keyspaces.Load())[name]; st != nil {

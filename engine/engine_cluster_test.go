@@ -10,6 +10,7 @@ import (
 
 	"github.com/distcache/distcache/discovery/static"
 	"github.com/distcache/distcache/engine"
+	"github.com/distcache/distcache/internal/enginehook"
 	"github.com/distcache/distcache/keyspace"
 	"github.com/distcache/distcache/testutil"
 	"github.com/stretchr/testify/require"
@@ -298,7 +299,7 @@ func TestClusterLabelIsolation(t *testing.T) {
 	a := testutil.NewCluster(t, 2, testutil.ClusterConfig{Label: "blue"})
 	b := testutil.NewCluster(t, 1, testutil.ClusterConfig{Label: "green"})
 	// Point green's node at blue's nodes: the join must fail.
-	_, err := b.Node(0).Cluster().Join(context.Background(), []string{a.Node(0).Addr(), a.Node(1).Addr()})
+	_, err := enginehook.Cluster(b.Node(0)).Join(context.Background(), []string{a.Node(0).Addr(), a.Node(1).Addr()})
 	require.Error(t, err)
 	require.Len(t, b.Node(0).Members(), 1)
 	require.Len(t, a.Node(0).Members(), 2)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/distcache/distcache/engine"
+	"github.com/distcache/distcache/internal/enginehook"
 	"github.com/distcache/distcache/internal/transport"
 	"github.com/distcache/distcache/testutil"
 	"github.com/stretchr/testify/require"
@@ -153,7 +154,7 @@ func TestClusterHandoffDoesNotResurrect(t *testing.T) {
 		owner := c.OwnerIndex(0, k)
 		from := c.Node(1 - owner) // the other live node sends it
 		m, _ := c.Node(owner).Owner(k)
-		resp, err := from.Cluster().Call(ctx, m, transport.Request{Op: 7, Payload: handoffPayload(ks, from.NodeName(), k, "old")})
+		resp, err := enginehook.Cluster(from).Call(ctx, m, transport.Request{Op: 7, Payload: handoffPayload(ks, from.NodeName(), k, "old")})
 		require.NoError(t, err)
 		require.Zero(t, resp.Status)
 	}
@@ -217,7 +218,7 @@ func TestClusterGracefulLeaveLosesNoWrite(t *testing.T) {
 	}
 	c.StopNode(2)
 	testutil.WaitFor(t, 10*time.Second, func() bool {
-		return c.Node(0).Cluster().Ring().Len() == 2 && c.Node(1).Cluster().Ring().Len() == 2
+		return enginehook.Cluster(c.Node(0)).Ring().Len() == 2 && enginehook.Cluster(c.Node(1)).Ring().Len() == 2
 	}, "the others saw the leave")
 	for n := range 2 {
 		for _, k := range keys {
@@ -250,7 +251,7 @@ func TestHandoffWindowCloses(t *testing.T) {
 		require.NoError(t, err)
 		handOff := func(key string) {
 			t.Helper()
-			resp, err := sender.Cluster().Call(ctx, self, engine.HandoffRequest(ks, c.Name(1), key, []byte("handed")))
+			resp, err := enginehook.Cluster(sender).Call(ctx, self, engine.HandoffRequest(ks, c.Name(1), key, []byte("handed")))
 			require.NoError(t, err)
 			require.Zero(t, resp.Status, "%s", resp.Payload)
 		}

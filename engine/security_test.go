@@ -7,6 +7,7 @@ import (
 
 	"github.com/distcache/distcache/discovery/static"
 	"github.com/distcache/distcache/engine"
+	"github.com/distcache/distcache/internal/enginehook"
 	"github.com/distcache/distcache/internal/testcert"
 	"github.com/distcache/distcache/keyspace"
 	"github.com/distcache/distcache/testutil"
@@ -81,6 +82,6 @@ func TestClusterWithGossipSecret(t *testing.T) {
 	v, err := c.Node(1).Get(ctx, testutil.DefaultKeySpace, key)
 	require.NoError(t, err)
 	assert.Equal(t, "v", string(v))
-	assert.Positive(t, c.Node(2).Cluster().Transport().Stats().ConnsAccepted)
-	assert.Zero(t, c.Node(2).Cluster().Transport().Stats().AuthFailures)
+	assert.Positive(t, enginehook.Cluster(c.Node(2)).Transport().Stats().ConnsAccepted)
+	assert.Zero(t, enginehook.Cluster(c.Node(2)).Transport().Stats().AuthFailures)
 }

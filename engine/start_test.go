@@ -11,6 +11,7 @@ import (
 	"github.com/distcache/distcache/cluster"
 	"github.com/distcache/distcache/discovery/static"
 	"github.com/distcache/distcache/engine"
+	"github.com/distcache/distcache/internal/enginehook"
 	"github.com/distcache/distcache/keyspace"
 	"github.com/distcache/distcache/testutil"
 	"github.com/stretchr/testify/require"
@@ -28,9 +29,9 @@ func TestStartReturnsWithAgreedRing(t *testing.T) {
 			c.StartNode("node-1")
 			c.StartNode("node-2")
 			// Invariant 1: every node's ring has every node, one fingerprint.
-			fp := c.Node(0).Cluster().Ring().Fingerprint()
+			fp := enginehook.Cluster(c.Node(0)).Ring().Fingerprint()
 			for n := range 3 {
-				r := c.Node(n).Cluster().Ring()
+				r := enginehook.Cluster(c.Node(n)).Ring()
 				require.Equal(t, 3, r.Len(), "node %d's ring right after the last Start", n)
 				require.Equal(t, fp, r.Fingerprint(), "node %d's ring right after the last Start", n)
 			}
@@ -78,7 +79,7 @@ func TestDuplicateNodeNameRefused(t *testing.T) {
 	deadline := time.Now().Add(2 * time.Second) // a few failure-detection rounds
 	for time.Now().Before(deadline) {
 		for n := range 3 {
-			m, ok := c.Node(n).Cluster().Ring().Member(c.Name(1))
+			m, ok := enginehook.Cluster(c.Node(n)).Ring().Member(c.Name(1))
 			require.True(t, ok, "node %d dropped the holder", n)
 			require.Equal(t, holder.Addr(), m.Addr)
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/distcache/distcache/discovery/static"
 	"github.com/distcache/distcache/engine"
+	"github.com/distcache/distcache/internal/enginehook"
 	"github.com/distcache/distcache/keyspace"
 )
 
@@ -202,7 +203,7 @@ func (c *Cluster) WaitConverged() {
 		live := c.Live()
 		var fp uint64
 		for j, i := range live {
-			r := c.Node(i).Cluster().Ring()
+			r := enginehook.Cluster(c.Node(i)).Ring()
 			if r.Len() != len(live) {
 				return false
 			}
@@ -255,7 +256,7 @@ func (c *Cluster) StopNode(i int) {
 func (c *Cluster) CrashNode(i int) {
 	c.tb.Helper()
 	e := c.take(i)
-	e.Cluster().Transport().SetBlocked(func(string) bool { return true })
+	enginehook.Cluster(e).Transport().SetBlocked(func(string) bool { return true })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = e.Stop(ctx) // its leave cannot get out; errors are expected
@@ -266,10 +267,10 @@ func (c *Cluster) CrashNode(i int) {
 func (c *Cluster) Isolate(i int) {
 	self := c.Node(i)
 	selfAddr := self.Addr()
-	self.Cluster().Transport().SetBlocked(func(string) bool { return true })
+	enginehook.Cluster(self).Transport().SetBlocked(func(string) bool { return true })
 	for _, j := range c.Live() {
 		if j != i {
-			c.Node(j).Cluster().Transport().SetBlocked(func(a string) bool { return a == selfAddr })
+			enginehook.Cluster(c.Node(j)).Transport().SetBlocked(func(a string) bool { return a == selfAddr })
 		}
 	}
 }
@@ -277,7 +278,7 @@ func (c *Cluster) Isolate(i int) {
 // Heal lifts every Isolate.
 func (c *Cluster) Heal() {
 	for _, j := range c.Live() {
-		c.Node(j).Cluster().Transport().SetBlocked(nil)
+		enginehook.Cluster(c.Node(j)).Transport().SetBlocked(nil)
 	}
 }
 

@@ -130,7 +130,7 @@ func startCluster(n int) (*cluster, error) {
 
 func (c *cluster) converged(n int) bool {
 	for _, e := range c.engines {
-		if e.Cluster().Ring().Len() != n {
+		if len(e.Members()) != n {
 			return false
 		}
 	}

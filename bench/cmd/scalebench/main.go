@@ -29,6 +29,7 @@ import (
 	"github.com/distcache/distcache/bench/internal/sut/distcache"
 	"github.com/distcache/distcache/cluster"
 	"github.com/distcache/distcache/engine"
+	"github.com/distcache/distcache/internal/enginehook"
 	"github.com/hashicorp/go-metrics"
 )
 
@@ -241,7 +242,7 @@ func loop(d time.Duration, callers int, fn func(caller, i int)) (int64, float64)
 // busiestShare is the largest fraction of the partitions one member owns in
 // e's ring.
 func busiestShare(e *engine.Engine) float64 {
-	dist := e.Cluster().Ring().Distribution()
+	dist := enginehook.Cluster(e).Ring().Distribution()
 	total, most := 0, 0
 	for _, c := range dist {
 		total += c
@@ -257,7 +258,7 @@ func busiestShare(e *engine.Engine) float64 {
 func transportCalls(engines []*engine.Engine) uint64 {
 	var n uint64
 	for _, e := range engines {
-		n += e.Cluster().Transport().Stats().Calls
+		n += enginehook.Cluster(e).Transport().Stats().Calls
 	}
 	return n
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/distcache/distcache/chaos/internal/ctlapi"
 	"github.com/distcache/distcache/chaos/internal/stall"
 	"github.com/distcache/distcache/engine"
+	"github.com/distcache/distcache/internal/enginehook"
 )
 
 // control serves the driver's calls (ctlapi) on this node's engine.
@@ -67,7 +68,7 @@ func (c *control) op(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *control) status(w http.ResponseWriter, _ *http.Request) {
-	ring := c.e.Cluster().Ring()
+	ring := enginehook.Cluster(c.e).Ring()
 	st := ctlapi.Status{Name: c.e.NodeName(), RingMembers: ring.Len(), Fingerprint: ring.Fingerprint(), Stalls: c.stalls.Stalls()}
 	if ks, ok := c.e.Stats().KeySpace(ctlapi.KeySpace); ok {
 		st.Fetches, st.Degraded, st.Entries = ks.Fetches, ks.Degraded, ks.Entries

@@ -11,6 +11,7 @@ import (
 	"github.com/distcache/distcache/bench/internal/sut"
 	"github.com/distcache/distcache/discovery/static"
 	"github.com/distcache/distcache/engine"
+	"github.com/distcache/distcache/internal/enginehook"
 	"github.com/distcache/distcache/keyspace"
 	"github.com/distcache/distcache/testutil"
 )
@@ -126,8 +127,8 @@ func (s *System) waitConverged(ctx context.Context) error {
 		}
 		ok := true
 		for _, e := range live {
-			r := e.Cluster().Ring()
-			if r.Len() != len(live) || r.Fingerprint() != live[0].Cluster().Ring().Fingerprint() {
+			r := enginehook.Cluster(e).Ring()
+			if r.Len() != len(live) || r.Fingerprint() != enginehook.Cluster(live[0]).Ring().Fingerprint() {
 				ok = false
 				break
 			}
