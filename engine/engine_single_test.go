@@ -115,7 +115,7 @@ func TestSingleflight(t *testing.T) {
 	}
 	testutil.WaitFor(t, 0, func() bool {
 		st, _ := e.Stats().KeySpace(ks)
-		return st.LoadsDeduped == n-1
+		return st.FetchesCoalesced == n-1
 	}, "all callers waiting on one flight")
 	release()
 	wg.Wait()
@@ -134,7 +134,7 @@ func TestWaiterCancelDoesNotCancelFetch(t *testing.T) {
 	testutil.WaitFor(t, 0, func() bool { return ds.InFlight() == 1 }, "fetch started")
 	done := make(chan []byte, 1)
 	go func() { v, _ := e.Get(context.Background(), ks, "k"); done <- v }()
-	testutil.WaitFor(t, 0, func() bool { st, _ := e.Stats().KeySpace(ks); return st.LoadsDeduped == 1 }, "second waiter joined")
+	testutil.WaitFor(t, 0, func() bool { st, _ := e.Stats().KeySpace(ks); return st.FetchesCoalesced == 1 }, "second waiter joined")
 	cancel()
 	require.ErrorIs(t, <-errc, context.Canceled)
 	release()

@@ -41,7 +41,7 @@ func (e *Engine) forwardGet(ctx context.Context, deadline time.Time, st *ksState
 		return val, owned, err
 	}
 	l.Unlock()
-	st.stats.forwardsDeduped.Add(1)
+	st.stats.forwardsCoalesced.Add(1)
 	// No timer: the leader returns by its deadline (the call and a degraded
 	// load are both bounded by it), and a follower came later under the same
 	// keyspace read timeout (fixed for the engine's life), so its deadline is

@@ -144,7 +144,7 @@ func (e *Engine) load(ctx context.Context, st *ksState, key string, stale *cache
 		}
 	} else {
 		l.Unlock()
-		st.stats.loadsDeduped.Add(1)
+		st.stats.fetchesCoalesced.Add(1)
 	}
 	select {
 	case <-f.Done():

@@ -253,7 +253,7 @@ func TestForwardSupersededByWrite(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, "new", string(v), "a Get after the Put returned")
 			st := ksStats(t, c.Node(0))
-			require.Zero(t, st.ForwardsDeduped, "it did not join the forward that started before the Put")
+			require.Zero(t, st.ForwardsCoalesced, "it did not join the forward that started before the Put")
 			require.EqualValues(t, 2, st.Forwarded)
 
 			release()

@@ -75,7 +75,7 @@ func TestRateLimitAfterSingleflight(t *testing.T) {
 			}
 		})
 	}
-	testutil.WaitFor(t, 0, func() bool { return ksStats(t, e).LoadsDeduped == 49 }, "all joined one flight")
+	testutil.WaitFor(t, 0, func() bool { return ksStats(t, e).FetchesCoalesced == 49 }, "all joined one flight")
 	release()
 	wg.Wait()
 	require.EqualValues(t, 50, ok.Load())

@@ -26,14 +26,14 @@ type KeySpaceStats struct {
 	// made for peers); NegativeHits are hits on remembered misses.
 	Gets, Hits, Misses, NegativeHits int64
 	// Fetches counts DataSource calls made by this node (after coalescing);
-	// FetchErrors those that failed (not-found excluded); LoadsDeduped the
-	// callers that joined an in-flight fetch.
-	Fetches, FetchErrors, LoadsDeduped int64
-	// Forwarded counts requests sent to owners; ForwardsDeduped callers that
-	// joined an in-flight forward; ForwardErrors forwards that failed to
+	// FetchErrors those that failed (not-found excluded); FetchesCoalesced
+	// the callers that joined an in-flight fetch instead of starting one.
+	Fetches, FetchErrors, FetchesCoalesced int64
+	// Forwarded counts requests sent to owners; ForwardsCoalesced callers
+	// that joined an in-flight forward; ForwardErrors forwards that failed to
 	// reach the owner; Served keys looked up for peers; Degraded local loads
 	// made because the owner could not serve.
-	Forwarded, ForwardsDeduped, ForwardErrors, Served, Degraded int64
+	Forwarded, ForwardsCoalesced, ForwardErrors, Served, Degraded int64
 	// StaleServed counts expired values returned because the refetch failed.
 	StaleServed int64
 	// NearHits counts Gets of keys owned elsewhere served from this node's
@@ -133,8 +133,8 @@ func (st *ksState) snapshotWith(entries bool) KeySpaceStats {
 		// not this node's Gets, keys forwarded from here are.
 		Gets: cs.Hits + cs.Misses + st.tel.uncountedLookups.Load() - c.served.Load() + c.remoteGets.Load(),
 		Hits: cs.Hits, Misses: cs.Misses, NegativeHits: c.negativeHits.Load(),
-		Fetches: c.fetches.Load(), FetchErrors: c.fetchErrors.Load(), LoadsDeduped: c.loadsDeduped.Load(),
-		Forwarded: c.forwarded.Load(), ForwardsDeduped: c.forwardsDeduped.Load(), ForwardErrors: c.forwardErrors.Load(),
+		Fetches: c.fetches.Load(), FetchErrors: c.fetchErrors.Load(), FetchesCoalesced: c.fetchesCoalesced.Load(),
+		Forwarded: c.forwarded.Load(), ForwardsCoalesced: c.forwardsCoalesced.Load(), ForwardErrors: c.forwardErrors.Load(),
 		Served: c.served.Load(), Degraded: c.degraded.Load(), StaleServed: c.staleServed.Load(),
 		NearHits: c.nearHits.Load(), NearEntries: ns.Entries, NearUsedBytes: ns.UsedBytes,
 		Puts: c.puts.Load(), Deletes: c.deletes.Load(), Rejected: c.rejected.Load(),
@@ -154,14 +154,14 @@ type ksCounters struct {
 	// Hits and misses are counted by the store (cheaply, on its reader
 	// slots). remoteGets counts keys asked for here and owned elsewhere;
 	// served counts keys looked up here for peers (see snapshot).
-	remoteGets, negativeHits, nearHits        atomic.Int64
-	fetches, fetchErrors, loadsDeduped        atomic.Int64
-	forwarded, forwardsDeduped, forwardErrors atomic.Int64
-	served, degraded, staleServed             atomic.Int64
-	puts, deletes, rejected                   atomic.Int64
-	invalidationsSent                         atomic.Int64
-	rateLimited, circuitOpen                  atomic.Int64
-	handedOff, handoffsTaken                  atomic.Int64
+	remoteGets, negativeHits, nearHits          atomic.Int64
+	fetches, fetchErrors, fetchesCoalesced      atomic.Int64
+	forwarded, forwardsCoalesced, forwardErrors atomic.Int64
+	served, degraded, staleServed               atomic.Int64
+	puts, deletes, rejected                     atomic.Int64
+	invalidationsSent                           atomic.Int64
+	rateLimited, circuitOpen                    atomic.Int64
+	handedOff, handoffsTaken                    atomic.Int64
 	// relookedHits and relookedMisses are store lookups of the inline
 	// serving path that did not answer (a stale entry, a miss): the request
 	// goes on to a second, counted lookup, so these are taken back out.
