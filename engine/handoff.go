@@ -131,14 +131,14 @@ func (e *Engine) noteWrite(st *ksState, key string, n writeNote) {
 	}
 }
 
-// handOff sends entries to their owners in ring, in batches, best effort:
+// handoff sends entries to their owners in ring, in batches, best effort:
 // a failed batch only means the new owner reloads those keys.
 //
 // Each entry travels with its store version here, and a key with a write
 // in progress here (pending) is skipped: the receiver compares the version
 // with the invalidations it got from this node (see recentWrites.refuses),
 // so a hand-off older than a write this node applied is refused.
-func (e *Engine) handOff(ctx context.Context, st *ksState, ring *cluster.Ring, keys []string) {
+func (e *Engine) handoff(ctx context.Context, st *ksState, ring *cluster.Ring, keys []string) {
 	byOwner := map[cluster.Member][]handoffEntry{}
 	now := time.Now()
 	for _, k := range keys {
@@ -255,9 +255,9 @@ func (e *Engine) serveHandoff(st *ksState, r handoffRequest) transport.Response 
 	return transport.Response{Status: statusOK}
 }
 
-// handOffOnLeave pushes every entry of this node to its owner in the ring
+// handoffOnLeave pushes every entry of this node to its owner in the ring
 // cur without this node, so that a graceful leave does not empty its share.
-func (e *Engine) handOffOnLeave(ctx context.Context, cur *cluster.Ring) {
+func (e *Engine) handoffOnLeave(ctx context.Context, cur *cluster.Ring) {
 	if !e.cfg.Handoff {
 		return
 	}
@@ -281,6 +281,6 @@ func (e *Engine) handOffOnLeave(ctx context.Context, cur *cluster.Ring) {
 			keys = append(keys, k)
 			return ctx.Err() == nil
 		})
-		e.handOff(ctx, st, ring, keys)
+		e.handoff(ctx, st, ring, keys)
 	}
 }

@@ -231,7 +231,7 @@ func TestClusterGracefulLeaveLosesNoWrite(t *testing.T) {
 	wg.Wait()
 	for n := range 2 {
 		st := ksStats(t, c.Node(n))
-		t.Logf("node %d: handoffs taken %d, fetches %d", n, st.HandoffsTaken, st.Fetches)
+		t.Logf("node %d: hand-offs taken %d, fetches %d", n, st.HandoffsTaken, st.Fetches)
 	}
 	require.Zero(t, c.DataSource.Total(), "no key went back to the DataSource")
 }
@@ -249,7 +249,7 @@ func TestHandoffWindowCloses(t *testing.T) {
 		inside, after := keys[0], keys[1]
 		self, err := sender.Owner(inside)
 		require.NoError(t, err)
-		handOff := func(key string) {
+		handoff := func(key string) {
 			t.Helper()
 			resp, err := enginehook.Cluster(sender).Call(ctx, self, engine.HandoffRequest(ks, c.Name(1), key, []byte("handed")))
 			require.NoError(t, err)
@@ -257,9 +257,9 @@ func TestHandoffWindowCloses(t *testing.T) {
 		}
 		opened := owner.RingChangedAt()
 		time.Sleep(time.Until(time.Unix(0, opened).Add(engine.HandoffWindow - time.Millisecond)))
-		handOff(inside)
+		handoff(inside)
 		time.Sleep(time.Millisecond)
-		handOff(after)
+		handoff(after)
 		require.Equal(t, opened, owner.RingChangedAt(), "no ring change meanwhile")
 
 		v, err := owner.Get(ctx, ks, inside)

@@ -142,13 +142,13 @@ func (e *Engine) shutdown(ctx context.Context, graceful bool) error {
 		// (and load from the DataSource on a miss), and again after the
 		// leave for what was written meanwhile: the receivers take each
 		// entry unless they saw a newer write of it (recentWrites).
-		e.handOffOnLeave(ctx, before)
+		e.handoffOnLeave(ctx, before)
 		leave := time.Until(deadlineOr(ctx, time.Now().Add(5*time.Second)))
 		if err := e.cl.Leave(max(min(leave, 5*time.Second), 0)); err != nil {
 			errs = append(errs, fmt.Errorf("leave: %w", err))
 		}
 		e.quiesce(ctx)
-		e.handOffOnLeave(ctx, before)
+		e.handoffOnLeave(ctx, before)
 		if err := e.cl.Transport().Drain(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("drain: %w", err))
 		}

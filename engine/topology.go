@@ -38,7 +38,7 @@ func (e *Engine) noteLeaving(name string) {
 // must return quickly, so the purge runs on an engine goroutine.
 func (e *Engine) onRingChange(prev, next *cluster.Ring) {
 	if !next.Contains(e.selfName) {
-		// We left (Stop): keep the entries for handOffOnLeave.
+		// We left (Stop): keep the entries for handoffOnLeave.
 		e.announceRingChange(nil, next)
 		return
 	}
@@ -138,7 +138,7 @@ func (e *Engine) purgeRounds() {
 			})
 			// A flushing node's entries may be stale: never hand those off.
 			if !all && e.cfg.Handoff && len(moved) > 0 {
-				e.handOff(e.base, st, ring, moved)
+				e.handoff(e.base, st, ring, moved)
 			}
 			upTo := st.flushFrom.Load()
 			for _, k := range moved {
