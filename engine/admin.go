@@ -101,7 +101,7 @@ func (s adminSource) KeySpaces() []admin.KeySpace {
 		// Counters only: this endpoint is polled, and counting entries
 		// walks the store, which would make polling slow every Get.
 		// Entries comes from a count at most adminEntriesEvery old.
-		snap := st.snapshotWith(false)
+		snap := st.counters()
 		snap.Entries = st.adminEntries.get(st.store)
 		set := st.settings
 		ks := admin.KeySpace{

@@ -79,7 +79,7 @@ func (e *Engine) getMany(ctx context.Context, st *ksState, keys []string) (map[s
 			// Hits are answered inline; only misses get a goroutine each,
 			// so that their loads run in parallel.
 			for _, k := range group {
-				ent, ok := e.lookup(st, k, true)
+				ent, ok := e.lookup(st, k)
 				if ok && ent.Fresh() {
 					v, err := st.hit(k, ent, nil) // a copy
 					res.put(k, v, err, true)

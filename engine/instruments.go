@@ -126,7 +126,7 @@ func (e *Engine) observe(o metric.Observer, ins *instruments) {
 	o.ObserveInt64(ins.requests, e.obs.deleteKeySpaces.Load(), metric.WithAttributeSet(attribute.NewSet(attrOperation.String("delete_keyspaces"))))
 	o.ObserveInt64(ins.requests, e.obs.updateKeySpace.Load(), metric.WithAttributeSet(attribute.NewSet(attrOperation.String("update_keyspace"))))
 	for _, st := range *e.keyspaces.Load() {
-		snap := st.snapshotWith(false)
+		snap := st.counters()
 		ks := attrKeySpace.String(st.name)
 		only := metric.WithAttributeSet(attribute.NewSet(ks))
 		op := func(name string) metric.ObserveOption {

@@ -126,7 +126,7 @@ func (e *Engine) load(ctx context.Context, st *ksState, key string, stale *cache
 	l := st.loads.Lock(key)
 	f := l.Current()
 	if f == nil {
-		if ent, ok := e.lookup(st, key, false); ok && ent.Fresh() {
+		if ent, ok := e.peek(st, key); ok && ent.Fresh() {
 			l.Unlock()
 			if ent.Negative {
 				return nil, keyspace.ErrNotFound
@@ -207,7 +207,7 @@ func (e *Engine) runLoad(st *ksState, key string, f *flight.Flight, stale *cache
 		// the database before the cache), and handing that out while later
 		// Gets read the store's older value would let reads go back in
 		// time. With nothing stored (a Delete), the fetched value stands.
-		if cur, ok := e.lookup(st, key, false); ok && cur.Fresh() {
+		if cur, ok := e.peek(st, key); ok && cur.Fresh() {
 			val, err, stale = cur.Value, nil, nil
 			if cur.Negative {
 				val, err = nil, keyspace.ErrNotFound

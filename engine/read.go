@@ -120,7 +120,7 @@ func (st *ksState) hit(key string, ent cache.Entry, dst []byte) ([]byte, error) 
 // getLocal is the owner's read path: store, then a coalesced load.
 // The lookup is counted by the store (hits and misses).
 func (e *Engine) getLocal(ctx context.Context, st *ksState, key string) ([]byte, error) {
-	ent, ok := e.lookup(st, key, true)
+	ent, ok := e.lookup(st, key)
 	if ok && ent.Fresh() {
 		if ent.Negative {
 			st.stats.negativeHits.Add(1)

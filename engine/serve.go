@@ -258,7 +258,7 @@ func (e *Engine) serveGetMany(ctx context.Context, st *ksState, r keysRequest) t
 			misses = append(misses, miss{i: i, pending: true})
 			continue
 		}
-		ent, ok := e.lookup(st, k, true)
+		ent, ok := e.lookup(st, k)
 		if ok && ent.Fresh() {
 			rs[i] = hitResult(st, ent)
 			continue

@@ -101,16 +101,16 @@ func (s Stats) KeySpace(name string) (KeySpaceStats, bool) {
 	return KeySpaceStats{}, false
 }
 
-func (st *ksState) snapshot() KeySpaceStats { return st.snapshotWith(true) }
+// snapshot returns the keyspace's counters and the entry counts of its
+// stores, which walks them.
+func (st *ksState) snapshot() KeySpaceStats { return st.snapshotOf((*cache.Store).Stats) }
 
-// snapshotWith is snapshot; without entries it stays O(1) and leaves the
-// entry counts 0 (counting entries walks the stores).
-func (st *ksState) snapshotWith(entries bool) KeySpaceStats {
+// counters is snapshot in O(1): the entry counts are left 0.
+func (st *ksState) counters() KeySpaceStats { return st.snapshotOf((*cache.Store).Counters) }
+
+// snapshotOf builds the snapshot with stats reading each store.
+func (st *ksState) snapshotOf(stats func(*cache.Store) cache.Stats) KeySpaceStats {
 	c := &st.stats
-	stats := (*cache.Store).Counters
-	if entries {
-		stats = (*cache.Store).Stats
-	}
 	cs := stats(st.store)
 	cs.Hits -= c.relookedHits.Load()
 	cs.Misses -= c.relookedMisses.Load()

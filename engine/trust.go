@@ -134,18 +134,21 @@ func (e *Engine) storeTrusted() bool {
 // began under another generation are not stored or served.
 func (e *Engine) flushGen() uint64 { return e.flushReq.Load() }
 
-// lookup reads key from st's store for serving it (counted as a hit or a
-// miss when count is set): while a flush is pending, only entries written
-// after the flush decision count.
-func (e *Engine) lookup(st *ksState, key string, count bool) (cache.Entry, bool) {
-	switch {
-	case !e.storeTrusted():
-		if count {
-			st.tel.uncountedLookups.Add(1)
-		}
+// lookup reads key from st's store for serving it, counted as a hit or a
+// miss: while a flush is pending, only entries written after the flush
+// decision count.
+func (e *Engine) lookup(st *ksState, key string) (cache.Entry, bool) {
+	if !e.storeTrusted() {
+		st.tel.uncountedLookups.Add(1)
 		return lookupSinceFlush(st, key)
-	case count:
-		return st.store.Get(key)
+	}
+	return st.store.Get(key)
+}
+
+// peek is lookup without counting, for rechecks of a key already counted.
+func (e *Engine) peek(st *ksState, key string) (cache.Entry, bool) {
+	if !e.storeTrusted() {
+		return lookupSinceFlush(st, key)
 	}
 	return st.store.Peek(key)
 }
