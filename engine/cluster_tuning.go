@@ -65,6 +65,16 @@ type ClusterTuning struct {
 	// long an abandoned connection holds a connection slot. Default 5 min;
 	// negative: never.
 	IdleTimeout time.Duration
+	// MaxConnsPerIP bounds the connections accepted from one IP address
+	// (data, gossip streams and handshakes in progress); more are closed at
+	// once. Nodes sharing an address (behind NAT, or a test cluster on
+	// 127.0.0.1) each hold a few connections to every other: raise it to
+	// about 4 per node sharing one address. Default 64; negative: no limit.
+	MaxConnsPerIP int
+	// MaxPendingConns bounds the accepted connections still in their
+	// handshake, over all addresses; more are closed at once. Default 128;
+	// negative: no limit.
+	MaxPendingConns int
 }
 
 // problems reports the invalid fields, each named.
@@ -115,6 +125,12 @@ func (t ClusterTuning) clusterConfig() cluster.Config {
 	set(&c.Transport.IdleTimeout, t.IdleTimeout)
 	if t.CutOffScore != 0 {
 		c.CutOffScore = t.CutOffScore
+	}
+	if t.MaxConnsPerIP != 0 {
+		c.Transport.MaxConnsPerIP = t.MaxConnsPerIP
+	}
+	if t.MaxPendingConns != 0 {
+		c.Transport.MaxPendingConns = t.MaxPendingConns
 	}
 	return c
 }

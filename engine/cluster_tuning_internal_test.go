@@ -27,6 +27,7 @@ func TestClusterTuningConfig(t *testing.T) {
 		ProbeInterval: 3 * time.Second, ProbeTimeout: time.Second, PushPullInterval: 4 * time.Second,
 		GossipToTheDeadTime: 5 * time.Second, DeadNodeReclaimTime: -1, RingDebounce: 6 * time.Millisecond,
 		PauseLimit: 7 * time.Second, CutOffScore: 8, DialTimeout: 9 * time.Second, IdleTimeout: -1,
+		MaxConnsPerIP: 10, MaxPendingConns: -1,
 	}.clusterConfig()
 	require.Equal(t, 3*time.Second, got.ProbeInterval)
 	require.Equal(t, time.Second, got.ProbeTimeout)
@@ -38,6 +39,8 @@ func TestClusterTuningConfig(t *testing.T) {
 	require.Equal(t, 8, got.CutOffScore)
 	require.Equal(t, 9*time.Second, got.Transport.DialTimeout)
 	require.Equal(t, time.Duration(-1), got.Transport.IdleTimeout)
+	require.Equal(t, 10, got.Transport.MaxConnsPerIP)
+	require.Equal(t, -1, got.Transport.MaxPendingConns)
 	require.Equal(t, lan.Profile, got.Profile)
 }
 

@@ -27,7 +27,6 @@ import (
 	"github.com/distcache/distcache/bench/internal/hist"
 	"github.com/distcache/distcache/bench/internal/sut"
 	"github.com/distcache/distcache/bench/internal/sut/distcache"
-	"github.com/distcache/distcache/cluster"
 	"github.com/distcache/distcache/engine"
 	"github.com/distcache/distcache/internal/enginehook"
 	"github.com/hashicorp/go-metrics"
@@ -129,15 +128,14 @@ func measure(o options, n int, sink *gossipSink, cpuprofile string) (row, error)
 	// connections, meant for one node per address, are lifted. The LAN
 	// profile is what a deployment runs; the local one's 100 ms probe
 	// timeouts make a few dozen nodes on a busy 2-core machine flap.
+	tuning := engine.ClusterTuning{MaxConnsPerIP: -1, MaxPendingConns: -1}
+	if o.local { // testutil.LocalOptions' timings
+		tuning.LocalNetwork = true
+		tuning.ProbeInterval, tuning.ProbeTimeout = 200*time.Millisecond, 100*time.Millisecond
+		tuning.RingDebounce, tuning.PauseLimit, tuning.CutOffScore = 10*time.Millisecond, time.Second, 100
+	}
 	sys := distcache.NewVariant("distcache", fmt.Sprintf("scale-%d", n), "connection caps per IP lifted",
-		engine.WithClusterConfig(func(c *cluster.Config) {
-			c.Transport.MaxConnsPerIP, c.Transport.MaxPendingConns = -1, -1
-			if !o.local {
-				c.Profile = cluster.ProfileLAN
-				c.DeadNodeReclaimTime, c.PushPullInterval, c.GossipToTheDeadTime = 0, 0, 0
-				c.ProbeInterval, c.ProbeTimeout = 0, 0
-			}
-		}))
+		engine.WithClusterTuning(tuning))
 	gossip0, start := sink.bytes.Load(), time.Now()
 	if err := sys.Start(ctx, n, src); err != nil {
 		return r, err
