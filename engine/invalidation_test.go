@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/distcache/distcache/cluster"
 	"github.com/distcache/distcache/discovery/static"
 	"github.com/distcache/distcache/engine"
+	"github.com/distcache/distcache/internal/enginehook"
 	"github.com/distcache/distcache/keyspace"
 	"github.com/distcache/distcache/testutil"
 	"github.com/stretchr/testify/require"
@@ -46,7 +46,7 @@ func awaitRings(t *testing.T, n int, es ...*engine.Engine) {
 	t.Helper()
 	testutil.WaitFor(t, 10*time.Second, func() bool {
 		for _, e := range es {
-			if e.Cluster().Ring().Len() != n {
+			if enginehook.Cluster(e).Ring().Len() != n {
 				return false
 			}
 		}
@@ -61,7 +61,7 @@ func awaitQuiet(t *testing.T, c *testutil.Cluster) {
 	t.Helper()
 	testutil.WaitFor(t, 10*time.Second, func() bool {
 		for _, i := range c.Live() {
-			cl := c.Node(i).Cluster()
+			cl := enginehook.Cluster(c.Node(i))
 			ring, gossip := cl.Ring(), cl.Members()
 			if len(gossip) != ring.Len() {
 				return false
@@ -142,7 +142,7 @@ func invalidationRound(t *testing.T, c *testutil.Cluster, key string) []int64 {
 func ringVersions(c *testutil.Cluster) []uint64 {
 	var out []uint64
 	for _, i := range c.Live() {
-		out = append(out, c.Node(i).Cluster().Ring().Version())
+		out = append(out, enginehook.Cluster(c.Node(i)).Ring().Version())
 	}
 	return out
 }
@@ -157,7 +157,9 @@ func TestWriteBroadcastsWhileRingsDisagree(t *testing.T) {
 	c := testutil.NewCluster(t, 2, testutil.ClusterConfig{Label: label})
 	// The slow node rebuilds its ring 5 s after a membership change; the
 	// others after 10 ms.
-	slow := startExtra(t, c, label, "slow", engine.WithClusterConfig(func(cc *cluster.Config) { cc.RingDebounce = 5 * time.Second }))
+	tuning := testutil.LocalTuning()
+	tuning.RingDebounce = 5 * time.Second
+	slow := startExtra(t, c, label, "slow", engine.WithClusterTuning(tuning))
 	awaitRings(t, 3, c.Node(0), c.Node(1), slow)
 	settleAll(c)
 	engine.SetSettleWindow(slow, 0)
@@ -166,14 +168,14 @@ func TestWriteBroadcastsWhileRingsDisagree(t *testing.T) {
 	// The joiner's Start gives up waiting for the slow node to agree.
 	joiner := startExtra(t, c, label, "joiner", engine.WithBootstrapTimeout(500*time.Millisecond))
 	awaitRings(t, 4, c.Node(0), c.Node(1), joiner)
-	testutil.WaitFor(t, 5*time.Second, func() bool { return len(slow.Cluster().Members()) == 4 }, "gossip on the slow node has the joiner")
-	require.Equal(t, 3, slow.Cluster().Ring().Len(), "the slow node rebuilt its ring early: the test needs it behind")
+	testutil.WaitFor(t, 5*time.Second, func() bool { return len(enginehook.Cluster(slow).Members()) == 4 }, "gossip on the slow node has the joiner")
+	require.Equal(t, 3, enginehook.Cluster(slow).Ring().Len(), "the slow node rebuilt its ring early: the test needs it behind")
 
 	// A key the slow node still owns, and that the joiner owns already.
 	var key string
 	for j := 0; j < 100_000 && key == ""; j++ {
 		k := fmt.Sprintf("moved-%d", j)
-		if slow.Cluster().Ring().Owner(k).Name == "slow" && joiner.Cluster().Ring().Owner(k).Name == "joiner" {
+		if enginehook.Cluster(slow).Ring().Owner(k).Name == "slow" && enginehook.Cluster(joiner).Ring().Owner(k).Name == "joiner" {
 			key = k
 		}
 	}
@@ -187,7 +189,7 @@ func TestWriteBroadcastsWhileRingsDisagree(t *testing.T) {
 	v, err = joiner.Get(ctx, ks, key)
 	require.NoError(t, err)
 	require.Equal(t, "new", string(v), "the new owner served the value the write replaced")
-	require.Equal(t, 3, slow.Cluster().Ring().Len(), "the slow node caught up before the write: inconclusive")
+	require.Equal(t, 3, enginehook.Cluster(slow).Ring().Len(), "the slow node caught up before the write: inconclusive")
 }
 
 // A holder that a write cannot reach is told to flush once it can be
@@ -200,19 +202,19 @@ func TestUnreachableHolderToldToFlush(t *testing.T) {
 	ctx := context.Background()
 	key := c.KeysOwnedBy(0, 1, "cut")[0]
 	awaitNear(t, c, 1, key)
-	ring := c.Node(1).Cluster().Ring().Version()
+	ring := enginehook.Cluster(c.Node(1)).Ring().Version()
 
 	holder := c.Node(1).Addr()
-	c.Node(0).Cluster().Transport().SetBlocked(func(a string) bool { return a == holder })
+	enginehook.Cluster(c.Node(0)).Transport().SetBlocked(func(a string) bool { return a == holder })
 	require.NoError(t, c.Node(0).Put(ctx, ks, engine.Entry{Key: key, Value: []byte("new")}), "a holder out of reach does not fail the write")
-	c.Node(0).Cluster().Transport().SetBlocked(nil)
+	enginehook.Cluster(c.Node(0)).Transport().SetBlocked(nil)
 
 	testutil.WaitFor(t, 5*time.Second, func() bool {
 		v, err := c.Node(1).Get(ctx, ks, key)
 		require.NoError(t, err)
 		return string(v) == "new"
 	}, "the unreachable holder serving the new value")
-	require.Equal(t, ring, c.Node(1).Cluster().Ring().Version(), "the ring changed, which drops near copies anyway: inconclusive")
+	require.Equal(t, ring, enginehook.Cluster(c.Node(1)).Ring().Version(), "the ring changed, which drops near copies anyway: inconclusive")
 }
 
 // A holder never serves a near copy past the lease its owner granted, even
@@ -230,7 +232,7 @@ func TestNearCopyLapsesWithLease(t *testing.T) {
 	ctx := context.Background()
 	var key string
 	for j := 0; key == ""; j++ {
-		if k := fmt.Sprintf("lease-%d", j); long.Cluster().Ring().Owner(k).Name == c.Name(0) {
+		if k := fmt.Sprintf("lease-%d", j); enginehook.Cluster(long).Ring().Owner(k).Name == c.Name(0) {
 			key = k
 		}
 	}

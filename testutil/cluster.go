@@ -80,19 +80,26 @@ func LocalOptions(label string) []engine.Option {
 		engine.WithDiscoveryInterval(200 * time.Millisecond),
 		engine.WithBootstrapTimeout(10 * time.Second),
 		engine.WithShutdownTimeout(5 * time.Second),
-		engine.WithClusterTuning(engine.ClusterTuning{
-			LocalNetwork:  true,
-			ProbeInterval: 200 * time.Millisecond,
-			ProbeTimeout:  100 * time.Millisecond,
-			RingDebounce:  10 * time.Millisecond,
-			// Above the 200 ms probe interval: a test process starved by a
-			// busy CI machine must not flush its caches mid-test.
-			PauseLimit: time.Second,
-			// Likewise, 100 ms probe timeouts missed on a starved machine
-			// must not make a node believe itself cut off: only the
-			// ring-based minority mode acts in tests.
-			CutOffScore: 100,
-		}),
+		engine.WithClusterTuning(LocalTuning()),
+	}
+}
+
+// LocalTuning is the cluster tuning LocalOptions uses: memberlist's local
+// preset with 200 ms probes. Change a field and pass it to
+// engine.WithClusterTuning after LocalOptions to vary one timing.
+func LocalTuning() engine.ClusterTuning {
+	return engine.ClusterTuning{
+		LocalNetwork:  true,
+		ProbeInterval: 200 * time.Millisecond,
+		ProbeTimeout:  100 * time.Millisecond,
+		RingDebounce:  10 * time.Millisecond,
+		// Above the 200 ms probe interval: a test process starved by a
+		// busy CI machine must not flush its caches mid-test.
+		PauseLimit: time.Second,
+		// Likewise, 100 ms probe timeouts missed on a starved machine
+		// must not make a node believe itself cut off: only the
+		// ring-based minority mode acts in tests.
+		CutOffScore: 100,
 	}
 }
 

@@ -29,6 +29,7 @@ import (
 	"github.com/distcache/distcache/bench/internal/sut/distcache"
 	"github.com/distcache/distcache/engine"
 	"github.com/distcache/distcache/internal/enginehook"
+	"github.com/distcache/distcache/testutil"
 	"github.com/hashicorp/go-metrics"
 )
 
@@ -128,12 +129,11 @@ func measure(o options, n int, sink *gossipSink, cpuprofile string) (row, error)
 	// connections, meant for one node per address, are lifted. The LAN
 	// profile is what a deployment runs; the local one's 100 ms probe
 	// timeouts make a few dozen nodes on a busy 2-core machine flap.
-	tuning := engine.ClusterTuning{MaxConnsPerIP: -1, MaxPendingConns: -1}
-	if o.local { // testutil.LocalOptions' timings
-		tuning.LocalNetwork = true
-		tuning.ProbeInterval, tuning.ProbeTimeout = 200*time.Millisecond, 100*time.Millisecond
-		tuning.RingDebounce, tuning.PauseLimit, tuning.CutOffScore = 10*time.Millisecond, time.Second, 100
+	var tuning engine.ClusterTuning
+	if o.local {
+		tuning = testutil.LocalTuning()
 	}
+	tuning.MaxConnsPerIP, tuning.MaxPendingConns = -1, -1
 	sys := distcache.NewVariant("distcache", fmt.Sprintf("scale-%d", n), "connection caps per IP lifted",
 		engine.WithClusterTuning(tuning))
 	gossip0, start := sink.bytes.Load(), time.Now()
