@@ -9,6 +9,7 @@ import (
 
 	"github.com/distcache/distcache/discovery/static"
 	"github.com/distcache/distcache/engine"
+	"github.com/distcache/distcache/internal/enginehook"
 	"github.com/distcache/distcache/keyspace"
 	"github.com/distcache/distcache/testutil"
 	"github.com/stretchr/testify/require"
@@ -19,7 +20,7 @@ import (
 func holderIndexes(t *testing.T, c *testutil.Cluster, from int, key string, n int) []int {
 	t.Helper()
 	var out []int
-	for _, m := range c.Node(from).Cluster().Ring().Replicas(key, n) {
+	for _, m := range enginehook.Cluster(c.Node(from)).Ring().Replicas(key, n) {
 		for _, i := range c.Live() {
 			if c.Name(i) == m.Name {
 				out = append(out, i)
@@ -97,8 +98,8 @@ func TestReplicasServeWhenOwnerUnreachable(t *testing.T) {
 	}
 	require.NoError(t, c.Node(0).Put(ctx, ks, engine.Entry{Key: key, Value: []byte("written")}))
 	ownerAddr := c.Node(hs[0]).Addr()
-	c.Node(0).Cluster().Transport().SetBlocked(func(a string) bool { return a == ownerAddr })
-	defer c.Node(0).Cluster().Transport().SetBlocked(nil)
+	enginehook.Cluster(c.Node(0)).Transport().SetBlocked(func(a string) bool { return a == ownerAddr })
+	defer enginehook.Cluster(c.Node(0)).Transport().SetBlocked(nil)
 	v, err := c.Node(0).Get(ctx, ks, key)
 	require.NoError(t, err)
 	require.Equal(t, "written", string(v), "the replica's copy, not the DataSource's value")
@@ -132,7 +133,7 @@ func TestReplicasSurviveOwnerCrash(t *testing.T) {
 
 	c.CrashNode(2)
 	testutil.WaitFor(t, 15*time.Second, func() bool {
-		return c.Node(0).Cluster().Ring().Len() == 2 && c.Node(1).Cluster().Ring().Len() == 2
+		return enginehook.Cluster(c.Node(0)).Ring().Len() == 2 && enginehook.Cluster(c.Node(1)).Ring().Len() == 2
 	}, "the others declared node 2 dead")
 	for n := range 2 {
 		for _, k := range keys {
@@ -157,10 +158,10 @@ func TestReplicasRepairAfterUnreachableReplica(t *testing.T) {
 	hs := holderIndexes(t, c, 0, key, 2)
 	require.NoError(t, c.Node(hs[0]).Put(ctx, ks, engine.Entry{Key: key, Value: []byte("v1")}))
 	replicaAddr := c.Node(hs[1]).Addr()
-	c.Node(hs[0]).Cluster().Transport().SetBlocked(func(a string) bool { return a == replicaAddr })
+	enginehook.Cluster(c.Node(hs[0])).Transport().SetBlocked(func(a string) bool { return a == replicaAddr })
 	require.NoError(t, c.Node(hs[0]).Put(ctx, ks, engine.Entry{Key: key, Value: []byte("v2")}), "acknowledged by the owner alone")
 	require.Zero(t, ksStats(t, c.Node(hs[0])).Repairs)
-	c.Node(hs[0]).Cluster().Transport().SetBlocked(nil)
+	enginehook.Cluster(c.Node(hs[0])).Transport().SetBlocked(nil)
 	testutil.WaitFor(t, 5*time.Second, func() bool {
 		return ksStats(t, c.Node(hs[0])).Repairs >= 1
 	}, "repair pushes the write to the replica")
@@ -168,8 +169,8 @@ func TestReplicasRepairAfterUnreachableReplica(t *testing.T) {
 	// node, that node reads it there.
 	other := 3 - hs[0] - hs[1]
 	ownerAddr := c.Node(hs[0]).Addr()
-	c.Node(other).Cluster().Transport().SetBlocked(func(a string) bool { return a == ownerAddr })
-	defer c.Node(other).Cluster().Transport().SetBlocked(nil)
+	enginehook.Cluster(c.Node(other)).Transport().SetBlocked(func(a string) bool { return a == ownerAddr })
+	defer enginehook.Cluster(c.Node(other)).Transport().SetBlocked(nil)
 	v, err := c.Node(other).Get(ctx, ks, key)
 	require.NoError(t, err)
 	require.Equal(t, "v2", string(v))
