@@ -85,6 +85,8 @@ type Engine struct {
 	settle atomic.Int64
 	// prevRing is the ring before the last change (takeover.go).
 	prevRing atomic.Pointer[cluster.Ring]
+	// othersCache is the last ring built by othersRing (takeover.go).
+	othersCache atomic.Pointer[cluster.Ring]
 	// replTags numbers this node's replica messages (replicas.go).
 	replTags atomic.Uint64
 

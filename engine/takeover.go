@@ -2,8 +2,11 @@ package engine
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
+
+	"github.com/distcache/distcache/cluster"
 )
 
 // Taking a key over. When keys move (a member joined, left gracefully or
@@ -31,7 +34,7 @@ import (
 const takeoverAskTimeout = 300 * time.Millisecond
 
 // maxTakeoverAsks bounds the members asked per key.
-const maxTakeoverAsks = 3
+const maxTakeoverAsks = 4
 
 // takeOver returns the value of key held by this node's copy or by the
 // members that held it before (see the file comment); ok is false when the
@@ -51,6 +54,9 @@ func (e *Engine) takeOver(ctx context.Context, st *ksState, key string) (val []b
 	}
 	if v, x, took := st.parked.take(st, key, now); took {
 		return v, x, true
+	}
+	if a := e.held(st, key); a.found { // handed on from here a moment ago
+		return a.value, a.expiry, true
 	}
 	if !e.handoffOpen() {
 		return nil, time.Time{}, false
@@ -77,10 +83,21 @@ func (e *Engine) takeOver(ctx context.Context, st *ksState, key string) (val []b
 	for _, m := range ring.Replicas(key, n+1) {
 		add(m.Name)
 	}
+	// While this node's ring is still growing (it is joining: peers
+	// forward to it before its ring holds them all), the members that
+	// held the key are those of the ring gossip gives without this node.
+	if others := e.othersRing(ring); others != nil {
+		for _, m := range st.placement(others, key) {
+			add(m.Name)
+		}
+	}
 	for _, name := range ask {
 		m, known := ring.Member(name)
 		if !known && prev != nil {
 			m, known = prev.Member(name)
+		}
+		if !known {
+			m, known = e.gossipMember(name)
 		}
 		if !known {
 			continue
@@ -249,4 +266,42 @@ func (e *Engine) dropMoved(st *ksState, key string) {
 		}
 	}
 	e.dropNotOwned(st, key)
+}
+
+// othersRing returns the ring of the members gossip knows, this node left
+// out, when this node's ring lacks some of them (nil otherwise); built once
+// per member set.
+func (e *Engine) othersRing(ring *cluster.Ring) *cluster.Ring {
+	var others []cluster.Member
+	missing := false
+	for _, m := range e.cl.Members() {
+		if m.Name == e.selfName {
+			continue
+		}
+		others = append(others, m)
+		missing = missing || !ring.Contains(m.Name)
+	}
+	if !missing || len(others) == 0 {
+		return nil
+	}
+	if c := e.othersCache.Load(); c != nil && c.Len() == len(others) &&
+		!slices.ContainsFunc(others, func(m cluster.Member) bool { return !c.Contains(m.Name) }) {
+		return c
+	}
+	r, err := cluster.NewRing(others, ring.Config())
+	if err != nil {
+		return nil
+	}
+	e.othersCache.Store(r)
+	return r
+}
+
+// gossipMember returns the member gossip knows by name.
+func (e *Engine) gossipMember(name string) (cluster.Member, bool) {
+	for _, m := range e.cl.Members() {
+		if m.Name == name {
+			return m, true
+		}
+	}
+	return cluster.Member{}, false
 }

@@ -40,6 +40,8 @@ type cluster struct {
 	peers  []string // every node's gossip address, fixed for the run
 
 	nodes []*node
+	// nodeArgs are the scenario's extra chaosnode flags.
+	nodeArgs []string
 
 	mu      sync.Mutex // guards outages
 	outages []check.Outage
@@ -137,6 +139,7 @@ func (c *cluster) start(ctx context.Context, i int) error {
 		"-name", n.name, "-bind", n.bind, "-port", strconv.Itoa(n.port),
 		"-peers", strings.Join(c.peers, ","), "-control", control,
 		"-label", c.label, "-timings", c.cfg.timings}
+	spec.Argv = append(spec.Argv, c.nodeArgs...)
 	var ctlAddr string
 	spec.Ready = func(line string) bool {
 		_, a, ok := ctlapi.ParseReady(line)

@@ -63,6 +63,7 @@ func (env *env) runScenario(ctx context.Context, sc scenario) (out outcome) {
 		return out
 	}
 	defer c.stopAll()
+	c.nodeArgs = sc.nodeArgs
 	if err := c.startAll(ctx); err != nil {
 		out.err = err
 		return out

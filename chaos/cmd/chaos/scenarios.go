@@ -17,6 +17,8 @@ type scenario struct {
 	netns bool
 	// minority are the nodes cut off by a partition.
 	minority []int
+	// nodeArgs are extra chaosnode flags for every node of the scenario.
+	nodeArgs []string
 	duration func(*config) time.Duration
 	inject   func(context.Context, *cluster) error
 	end      func(context.Context, *cluster) error
@@ -40,6 +42,13 @@ func scenarios() []scenario {
 	return []scenario{
 		{
 			name: "kill", about: fmt.Sprintf("SIGKILL node-%d, restart after %s (same name and address)", victim, durKill),
+			duration: fixed(durKill),
+			inject:   func(ctx context.Context, c *cluster) error { return c.kill(ctx, victim) },
+			end:      func(ctx context.Context, c *cluster) error { return c.restart(ctx, victim) },
+		},
+		{
+			name: "kill-replicas", about: fmt.Sprintf("SIGKILL node-%d with two copies of each entry (-replicas 2), restart after %s", victim, durKill),
+			nodeArgs: []string{"-replicas", "2"},
 			duration: fixed(durKill),
 			inject:   func(ctx context.Context, c *cluster) error { return c.kill(ctx, victim) },
 			end:      func(ctx context.Context, c *cluster) error { return c.restart(ctx, victim) },

@@ -37,6 +37,7 @@ type options struct {
 	name, bind, control, label, timings, logLevel string
 	port                                          int
 	peers                                         []string
+	replicas                                      int
 }
 
 func main() {
@@ -50,6 +51,7 @@ func main() {
 	flag.StringVar(&o.label, "label", "distcache-chaos", "cluster label")
 	flag.StringVar(&o.timings, "timings", "lan", "failure-detection timings: lan (engine defaults) or local (fast, as in the tests)")
 	flag.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	flag.IntVar(&o.replicas, "replicas", 1, "copies of each entry (engine.WithReplicas)")
 	flag.Parse()
 	if peers != "" {
 		o.peers = strings.Split(peers, ",")
@@ -151,6 +153,7 @@ func engineOptions(o options, log *slog.Logger) ([]engine.Option, error) {
 		engine.WithBootstrapTimeout(10 * time.Second),
 		engine.WithShutdownTimeout(10 * time.Second),
 		engine.WithLogger(log),
+		engine.WithReplicas(o.replicas),
 	}
 	switch o.timings {
 	case "lan":
