@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/distcache/distcache/admin"
-	"github.com/distcache/distcache/cluster"
 	"github.com/distcache/distcache/internal/cache"
+	"github.com/distcache/distcache/internal/membership"
 )
 
 // WithAdminServer starts an admin HTTP server on addr ("host:port"; port 0
@@ -67,7 +67,7 @@ const adminHotKeys = 20
 
 // startedCluster returns the cluster once Start has created it (reading
 // e.cl only after the state moved past starting keeps it race-free).
-func (e *Engine) startedCluster() *cluster.Cluster {
+func (e *Engine) startedCluster() *membership.Cluster {
 	if s := e.state.Load(); s == stateNew || s == stateStarting {
 		return nil
 	}

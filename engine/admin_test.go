@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/distcache/distcache/admin"
-	"github.com/distcache/distcache/cluster"
 	"github.com/distcache/distcache/discovery/static"
 	"github.com/distcache/distcache/engine"
 	"github.com/distcache/distcache/internal/enginehook"
+	"github.com/distcache/distcache/internal/membership"
 	"github.com/distcache/distcache/keyspace"
 	"github.com/distcache/distcache/testutil"
 	"github.com/distcache/distcache/warmup"
@@ -76,7 +76,7 @@ func TestAdminPeersAcrossCluster(t *testing.T) {
 			}
 		}
 		require.Equal(t, 1, selves, "node %d: exactly one is_self", i)
-		require.Equal(t, cluster.DefaultPartitionCount, partitions, "every partition of the default ring has one owner")
+		require.Equal(t, membership.DefaultPartitionCount, partitions, "every partition of the default ring has one owner")
 
 		var st admin.Status
 		require.Equal(t, http.StatusOK, adminGet(t, adminURL(e, "/readyz"), &st))

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/distcache/distcache/cluster"
+	"github.com/distcache/distcache/internal/membership"
 )
 
 // ClusterTuning holds the membership and connection timings and limits a
@@ -104,10 +104,10 @@ func (t ClusterTuning) problems() []error {
 
 // clusterConfig returns the cluster config the tuning starts from: the
 // preset, then every non-zero field.
-func (t ClusterTuning) clusterConfig() cluster.Config {
-	c := cluster.DefaultConfig()
+func (t ClusterTuning) clusterConfig() membership.Config {
+	c := membership.DefaultConfig()
 	if t.LocalNetwork {
-		c = cluster.DefaultLocalConfig()
+		c = membership.DefaultLocalConfig()
 	}
 	set := func(dst *time.Duration, v time.Duration) {
 		if v != 0 {

@@ -7,15 +7,15 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/distcache/distcache/cluster"
 	"github.com/distcache/distcache/discovery/static"
+	"github.com/distcache/distcache/internal/membership"
 	"github.com/distcache/distcache/keyspace"
 )
 
 // Every tuning field reaches the cluster config, zero fields keep the
 // preset's values, and LocalNetwork switches the preset.
 func TestClusterTuningConfig(t *testing.T) {
-	lan, local := cluster.DefaultConfig(), cluster.DefaultLocalConfig()
+	lan, local := membership.DefaultConfig(), membership.DefaultLocalConfig()
 	require.Equal(t, lan, ClusterTuning{}.clusterConfig())
 
 	got := ClusterTuning{LocalNetwork: true}.clusterConfig()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/distcache/distcache/admin"
 	"github.com/distcache/distcache/cluster"
+	"github.com/distcache/distcache/internal/membership"
 	"github.com/distcache/distcache/internal/transport"
 )
 
@@ -221,7 +222,7 @@ func (d *departures) pruneLocked(now time.Time) {
 
 // list returns the recent departures not back in ring, as unreachable
 // members, most recent first.
-func (d *departures) list(ring *cluster.Ring, now time.Time) []admin.Member {
+func (d *departures) list(ring *membership.Ring, now time.Time) []admin.Member {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.pruneLocked(now)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/distcache/distcache/admin"
 	"github.com/distcache/distcache/cluster"
+	"github.com/distcache/distcache/internal/membership"
 	"github.com/stretchr/testify/require"
 )
 
@@ -14,7 +15,7 @@ import (
 // departedShown at most, and never more than maxDeparted of them.
 func TestDeparturesWindowAndCap(t *testing.T) {
 	m := func(name string) cluster.Member { return cluster.Member{Name: name, Addr: name + ":1"} }
-	ring, err := cluster.NewRing([]cluster.Member{m("a")}, cluster.RingConfig{})
+	ring, err := membership.NewRing([]cluster.Member{m("a")}, membership.RingConfig{})
 	require.NoError(t, err)
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	var d departures
@@ -29,7 +30,7 @@ func TestDeparturesWindowAndCap(t *testing.T) {
 	require.Contains(t, got[1].Error, "left the cluster")
 	require.NotNil(t, got[1].KeySpaces)
 
-	back, err := cluster.NewRing([]cluster.Member{m("a"), m("c")}, cluster.RingConfig{})
+	back, err := membership.NewRing([]cluster.Member{m("a"), m("c")}, membership.RingConfig{})
 	require.NoError(t, err)
 	require.Len(t, d.list(back, t0.Add(2*time.Second)), 1, "a member back in the ring is not listed")
 	d.note([]memberChange{{MemberJoined, m("b")}}, t0.Add(3*time.Second))

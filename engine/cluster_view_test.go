@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/distcache/distcache/admin"
-	"github.com/distcache/distcache/cluster"
 	"github.com/distcache/distcache/engine"
 	"github.com/distcache/distcache/internal/enginehook"
+	"github.com/distcache/distcache/internal/membership"
 	"github.com/distcache/distcache/testutil"
 	"github.com/stretchr/testify/require"
 )
@@ -82,7 +82,7 @@ func TestAdminClusterViewGathersEveryMember(t *testing.T) {
 				require.Nil(t, st.DataSourceAvoided)
 			}
 		}
-		require.Equal(t, cluster.DefaultPartitionCount, partitions)
+		require.Equal(t, membership.DefaultPartitionCount, partitions)
 		require.EqualValues(t, len(keys), v.Gets)
 		require.EqualValues(t, len(keys), v.Fetches)
 	}

@@ -9,8 +9,8 @@ import (
 	"net"
 	"time"
 
-	"github.com/distcache/distcache/cluster"
 	"github.com/distcache/distcache/discovery"
+	"github.com/distcache/distcache/internal/membership"
 	"github.com/distcache/distcache/internal/memnet"
 	"github.com/distcache/distcache/keyspace"
 	"go.opentelemetry.io/otel/metric"
@@ -32,7 +32,7 @@ const (
 	defaultShutdownTimeout    = 30 * time.Second
 	defaultMaxKeyBytes        = 4 << 10
 	defaultMaxValueBytes      = 8 << 20
-	defaultPartitionCount     = cluster.DefaultPartitionCount
+	defaultPartitionCount     = membership.DefaultPartitionCount
 	// defaultNearCacheTTL is the near cache's time to live (see
 	// WithKeySpaceNearCache).
 	defaultNearCacheTTL = 2 * time.Second
@@ -281,11 +281,11 @@ func (c *Config) validate() error {
 
 // securityProblems refuses configurations in which anyone who reaches the
 // node's port would be a trusted peer, unless WithInsecure: see SECURITY.md.
-// cluster.New checks the final cluster config the same way; this names the
+// membership.New checks the final cluster config the same way; this names the
 // engine's options.
 func (c *Config) securityProblems() []error {
 	server, client := c.ServerTLS, c.ClientTLS
-	mtls := cluster.RequiresClientCerts(server)
+	mtls := membership.RequiresClientCerts(server)
 	if mtls && client != nil && len(client.Certificates) == 0 && client.GetClientCertificate == nil {
 		return []error{errors.New("TLS: ServerTLS requires client certificates but ClientTLS presents none (set Certificates or GetClientCertificate): this node could not connect to its peers")}
 	}

@@ -99,7 +99,7 @@
 // # Replicas and takeover
 //
 // With WithReplicas(n), each entry also lives on the next n-1 members of
-// cluster.Ring.Replicas, held apart from owned entries and within the
+// its replica list in the ring, held apart from owned entries and within the
 // holder's budget (MaxBytes is split 1/n owned, (n-1)/n copies). The owner
 // sends each write to them while it invalidates copies, and acknowledges
 // once every reachable replica applied it; an unreachable one is repaired

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/distcache/distcache/cluster"
+	"github.com/distcache/distcache/internal/membership"
 	"github.com/distcache/distcache/keyspace"
 )
 
@@ -29,7 +30,7 @@ type Engine struct {
 	// ksMu serialises keyspace changes (UpdateKeySpace, DeleteKeySpace).
 	ksMu sync.Mutex
 
-	cl       *cluster.Cluster
+	cl       *membership.Cluster
 	peers    peers  // how the engine calls cl's members
 	selfName string // cl.Self().Name, set once in Start before any request
 	obs      *observer
@@ -84,9 +85,9 @@ type Engine struct {
 	// member (ns; settleWindow, shorter in tests), see settled.
 	settle atomic.Int64
 	// prevRing is the ring before the last change (takeover.go).
-	prevRing atomic.Pointer[cluster.Ring]
+	prevRing atomic.Pointer[membership.Ring]
 	// othersCache is the last ring built by othersRing (takeover.go).
-	othersCache atomic.Pointer[cluster.Ring]
+	othersCache atomic.Pointer[membership.Ring]
 	// replTags numbers this node's replica messages (replicas.go).
 	replTags atomic.Uint64
 

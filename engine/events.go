@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/distcache/distcache/cluster"
+	"github.com/distcache/distcache/internal/membership"
 )
 
 // EventType says what an Event reports.
@@ -114,7 +115,7 @@ type memberChange struct {
 
 // announceRingChange logs and publishes a ring change: who joined, left
 // gracefully or failed (name and address), then the ring itself.
-func (e *Engine) announceRingChange(changes []memberChange, next *cluster.Ring) {
+func (e *Engine) announceRingChange(changes []memberChange, next *membership.Ring) {
 	now := time.Now()
 	e.ext.departed.note(changes, now)
 	for _, c := range changes {

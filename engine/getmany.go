@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/distcache/distcache/cluster"
+	"github.com/distcache/distcache/internal/membership"
 	"github.com/distcache/distcache/keyspace"
 )
 
@@ -121,7 +122,7 @@ func (e *Engine) getMany(ctx context.Context, st *ksState, keys []string) (map[s
 }
 
 // groupByOwner splits keys by their owner in ring.
-func groupByOwner(ring *cluster.Ring, keys []string) map[cluster.Member][]string {
+func groupByOwner(ring *membership.Ring, keys []string) map[cluster.Member][]string {
 	groups := map[cluster.Member][]string{}
 	for _, k := range keys {
 		o := ring.Owner(k)

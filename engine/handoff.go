@@ -11,6 +11,7 @@ import (
 
 	"github.com/distcache/distcache/cluster"
 	"github.com/distcache/distcache/internal/cache"
+	"github.com/distcache/distcache/internal/membership"
 	"github.com/distcache/distcache/internal/transport"
 )
 
@@ -138,7 +139,7 @@ func (e *Engine) noteWrite(st *ksState, key string, n writeNote) {
 // in progress here (pending) is skipped: the receiver compares the version
 // with the invalidations it got from this node (see recentWrites.refuses),
 // so a hand-off older than a write this node applied is refused.
-func (e *Engine) handoff(ctx context.Context, st *ksState, ring *cluster.Ring, keys []string) {
+func (e *Engine) handoff(ctx context.Context, st *ksState, ring *membership.Ring, keys []string) {
 	byOwner := map[cluster.Member][]handoffEntry{}
 	now := time.Now()
 	for _, k := range keys {
@@ -257,7 +258,7 @@ func (e *Engine) serveHandoff(st *ksState, r handoffRequest) transport.Response 
 
 // handoffOnLeave pushes every entry of this node to its owner in the ring
 // cur without this node, so that a graceful leave does not empty its share.
-func (e *Engine) handoffOnLeave(ctx context.Context, cur *cluster.Ring) {
+func (e *Engine) handoffOnLeave(ctx context.Context, cur *membership.Ring) {
 	if !e.cfg.Handoff {
 		return
 	}
@@ -270,7 +271,7 @@ func (e *Engine) handoffOnLeave(ctx context.Context, cur *cluster.Ring) {
 	if len(others) == 0 {
 		return
 	}
-	ring, err := cluster.NewRing(others, cur.Config())
+	ring, err := membership.NewRing(others, cur.Config())
 	if err != nil {
 		e.log.Warn("hand-off on leave skipped", "err", err)
 		return

@@ -1,10 +1,10 @@
 package engine
 
 import (
-	"github.com/distcache/distcache/cluster"
 	"github.com/distcache/distcache/internal/enginehook"
+	"github.com/distcache/distcache/internal/membership"
 )
 
 func init() {
-	enginehook.Cluster = func(e any) *cluster.Cluster { return e.(*Engine).cl }
+	enginehook.Cluster = func(e any) *membership.Cluster { return e.(*Engine).cl }
 }

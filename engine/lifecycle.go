@@ -7,8 +7,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/distcache/distcache/cluster"
 	"github.com/distcache/distcache/discovery"
+	"github.com/distcache/distcache/internal/membership"
 )
 
 // Engine lifecycle states.
@@ -70,7 +70,7 @@ func (e *Engine) start(ctx context.Context) error {
 	// a closed window would drop every such hand-off. Safe: the store is
 	// empty and its writes are recorded from now on.
 	e.ringChangedAt.Store(time.Now().UnixNano())
-	cl, err := cluster.New(ccfg)
+	cl, err := membership.New(ccfg)
 	if err != nil {
 		return fmt.Errorf("distcache: start cluster: %w", err)
 	}

@@ -5,8 +5,8 @@ import (
 	"math"
 	"time"
 
-	"github.com/distcache/distcache/cluster"
 	"github.com/distcache/distcache/internal/cache"
+	"github.com/distcache/distcache/internal/membership"
 )
 
 // The near cache (WithKeySpaceNearCache) keeps, on a node that is not a
@@ -20,7 +20,7 @@ import (
 //     the entry's own expiry and the end of the owner's lease, all of which
 //     the owner sends with the value (see holders.go for the lease);
 //   - the ring is the one the copy was fetched under: each copy is tagged
-//     with cluster.Ring.Version, so any membership change invalidates every
+//     with the ring's version, so any membership change invalidates every
 //     copy at once (a key whose ownership moved and came back is never
 //     served from a copy older than the moves);
 //   - no Put or Delete of the key has completed since: the owner recorded
@@ -76,7 +76,7 @@ const expiryUnknown = 1
 
 // nearGet appends a servable near copy of key to dst; gen is the current
 // flush generation.
-func nearGet(st *ksState, ring *cluster.Ring, gen uint64, key string, dst []byte) ([]byte, bool) {
+func nearGet(st *ksState, ring *membership.Ring, gen uint64, key string, dst []byte) ([]byte, bool) {
 	ent, ok := st.near.Peek(key)
 	if !ok || !ent.Fresh() || !nearCurrent(ent.Value, ring, gen) {
 		return dst, false
@@ -87,7 +87,7 @@ func nearGet(st *ksState, ring *cluster.Ring, gen uint64, key string, dst []byte
 
 // nearCurrent reports whether a stored near copy was filled under ring and
 // flush generation gen.
-func nearCurrent(stored []byte, ring *cluster.Ring, gen uint64) bool {
+func nearCurrent(stored []byte, ring *membership.Ring, gen uint64) bool {
 	return len(stored) >= nearTagLen && binary.BigEndian.Uint64(stored) == ring.Version() &&
 		binary.BigEndian.Uint64(stored[8:]) == gen
 }
@@ -133,7 +133,7 @@ func dropNear(st *ksState, key string) {
 // purgeNear frees the near copies fetched under older rings or flush
 // generations (they are never served again; this only returns their
 // memory).
-func purgeNear(st *ksState, ring *cluster.Ring, gen uint64) {
+func purgeNear(st *ksState, ring *membership.Ring, gen uint64) {
 	var old []string
 	st.near.Range(func(key string, ent cache.Entry) bool {
 		if !nearCurrent(ent.Value, ring, gen) {

@@ -63,8 +63,8 @@ func WithInsecure() Option {
 	}
 }
 
-// WithPartitionCount sets the ring's partition count (default 16381,
-// [cluster.DefaultPartitionCount]); every node must use the same, and it
+// WithPartitionCount sets the ring's partition count (default 16381);
+// every node must use the same, and it
 // cannot change without moving nearly every key. The default keeps at least
 // 16 partitions per member up to 1,000 members, which holds the busiest
 // owner near 1.04x the mean; above that, choose a prime of at least 16x the

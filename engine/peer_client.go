@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/distcache/distcache/cluster"
+	"github.com/distcache/distcache/internal/membership"
 	"github.com/distcache/distcache/internal/transport"
 )
 
@@ -17,7 +18,7 @@ import (
 // request carries the caller's trace context when ctx holds a sampled span
 // (see observer.outgoing).
 type peers struct {
-	cl  *cluster.Cluster
+	cl  *membership.Cluster
 	obs *observer
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/distcache/distcache/cluster"
 	"github.com/distcache/distcache/internal/cache"
+	"github.com/distcache/distcache/internal/membership"
 )
 
 // Repair keeps each key's copies on its holders (replicas.go):
@@ -153,7 +154,7 @@ func (e *Engine) pushCopies(st *ksState, m cluster.Member, keys []string) (faile
 // rebalanceCopies re-establishes st's copies after a ring change (see the
 // file comment). With all (a flush: this node may have missed writes) it
 // drops every copy instead.
-func (e *Engine) rebalanceCopies(st *ksState, ring *cluster.Ring, all bool) {
+func (e *Engine) rebalanceCopies(st *ksState, ring *membership.Ring, all bool) {
 	if st.rep == nil {
 		return
 	}
@@ -210,7 +211,7 @@ func (e *Engine) promote(st *ksState, key string) {
 
 // demote keeps an owned entry whose key moved to another owner as a copy,
 // when this node is still one of its holders.
-func (e *Engine) demote(st *ksState, ring *cluster.Ring, key string) {
+func (e *Engine) demote(st *ksState, ring *membership.Ring, key string) {
 	if st.rep == nil || !st.holds(ring, key, e.selfName) {
 		return
 	}
@@ -223,7 +224,7 @@ func (e *Engine) demote(st *ksState, ring *cluster.Ring, key string) {
 
 // pushNewHolders sends each entry this node owns in ring to the holders
 // that were not holders in the ring last repaired for.
-func (e *Engine) pushNewHolders(st *ksState, ring *cluster.Ring) {
+func (e *Engine) pushNewHolders(st *ksState, ring *membership.Ring) {
 	if st.rep == nil {
 		return
 	}

@@ -11,12 +11,13 @@ import (
 
 	"github.com/distcache/distcache/cluster"
 	"github.com/distcache/distcache/internal/cache"
+	"github.com/distcache/distcache/internal/membership"
 	"github.com/distcache/distcache/internal/transport"
 )
 
 // Replicas: with WithReplicas(n) (or WithKeySpaceReplicas), each entry
 // lives on n members: its owner and the next n-1 members of
-// cluster.Ring.Replicas (each the member that would own the key if those
+// membership.Ring.Replicas (each the member that would own the key if those
 // before it were gone), the same on every node. When the owner fails, the
 // rebuilt ring makes the first replica the owner, and it already holds the
 // entry.
@@ -121,7 +122,7 @@ type replicaState struct {
 	// after it, and are kept and served.
 	flushFrom atomic.Uint64
 	// lastRing is the ring the copies were last re-established for.
-	lastRing atomic.Pointer[cluster.Ring]
+	lastRing atomic.Pointer[membership.Ring]
 
 	writes, fills, reads, repairs atomic.Int64
 }
@@ -137,7 +138,7 @@ func replicaBudget(maxBytes int64, n int) (owned, copies int64) {
 }
 
 // placement is the members that keep key in st: its owner and replicas.
-func (st *ksState) placement(ring *cluster.Ring, key string) []cluster.Member {
+func (st *ksState) placement(ring *membership.Ring, key string) []cluster.Member {
 	if st.rep == nil {
 		return []cluster.Member{ring.Owner(key)}
 	}
@@ -145,7 +146,7 @@ func (st *ksState) placement(ring *cluster.Ring, key string) []cluster.Member {
 }
 
 // holds reports whether name is one of key's holders in ring.
-func (st *ksState) holds(ring *cluster.Ring, key, name string) bool {
+func (st *ksState) holds(ring *membership.Ring, key, name string) bool {
 	for _, m := range st.placement(ring, key) {
 		if m.Name == name {
 			return true

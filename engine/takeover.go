@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/distcache/distcache/cluster"
+	"github.com/distcache/distcache/internal/membership"
 )
 
 // Taking a key over. When keys move (a member joined, left gracefully or
@@ -271,7 +272,7 @@ func (e *Engine) dropMoved(st *ksState, key string) {
 // othersRing returns the ring of the members gossip knows, this node left
 // out, when this node's ring lacks some of them (nil otherwise); built once
 // per member set.
-func (e *Engine) othersRing(ring *cluster.Ring) *cluster.Ring {
+func (e *Engine) othersRing(ring *membership.Ring) *membership.Ring {
 	var others []cluster.Member
 	missing := false
 	for _, m := range e.cl.Members() {
@@ -288,7 +289,7 @@ func (e *Engine) othersRing(ring *cluster.Ring) *cluster.Ring {
 		!slices.ContainsFunc(others, func(m cluster.Member) bool { return !c.Contains(m.Name) }) {
 		return c
 	}
-	r, err := cluster.NewRing(others, ring.Config())
+	r, err := membership.NewRing(others, ring.Config())
 	if err != nil {
 		return nil
 	}

@@ -3,8 +3,8 @@ package engine
 import (
 	"time"
 
-	"github.com/distcache/distcache/cluster"
 	"github.com/distcache/distcache/internal/cache"
+	"github.com/distcache/distcache/internal/membership"
 )
 
 // leftGracefully reports whether name announced a graceful leave recently.
@@ -36,7 +36,7 @@ func (e *Engine) noteLeaving(name string) {
 
 // onRingChange runs on the cluster's rebuild goroutine after each swap; it
 // must return quickly, so the purge runs on an engine goroutine.
-func (e *Engine) onRingChange(prev, next *cluster.Ring) {
+func (e *Engine) onRingChange(prev, next *membership.Ring) {
 	if !next.Contains(e.selfName) {
 		// We left (Stop): keep the entries for handoffOnLeave.
 		e.announceRingChange(nil, next)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/distcache/distcache/cluster"
 	"github.com/distcache/distcache/internal/cache"
+	"github.com/distcache/distcache/internal/membership"
 )
 
 // When this node may serve what it cached.
@@ -238,7 +239,7 @@ func (e *Engine) missedInvalidation(m cluster.Member, err error) {
 // noteReturning records members that are back in the ring after this node
 // saw them disappear without a graceful leave: they may have been cut off
 // or paused, and missed writes while they were out.
-func (e *Engine) noteReturning(prev, next *cluster.Ring) {
+func (e *Engine) noteReturning(prev, next *membership.Ring) {
 	for _, m := range next.Members() {
 		if m.Name != e.selfName && !prev.Contains(m.Name) && e.seenFailed(m.Name) {
 			e.missed.add(m.Name)

@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/distcache/distcache/cluster"
+	"github.com/distcache/distcache/internal/membership"
 	"github.com/distcache/distcache/internal/prefetch"
 	"github.com/distcache/distcache/keyspace"
 	"github.com/distcache/distcache/warmup"
@@ -91,7 +91,7 @@ type warmer struct {
 	pending bool
 	// prev is the ring before the earliest change not yet warmed for (nil:
 	// none, only a start round is pending).
-	prev *cluster.Ring
+	prev *membership.Ring
 }
 
 type warmCounters struct {
@@ -121,7 +121,7 @@ func newWarmer(e *Engine, ctx context.Context) *warmer {
 // schedule asks for a round; prev is the ring before the change (nil for
 // the start round). Rounds never overlap: a change during a round is
 // warmed for by one more round, planned against the oldest prev.
-func (w *warmer) schedule(prev *cluster.Ring) {
+func (w *warmer) schedule(prev *membership.Ring) {
 	w.mu.Lock()
 	if w.prev == nil {
 		w.prev = prev
@@ -171,7 +171,7 @@ func (w *warmer) waitRingSettled() {
 	}
 }
 
-func ringMatchesMembers(cl *cluster.Cluster) bool {
+func ringMatchesMembers(cl *membership.Cluster) bool {
 	ring, members := cl.Ring(), cl.Members()
 	if ring.Len() != len(members) {
 		return false
@@ -185,7 +185,7 @@ func ringMatchesMembers(cl *cluster.Cluster) bool {
 }
 
 // round plans and runs one warmup round against the current ring.
-func (w *warmer) round(prev *cluster.Ring) {
+func (w *warmer) round(prev *membership.Ring) {
 	defer w.rounds.Add(1)
 	e := w.e
 	next := e.cl.Ring()
@@ -230,7 +230,7 @@ func (w *warmer) round(prev *cluster.Ring) {
 // (getLocal: store, then a coalesced, protected fetch) or by asking its
 // owner, which does the same there. Never a second hop, never a degraded
 // local load: warming must not fetch a key twice.
-func (w *warmer) prefetch(ctx context.Context, ring *cluster.Ring, t prefetch.Task) error {
+func (w *warmer) prefetch(ctx context.Context, ring *membership.Ring, t prefetch.Task) error {
 	e := w.e
 	c := w.counters[t.KeySpace]
 	if c == nil {
@@ -280,7 +280,7 @@ func (w *warmer) decayLoop() {
 }
 
 // ringView adapts a ring to prefetch.Ring.
-type ringView struct{ r *cluster.Ring }
+type ringView struct{ r *membership.Ring }
 
 func (v ringView) Owner(key string) string { return v.r.Owner(key).Name }
 
@@ -288,7 +288,7 @@ func (v ringView) Contains(member string) bool { return v.r.Contains(member) }
 
 // membershipDiff reports whether next has members prev lacks (a join) and
 // prev members next lacks (a leave or failure).
-func membershipDiff(prev, next *cluster.Ring) (joined, left bool) {
+func membershipDiff(prev, next *membership.Ring) (joined, left bool) {
 	for _, m := range next.Members() {
 		if !prev.Contains(m.Name) {
 			joined = true
@@ -327,7 +327,7 @@ func (e *Engine) warmReplacedKeySpace(name string) {
 // warmOnRingChange runs after each ring change (on the cluster's rebuild
 // goroutine): it schedules a warmup round when a member joined (WarmOnJoin)
 // or left (WarmOnLeave); the round runs on an engine goroutine.
-func (e *Engine) warmOnRingChange(prev, next *cluster.Ring) {
+func (e *Engine) warmOnRingChange(prev, next *membership.Ring) {
 	w := e.ext.warm.Load()
 	if w == nil {
 		return

@@ -11,6 +11,7 @@ import (
 
 	"github.com/distcache/distcache/cluster"
 	"github.com/distcache/distcache/internal/cache"
+	"github.com/distcache/distcache/internal/membership"
 )
 
 // Entry is a key/value pair to Put. A zero Expiry means: KeySpace.ExpiresAt,
@@ -410,7 +411,7 @@ const settleWindow = handoffWindow
 // graceful leave), gossip knows exactly the ring's members (a join or a
 // failure not in the ring yet means other members may have rebuilt theirs
 // already), and this node is not stopping.
-func (e *Engine) settled(ring *cluster.Ring, gossip []cluster.Member) bool {
+func (e *Engine) settled(ring *membership.Ring, gossip []cluster.Member) bool {
 	if time.Since(time.Unix(0, e.ringChangedAt.Load())) < time.Duration(e.settle.Load()) || e.state.Load() >= stateStopping {
 		return false
 	}

@@ -1,4 +1,4 @@
-package cluster
+package membership
 
 import (
 	"context"
@@ -147,7 +147,7 @@ func TestDelegateMemberList(t *testing.T) {
 	require.Empty(t, d.memberList())
 	d.NotifyJoin(node("b", "10.0.0.2"))
 	d.NotifyJoin(node("a", "10.0.0.1"))
-	require.Equal(t, []Member{{"a", "10.0.0.1:7946"}, {"b", "10.0.0.2:7946"}}, d.memberList())
+	require.Equal(t, []Member{{Name: "a", Addr: "10.0.0.1:7946"}, {Name: "b", Addr: "10.0.0.2:7946"}}, d.memberList())
 
 	got := d.memberList()
 	got[0].Name = "mutated"
@@ -155,7 +155,7 @@ func TestDelegateMemberList(t *testing.T) {
 
 	d.NotifyUpdate(node("a", "10.0.0.9"))
 	d.NotifyJoin(node("c", "10.0.0.3"))
-	require.Equal(t, []Member{{"a", "10.0.0.9:7946"}, {"b", "10.0.0.2:7946"}, {"c", "10.0.0.3:7946"}}, d.memberList())
+	require.Equal(t, []Member{{Name: "a", Addr: "10.0.0.9:7946"}, {Name: "b", Addr: "10.0.0.2:7946"}, {Name: "c", Addr: "10.0.0.3:7946"}}, d.memberList())
 	d.NotifyLeave(node("b", "10.0.0.2"))
-	require.Equal(t, []Member{{"a", "10.0.0.9:7946"}, {"c", "10.0.0.3:7946"}}, d.memberList())
+	require.Equal(t, []Member{{Name: "a", Addr: "10.0.0.9:7946"}, {Name: "c", Addr: "10.0.0.3:7946"}}, d.memberList())
 }

@@ -1,4 +1,4 @@
-package cluster
+package membership
 
 import (
 	"context"
@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/distcache/distcache/internal/transport"
 	"github.com/distcache/distcache/internal/testcert"
+	"github.com/distcache/distcache/internal/transport"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )

@@ -1,6 +1,10 @@
-package cluster
+package membership
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/distcache/distcache/cluster"
+)
 
 // Sentinel errors. Errors returned by this package wrap one of them (test
 // with errors.Is) and add the details.
@@ -22,6 +26,7 @@ var (
 	// admitted, so the rings of both sides stay consistent.
 	ErrIncompatibleMember = errors.New("cluster: incompatible member")
 	// ErrNameTaken reports that a live member at another address already
-	// has this node's name (see [Cluster.NameConflict]).
-	ErrNameTaken = errors.New("cluster: node name taken")
+	// has this node's name (see [Cluster.NameConflict]); it is the public
+	// cluster.ErrNameTaken.
+	ErrNameTaken = cluster.ErrNameTaken
 )

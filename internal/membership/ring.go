@@ -1,9 +1,10 @@
-package cluster
+package membership
 
 import (
 	"cmp"
 	"encoding/binary"
 	"fmt"
+	"github.com/distcache/distcache/cluster"
 	"math"
 	"slices"
 	"sync"
@@ -30,18 +31,9 @@ const (
 	MaxPartitionCount = 1 << 20
 )
 
-// Member is one node of the cluster as seen by placement and RPC.
-type Member struct {
-	// Name is the node's stable, cluster-unique name. Placement depends on
-	// names only, so a node restarted under the same name at a new address
-	// takes back exactly the partitions it had.
-	Name string
-	// Addr is the "host:port" of the node's gossip and RPC port.
-	Addr string
-}
-
-// String returns the member's name.
-func (m Member) String() string { return m.Name }
+// Member is one node of the cluster as seen by placement and RPC; it is
+// the public cluster.Member, which the engine's API returns.
+type Member = cluster.Member
 
 // RingConfig configures placement. Every node of a cluster must use the same
 // values; [Cluster] enforces it by rejecting members whose config fingerprint

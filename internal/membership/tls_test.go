@@ -1,12 +1,12 @@
-package cluster
+package membership
 
 import (
 	"context"
 	"testing"
 	"time"
 
-	"github.com/distcache/distcache/internal/transport"
 	"github.com/distcache/distcache/internal/testcert"
+	"github.com/distcache/distcache/internal/transport"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
