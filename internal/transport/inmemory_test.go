@@ -105,3 +105,33 @@ func TestDialBackoffInBubble(t *testing.T) {
 		require.EqualValues(t, 1, cli.Stats().ConnsDialed)
 	})
 }
+
+// TestCallDeadlineInBubble checks on the fake clock that a call fails exactly at its
+// deadline, the earlier of the explicit one and ctx's, while the handler never answers.
+func TestCallDeadlineInBubble(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		nw := memnet.New()
+		release := make(chan struct{})
+		srv := newTestTransport(t, func(c *Config) {
+			c.Network = nw
+			c.Handler = HandlerFunc(func(context.Context, Request) Response {
+				<-release
+				return Response{}
+			})
+		})
+		t.Cleanup(func() { close(release) }) // before srv's Shutdown (LIFO)
+		cli := newTestTransport(t, func(c *Config) { c.Network = nw })
+
+		start := time.Now()
+		_, err := cli.CallDeadline(context.Background(), addrOf(srv), Request{Op: 1}, start.Add(50*time.Millisecond))
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.Equal(t, 50*time.Millisecond, time.Since(start), "failed at the explicit deadline")
+
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+		defer cancel()
+		start = time.Now()
+		_, err = cli.CallDeadline(ctx, addrOf(srv), Request{Op: 1}, start.Add(time.Hour))
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.Equal(t, 30*time.Millisecond, time.Since(start), "ctx's earlier deadline wins")
+	})
+}
