@@ -12,15 +12,18 @@ import (
 	"time"
 )
 
-// Defaults applied to zero fields of a Config.
+// DefaultBasePath is where the endpoints are mounted unless
+// Config.BasePath says otherwise.
+const DefaultBasePath = "/_distcache/admin"
+
+// Defaults applied to the other zero fields of a Config.
 const (
-	DefaultBasePath          = "/_distcache/admin"
-	DefaultReadHeaderTimeout = 5 * time.Second
-	DefaultReadTimeout       = 10 * time.Second
-	DefaultWriteTimeout      = 10 * time.Second
-	DefaultIdleTimeout       = time.Minute
-	DefaultShutdownTimeout   = 5 * time.Second
-	DefaultMaxHeaderBytes    = 16 << 10
+	defaultReadHeaderTimeout = 5 * time.Second
+	defaultReadTimeout       = 10 * time.Second
+	defaultWriteTimeout      = 10 * time.Second
+	defaultIdleTimeout       = time.Minute
+	defaultShutdownTimeout   = 5 * time.Second
+	defaultMaxHeaderBytes    = 16 << 10
 )
 
 // ErrInvalidConfig wraps every error of Config.Validate.
@@ -57,23 +60,20 @@ type Config struct {
 	// cloned, never modified. Nil: plain HTTP.
 	TLSConfig *tls.Config
 	// ReadHeaderTimeout bounds reading a request's headers (slow-loris
-	// protection). Zero: DefaultReadHeaderTimeout (5 s).
+	// protection). Zero: 5 s.
 	ReadHeaderTimeout time.Duration
-	// ReadTimeout bounds reading a whole request. Zero: DefaultReadTimeout
-	// (10 s).
+	// ReadTimeout bounds reading a whole request. Zero: 10 s.
 	ReadTimeout time.Duration
-	// WriteTimeout bounds writing a response. Zero: DefaultWriteTimeout
-	// (10 s).
+	// WriteTimeout bounds writing a response. Zero: 10 s.
 	WriteTimeout time.Duration
 	// IdleTimeout bounds how long a keep-alive connection waits for its
-	// next request. Zero: DefaultIdleTimeout (1 min).
+	// next request. Zero: 1 min.
 	IdleTimeout time.Duration
 	// ShutdownTimeout bounds the graceful part of Server.Shutdown (and of
 	// the engine's Stop for the admin server); connections still open then
-	// are closed. Zero: DefaultShutdownTimeout (5 s).
+	// are closed. Zero: 5 s.
 	ShutdownTimeout time.Duration
-	// MaxHeaderBytes bounds request headers, in bytes. Zero:
-	// DefaultMaxHeaderBytes (16 KiB).
+	// MaxHeaderBytes bounds request headers, in bytes. Zero: 16 KiB.
 	MaxHeaderBytes int
 	// AdvertiseURL is the URL of this node's dashboard that the other
 	// members' dashboards link to: set it when the handler is mounted on a
@@ -92,12 +92,12 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		BasePath:          DefaultBasePath,
-		ReadHeaderTimeout: DefaultReadHeaderTimeout,
-		ReadTimeout:       DefaultReadTimeout,
-		WriteTimeout:      DefaultWriteTimeout,
-		IdleTimeout:       DefaultIdleTimeout,
-		ShutdownTimeout:   DefaultShutdownTimeout,
-		MaxHeaderBytes:    DefaultMaxHeaderBytes,
+		ReadHeaderTimeout: defaultReadHeaderTimeout,
+		ReadTimeout:       defaultReadTimeout,
+		WriteTimeout:      defaultWriteTimeout,
+		IdleTimeout:       defaultIdleTimeout,
+		ShutdownTimeout:   defaultShutdownTimeout,
+		MaxHeaderBytes:    defaultMaxHeaderBytes,
 	}
 }
 
@@ -110,13 +110,13 @@ func (c Config) WithDefaults() Config {
 			*d = def
 		}
 	}
-	set(&c.ReadHeaderTimeout, DefaultReadHeaderTimeout)
-	set(&c.ReadTimeout, DefaultReadTimeout)
-	set(&c.WriteTimeout, DefaultWriteTimeout)
-	set(&c.IdleTimeout, DefaultIdleTimeout)
-	set(&c.ShutdownTimeout, DefaultShutdownTimeout)
+	set(&c.ReadHeaderTimeout, defaultReadHeaderTimeout)
+	set(&c.ReadTimeout, defaultReadTimeout)
+	set(&c.WriteTimeout, defaultWriteTimeout)
+	set(&c.IdleTimeout, defaultIdleTimeout)
+	set(&c.ShutdownTimeout, defaultShutdownTimeout)
 	if c.MaxHeaderBytes == 0 {
-		c.MaxHeaderBytes = DefaultMaxHeaderBytes
+		c.MaxHeaderBytes = defaultMaxHeaderBytes
 	}
 	return c
 }

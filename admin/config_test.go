@@ -15,8 +15,8 @@ func TestConfigDefaults(t *testing.T) {
 	require.Equal(t, DefaultConfig(), Config{}.WithDefaults())
 	c := Config{ListenAddr: "127.0.0.1:0", BasePath: "/ops/"}.WithDefaults()
 	require.Equal(t, "/ops", c.BasePath)
-	require.Equal(t, DefaultReadHeaderTimeout, c.ReadHeaderTimeout)
-	require.Equal(t, DefaultShutdownTimeout, c.ShutdownTimeout)
+	require.Equal(t, defaultReadHeaderTimeout, c.ReadHeaderTimeout)
+	require.Equal(t, defaultShutdownTimeout, c.ShutdownTimeout)
 	require.Equal(t, "", normalizeBasePath("/"), "/ mounts at the root")
 	require.Equal(t, "/x", normalizeBasePath("x"))
 }
