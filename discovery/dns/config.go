@@ -11,8 +11,8 @@ import (
 	"time"
 )
 
-// DefaultTimeout bounds one DiscoverPeers call when Config.Timeout is zero.
-const DefaultTimeout = 5 * time.Second
+// defaultTimeout bounds one DiscoverPeers call when Config.Timeout is zero.
+const defaultTimeout = 5 * time.Second
 
 // ErrInvalidConfig is wrapped by every error that Config.Validate returns.
 var ErrInvalidConfig = errors.New("dns: invalid config")
@@ -61,15 +61,15 @@ type Config struct {
 	Resolver Resolver
 
 	// Timeout bounds one DiscoverPeers call, including retries inside the
-	// resolver; the caller's context can end it sooner. Zero means
-	// DefaultTimeout (5s); negative values are invalid.
+	// resolver; the caller's context can end it sooner. Zero means 5 s;
+	// negative values are invalid.
 	Timeout time.Duration
 }
 
 // DefaultConfig returns a Config for SRV lookups through the system resolver
 // with a 5s timeout. Name must still be set.
 func DefaultConfig() Config {
-	return Config{Network: "ip", Timeout: DefaultTimeout}
+	return Config{Network: "ip", Timeout: defaultTimeout}
 }
 
 // Validate reports the first problem in c, wrapped in ErrInvalidConfig.
@@ -98,7 +98,7 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.Timeout < 0 {
-		return fmt.Errorf("%w: Timeout %v is negative (0 means %v)", ErrInvalidConfig, c.Timeout, DefaultTimeout)
+		return fmt.Errorf("%w: Timeout %v is negative (0 means %v)", ErrInvalidConfig, c.Timeout, defaultTimeout)
 	}
 	return nil
 }

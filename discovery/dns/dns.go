@@ -34,7 +34,7 @@ func New(cfg Config) (*Discovery, error) {
 		return nil, err
 	}
 	if cfg.Timeout == 0 {
-		cfg.Timeout = DefaultTimeout
+		cfg.Timeout = defaultTimeout
 	}
 	if cfg.Network == "" {
 		cfg.Network = "ip"

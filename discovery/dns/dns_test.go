@@ -209,7 +209,7 @@ func TestDiscoverPeersTimeout(t *testing.T) {
 		var dnsErr *net.DNSError
 		require.ErrorAs(t, err, &dnsErr)
 		// The caller's deadline, not the 5s default Timeout, ended the call.
-		require.Less(t, time.Since(start), DefaultTimeout)
+		require.Less(t, time.Since(start), defaultTimeout)
 	})
 	t.Run("config timeout", func(t *testing.T) {
 		d := newStarted(t, Config{Name: "slow.cache.test.", Timeout: 100 * time.Millisecond, Resolver: f.resolver()})
