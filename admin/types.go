@@ -115,12 +115,12 @@ type KeySpaceStats struct {
 	Fetches     int64 `json:"fetches"`
 	FetchErrors int64 `json:"fetch_errors"`
 	Coalesced   int64 `json:"coalesced"`
-	// Forwarded counts requests sent to owners, ForwardsDeduped callers that
-	// joined one in flight, Degraded local loads made because the owner could
-	// not serve.
-	Forwarded       int64 `json:"forwarded"`
-	ForwardsDeduped int64 `json:"forwards_deduped"`
-	Degraded        int64 `json:"degraded"`
+	// Forwarded counts requests sent to owners, ForwardsCoalesced callers
+	// that joined one in flight, Degraded local loads made because the owner
+	// could not serve.
+	Forwarded         int64 `json:"forwarded"`
+	ForwardsCoalesced int64 `json:"forwards_coalesced"`
+	Degraded          int64 `json:"degraded"`
 	// StaleServed counts expired values served because a refetch failed.
 	StaleServed int64 `json:"stale_served"`
 	// NearHits counts Gets of keys owned elsewhere served from the near

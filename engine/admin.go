@@ -155,7 +155,7 @@ func adminStats(s KeySpaceStats) *admin.KeySpaceStats {
 		FetchErrors:        s.FetchErrors,
 		Coalesced:          s.FetchesCoalesced,
 		Forwarded:          s.Forwarded,
-		ForwardsDeduped:    s.ForwardsCoalesced,
+		ForwardsCoalesced:  s.ForwardsCoalesced,
 		Degraded:           s.Degraded,
 		StaleServed:        s.StaleServed,
 		NearHits:           s.NearHits,
