@@ -55,11 +55,11 @@ func (p peers) getMany(ctx context.Context, m cluster.Member, ks string, keys []
 	return decodeResults(payload, len(keys))
 }
 
-// write applies a group of Puts (or, with del, Deletes) on m, their owner,
+// write applies a group of Puts or Deletes (kind) on m, their owner,
 // which refuses it after deadline: one result per entry, in order.
-func (p peers) write(ctx context.Context, m cluster.Member, ks string, group []Entry, del bool, deadline time.Time) ([]result, error) {
+func (p peers) write(ctx context.Context, m cluster.Member, ks string, group []Entry, kind writeKind, deadline time.Time) ([]result, error) {
 	req := transport.Request{Op: opPut}
-	if del {
+	if kind == writeDelete {
 		req.Op, req.Payload = opDelete, encodeKeys(ks, keysOf(group))
 	} else {
 		req.Payload = encodePut(ks, group)

@@ -160,7 +160,7 @@ func (e *Engine) applyRefresh(ctx context.Context, st *ksState, key string, val 
 		return false // written meanwhile: that write wins
 	}
 	en := []Entry{{Key: key, Value: val}}
-	rep := e.replicateWrite(ctx, st, en, false)
+	rep := e.replicateWrite(ctx, st, en, writePut)
 	err = e.invalidateCopies(ctx, st, keys)
 	rep.wait(err == nil)
 	if err != nil {

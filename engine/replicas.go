@@ -260,7 +260,7 @@ type pendingReplication struct {
 // replicateWrite sends a batch of writes, whose keys this node has
 // claimed as their owner, to the keys' other holders, in the background:
 // wait ends it. Values are encoded before it returns.
-func (e *Engine) replicateWrite(ctx context.Context, st *ksState, entries []Entry, del bool) pendingReplication {
+func (e *Engine) replicateWrite(ctx context.Context, st *ksState, entries []Entry, kind writeKind) pendingReplication {
 	if st.rep == nil {
 		return pendingReplication{}
 	}
@@ -269,8 +269,8 @@ func (e *Engine) replicateWrite(ctx context.Context, st *ksState, entries []Entr
 	now := time.Now()
 	byMember := map[cluster.Member][]replicaItem{}
 	for _, en := range entries {
-		it := replicaItem{Entry: Entry{Key: en.Key}, tag: tag, del: del}
-		if !del {
+		it := replicaItem{Entry: Entry{Key: en.Key}, tag: tag, del: kind == writeDelete}
+		if kind == writePut {
 			exp, err := e.expiry(ctx, st, en.Key, en.Expiry)
 			if err != nil || (!exp.IsZero() && !exp.After(now)) {
 				it.del = true // the owner deletes too (see putLocal)

@@ -123,11 +123,11 @@ func (e *Engine) serveRPC(ctx context.Context, req transport.Request) transport.
 		defer cancel()
 		if req.Op == opPut {
 			return scoped(e, inner, decodePut, func(st *ksState, r putRequest) transport.Response {
-				return e.serveWrite(ctx, st, r.entries, false)
+				return e.serveWrite(ctx, st, r.entries, writePut)
 			})
 		}
 		return scoped(e, inner, decodeKeys, func(st *ksState, r keysRequest) transport.Response {
-			return e.serveWrite(ctx, st, deletes(r.keys), true)
+			return e.serveWrite(ctx, st, deletes(r.keys), writeDelete)
 		})
 	case opInvalidate:
 		return scoped(e, req.Payload, decodeInvalidate, e.serveInvalidate)
@@ -369,7 +369,7 @@ func deletes(keys []string) []Entry {
 // limits as the public API; a key repeated in the batch is written once,
 // with its last entry (as PutMany does), and every copy reports that
 // outcome.
-func (e *Engine) serveWrite(ctx context.Context, st *ksState, entries []Entry, del bool) transport.Response {
+func (e *Engine) serveWrite(ctx context.Context, st *ksState, entries []Entry, kind writeKind) transport.Response {
 	rs := make([]result, len(entries))
 	valid := make([]Entry, 0, len(entries))
 	idx := make([]int, 0, len(entries))
@@ -392,7 +392,7 @@ func (e *Engine) serveWrite(ctx context.Context, st *ksState, entries []Entry, d
 		valid = append(valid, en)
 		idx = append(idx, i)
 	}
-	for j, err := range e.applyAsOwner(ctx, st, valid, del) {
+	for j, err := range e.applyAsOwner(ctx, st, valid, kind) {
 		s, msg := statusOf(err)
 		rs[idx[j]] = result{status: s, data: []byte(msg)}
 	}

@@ -61,7 +61,7 @@ func (e *Engine) PutMany(ctx context.Context, ks string, entries []Entry) error 
 	ctx, cancel := context.WithTimeout(ctx, st.settings.WriteTimeout)
 	defer cancel()
 	ctx, done := e.obs.start(ctx, "put", ks)
-	err = e.writeMany(ctx, st, lastWins(entries), false)
+	err = e.writeMany(ctx, st, lastWins(entries), writePut)
 	done(err)
 	return err
 }
@@ -117,21 +117,21 @@ func (e *Engine) DeleteMany(ctx context.Context, ks string, keys []string) error
 	for i, k := range keys {
 		dels[i].Key = k
 	}
-	err = e.writeMany(ctx, st, dels, true)
+	err = e.writeMany(ctx, st, dels, writeDelete)
 	done(err)
 	return err
 }
 
-// writeMany sends each owner its share of a batch of puts (del false) or
-// deletes (del true) and waits for every answer. Entries whose owner is
+// writeMany sends each owner its share of a batch of puts or deletes
+// (kind) and waits for every answer. Entries whose owner is
 // leaving or unreachable are retried once the ring has moved them to
 // another owner (a graceful leave takes the ring about a gossip round),
 // within the write deadline: a write racing a node's departure lands on the
 // new owner instead of failing.
-func (e *Engine) writeMany(ctx context.Context, st *ksState, entries []Entry, del bool) error {
+func (e *Engine) writeMany(ctx context.Context, st *ksState, entries []Entry, kind writeKind) error {
 	var errs []error
 	for attempt := 0; ; attempt++ {
-		groups, failed := e.writeOnce(ctx, st, entries, del)
+		groups, failed := e.writeOnce(ctx, st, entries, kind)
 		var retry []Entry
 		for _, en := range entries {
 			if err, ok := failed[en.Key]; ok && retryableWrite(err) && attempt < maxWriteAttempts-1 {
@@ -197,7 +197,7 @@ func (e *Engine) awaitNewOwners(ctx context.Context, entries []Entry, failedGrou
 
 // writeOnce sends entries to their current owners, one request per owner
 // in parallel, and returns the grouping and the failures by key.
-func (e *Engine) writeOnce(ctx context.Context, st *ksState, entries []Entry, del bool) (map[cluster.Member][]Entry, map[string]error) {
+func (e *Engine) writeOnce(ctx context.Context, st *ksState, entries []Entry, kind writeKind) (map[cluster.Member][]Entry, map[string]error) {
 	ring := e.cl.Ring()
 	groups := map[cluster.Member][]Entry{}
 	for _, en := range entries {
@@ -216,14 +216,14 @@ func (e *Engine) writeOnce(ctx context.Context, st *ksState, entries []Entry, de
 	}
 	write := func(owner cluster.Member, group []Entry) {
 		if owner.Name == e.selfName {
-			for i, err := range e.applyAsOwner(ctx, st, group, del) {
+			for i, err := range e.applyAsOwner(ctx, st, group, kind) {
 				if err != nil {
 					fail(group[i].Key, err)
 				}
 			}
 			return
 		}
-		e.writeRemote(ctx, st, owner, group, del, fail)
+		e.writeRemote(ctx, st, owner, group, kind, fail)
 	}
 	if len(groups) == 1 {
 		// One owner (every single-key write): no goroutine to wait for.
@@ -248,9 +248,9 @@ func (e *Engine) writeOnce(ctx context.Context, st *ksState, entries []Entry, de
 
 // writeRemote sends one owner its group (opPut or opDelete) and reports
 // each key's outcome through fail.
-func (e *Engine) writeRemote(ctx context.Context, st *ksState, owner cluster.Member, group []Entry, del bool, fail func(string, error)) {
+func (e *Engine) writeRemote(ctx context.Context, st *ksState, owner cluster.Member, group []Entry, kind writeKind, fail func(string, error)) {
 	deadline, _ := ctx.Deadline() // always set: PutMany and DeleteMany bound every write
-	rs, err := e.peers.write(ctx, owner, st.name, group, del, deadline)
+	rs, err := e.peers.write(ctx, owner, st.name, group, kind, deadline)
 	if err != nil {
 		if !isContextErr(err) && ctx.Err() == nil && !isRemote(err) {
 			err = fmt.Errorf("%w: %s: %w", ErrPeerUnavailable, owner.Name, err)
@@ -294,7 +294,7 @@ func keysOf(entries []Entry) []string {
 // in step 2 is recorded and told to flush before it is trusted again (see
 // missedInvalidation); if ctx ends before step 3, nothing is applied and
 // every key reports ctx's error.
-func (e *Engine) applyAsOwner(ctx context.Context, st *ksState, entries []Entry, del bool) []error {
+func (e *Engine) applyAsOwner(ctx context.Context, st *ksState, entries []Entry, kind writeKind) []error {
 	errs := make([]error, len(entries))
 	fillAll := func(err error) []error {
 		for i := range errs {
@@ -312,14 +312,14 @@ func (e *Engine) applyAsOwner(ctx context.Context, st *ksState, entries []Entry,
 	}
 	defer release()
 	// With replicas, the write itself goes to them meanwhile (replicas.go).
-	rep := e.replicateWrite(ctx, st, entries, del)
+	rep := e.replicateWrite(ctx, st, entries, kind)
 	err = e.invalidateCopies(ctx, st, keys)
 	rep.wait(err == nil)
 	if err != nil {
 		return fillAll(err)
 	}
 	for i, en := range entries {
-		if del {
+		if kind == writeDelete {
 			e.deleteLocal(st, en.Key)
 		} else {
 			errs[i] = e.putLocal(ctx, st, en)
