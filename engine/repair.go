@@ -61,6 +61,14 @@ func (m *missedReplicas) add(member string, keys []string) {
 	}
 }
 
+// has reports whether key is queued for member.
+func (m *missedReplicas) has(member, key string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.keys[member][key]
+	return ok
+}
+
 // takeAll removes and returns the queue.
 func (m *missedReplicas) takeAll() map[string][]string {
 	m.mu.Lock()

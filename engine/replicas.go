@@ -361,16 +361,23 @@ func (e *Engine) fillReplicas(st *ksState, key string, ent cache.Entry) {
 // serveReplicate applies copies sent by their owner (see the file comment
 // for what is refused).
 func (e *Engine) serveReplicate(st *ksState, r replicateRequest) transport.Response {
-	if st.rep == nil || e.cachingPaused() {
+	if st.rep == nil {
 		return transport.Response{Status: statusOK}
 	}
 	now := time.Now()
+	paused := e.cachingPaused()
 	for _, it := range r.items {
 		if e.checkKey(it.Key) != nil || len(it.Value) > e.cfg.MaxValueBytes {
 			continue
 		}
 		l := st.loads.Lock(it.Key)
-		e.applyCopy(st, r.from, r.kind, it, now)
+		if paused {
+			// Caching nothing while cut off, but the copy held is older
+			// than this message: it goes.
+			st.rep.store.Delete(it.Key)
+		} else {
+			e.applyCopy(st, r.from, r.kind, it, now)
+		}
 		l.Unlock()
 	}
 	return transport.Response{Status: statusOK}

@@ -296,3 +296,24 @@ func TestLosslessHandoffOnJoin(t *testing.T) {
 	require.Empty(t, bad, "reads older than an acknowledged write")
 	require.Zero(t, c.DataSource.Total(), "no key went back to the DataSource")
 }
+
+// An owner that lost its entry (here: evicted by a flush) takes the
+// replica's copy instead of fetching: an acknowledged write survives.
+func TestReplicasRefillOwnerFromCopy(t *testing.T) {
+	// (Hand-off off: the takeover of moving keys would find them too.)
+	c := testutil.NewCluster(t, 3, testutil.ClusterConfig{Options: []engine.Option{engine.WithReplicas(2), engine.WithHandoff(false)}})
+	ctx := context.Background()
+	keys := c.KeysOwnedBy(1, 20, "refill")
+	for _, k := range keys {
+		require.NoError(t, c.Node(0).Put(ctx, ks, engine.Entry{Key: k, Value: []byte("w-" + k)}))
+	}
+	// Drop the owner's entries as a flush would: write them away through
+	// a keyspace replacement, which empties its store.
+	require.NoError(t, c.Node(1).UpdateKeySpace(ctx, keyspace.New(ks, 64<<20, c.DataSource)))
+	for _, k := range keys {
+		v, err := c.Node(2).Get(ctx, ks, k)
+		require.NoError(t, err)
+		require.Equal(t, "w-"+k, string(v))
+	}
+	require.Zero(t, c.DataSource.Total(), "the owner refilled from its replica")
+}

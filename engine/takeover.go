@@ -50,6 +50,10 @@ func (e *Engine) takeOver(ctx context.Context, st *ksState, key string) (val []b
 			}
 		}
 	}
+	ring := e.cl.Ring()
+	if v, x, took := e.fromReplicas(ctx, st, ring, key); took {
+		return v, x, true
+	}
 	if !e.cfg.Handoff {
 		return nil, time.Time{}, false
 	}
@@ -62,7 +66,6 @@ func (e *Engine) takeOver(ctx context.Context, st *ksState, key string) (val []b
 	if !e.handoffOpen() {
 		return nil, time.Time{}, false
 	}
-	ring := e.cl.Ring()
 	var ask []string
 	seen := map[string]bool{e.selfName: true}
 	add := func(name string) {
@@ -305,4 +308,40 @@ func (e *Engine) gossipMember(name string) (cluster.Member, bool) {
 		}
 	}
 	return cluster.Member{}, false
+}
+
+// fromReplicas asks the key's replicas for their copy before this node,
+// its owner, fetches it: the owner lost its entry (evicted, or dropped by a
+// flush) but a replica got every write the owner acknowledged, or has the
+// key queued for repair (then it is not asked). A copy is not taken while
+// a write of the key by another member may be newer (recentWrites).
+func (e *Engine) fromReplicas(ctx context.Context, st *ksState, ring *membership.Ring, key string) ([]byte, time.Time, bool) {
+	if st.rep == nil {
+		return nil, time.Time{}, false
+	}
+	hs := ring.Replicas(key, st.rep.n)
+	if len(hs) < 2 || hs[0].Name != e.selfName {
+		return nil, time.Time{}, false
+	}
+	for _, m := range hs[1:] {
+		if st.rep.missed.has(m.Name, key) {
+			continue
+		}
+		actx, cancel := context.WithTimeout(ctx, takeoverAskTimeout)
+		a, err := e.peers.held(actx, m, st.name, key)
+		cancel()
+		if err != nil || !a.found {
+			continue
+		}
+		from, ver := m.Name, a.ver
+		if !a.fromStore {
+			from, ver = "", 0
+		}
+		if st.recent.refuses(key, time.Now(), from, ver) {
+			return nil, time.Time{}, false
+		}
+		st.rep.reads.Add(1)
+		return a.value, a.expiry, true
+	}
+	return nil, time.Time{}, false
 }
