@@ -81,6 +81,10 @@ type Engine struct {
 
 	// ringChangedAt is the time of the last ring change (unix ns).
 	ringChangedAt atomic.Int64
+	// departed remembers members that left the ring, by name, so that a
+	// write still reaches a holder among them (see copyHolders).
+	departedMu sync.Mutex
+	departed   map[string]cluster.Member
 	// settle is how long after a ring change writes still invalidate every
 	// member (ns; settleWindow, shorter in tests), see settled.
 	settle atomic.Int64

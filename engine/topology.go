@@ -42,6 +42,7 @@ func (e *Engine) onRingChange(prev, next *membership.Ring) {
 		e.announceRingChange(nil, next)
 		return
 	}
+	e.noteDeparted(prev, next)
 	// Open a hand-off window: writes from now on are remembered to guard
 	// against stale hand-offs (see handoff.go).
 	e.prevRing.Store(prev)

@@ -338,16 +338,25 @@ func (e *Engine) invalidateCopies(ctx context.Context, st *ksState, keys []strin
 		wg      sync.WaitGroup
 		payload []byte
 	)
-	for _, m := range e.copyHolders(st, keys) {
+	for _, t := range e.copyHolders(st, keys) {
 		if payload == nil {
 			// Our store version now: the write will be stored above it, so
 			// a receiver refuses our hand-offs of older entries.
 			payload = encodeInvalidate(st.name, e.selfName, st.store.Version(), keys)
 		}
 		st.stats.invalidationsSent.Add(1)
+		m := t.Member
 		wg.Go(func() {
+			ctx := ctx
+			if t.departed {
+				// Most likely gone for good: a short try, then a flush
+				// notice should it come back.
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, departedCallTimeout)
+				defer cancel()
+			}
 			err := e.peers.invalidate(ctx, m, payload)
-			if err != nil && !errors.Is(err, ErrKeySpaceNotFound) && ctx.Err() == nil {
+			if err != nil && !errors.Is(err, ErrKeySpaceNotFound) && (ctx.Err() == nil || t.departed) {
 				e.missedInvalidation(m, err)
 			}
 		})
@@ -356,23 +365,25 @@ func (e *Engine) invalidateCopies(ctx context.Context, st *ksState, keys []strin
 	return ctx.Err()
 }
 
-// copyHolders returns the other members a write of keys must invalidate:
-// the holders this node recorded for the keys (holders.go), whose records
-// it takes. It returns every member of the ring and of gossip instead while
-// a Get was answered without a record (the table was full) or while this
-// node's view of the cluster is not settled (see settled). A recorded
-// holder that is no longer a member is told to flush if it comes back.
-func (e *Engine) copyHolders(st *ksState, keys []string) []cluster.Member {
+// copyHolders returns the other nodes a write of keys must invalidate: the
+// holders this node recorded for the keys (holders.go), whose records it
+// takes. It returns every member of the ring and of gossip too while a Get
+// was answered without a record (the table was full) or while this node's
+// view of the cluster is not settled (see settled). A recorded holder that
+// left the ring is still tried (a member declared failed may be alive: a
+// flapping member keeps serving its copies), and one this node never knew
+// the address of is told to flush if it comes back.
+func (e *Engine) copyHolders(st *ksState, keys []string) []invalidationTarget {
 	var names []string
 	for _, k := range keys {
 		names = st.holders.take(k, names)
 	}
 	ring := e.cl.Ring()
 	gossip := e.cl.Members()
-	var targets []cluster.Member
-	add := func(m cluster.Member) {
-		if m.Name != e.selfName && !slices.ContainsFunc(targets, func(t cluster.Member) bool { return t.Name == m.Name }) {
-			targets = append(targets, m)
+	var targets []invalidationTarget
+	add := func(m cluster.Member, departed bool) {
+		if m.Name != e.selfName && !slices.ContainsFunc(targets, func(t invalidationTarget) bool { return t.Name == m.Name }) {
+			targets = append(targets, invalidationTarget{m, departed})
 		}
 	}
 	if st.holders.broadcasting() || !e.settled(ring, gossip) {
@@ -380,22 +391,61 @@ func (e *Engine) copyHolders(st *ksState, keys []string) []cluster.Member {
 		// partition's heal a member can hold copies before this node's ring
 		// (rebuilt after a debounce, or an admission probe) has it again.
 		for _, m := range ring.Members() {
-			add(m)
+			add(m, false)
 		}
 		for _, m := range gossip {
-			add(m)
+			add(m, false)
 		}
 	}
 	for _, name := range names {
 		if m, ok := ring.Member(name); ok {
-			add(m)
+			add(m, false)
 		} else if i := slices.IndexFunc(gossip, func(g cluster.Member) bool { return g.Name == name }); i >= 0 {
-			add(gossip[i])
+			add(gossip[i], false)
+		} else if m, ok := e.departedMember(name); ok {
+			add(m, true)
 		} else if name != e.selfName {
 			e.missed.add(name)
 		}
 	}
 	return targets
+}
+
+// invalidationTarget is a node a write invalidates; departed: it has left
+// this node's ring.
+type invalidationTarget struct {
+	cluster.Member
+	departed bool
+}
+
+// departedCallTimeout bounds an invalidation sent to a member that left the
+// ring: a write does not wait long for a node that is most likely gone.
+const departedCallTimeout = 250 * time.Millisecond
+
+// departedMax bounds the departed members remembered.
+const departedMax = 4096
+
+// noteDeparted remembers the members of prev that next lacks.
+func (e *Engine) noteDeparted(prev, next *membership.Ring) {
+	e.departedMu.Lock()
+	defer e.departedMu.Unlock()
+	for _, m := range prev.Members() {
+		if next.Contains(m.Name) {
+			continue
+		}
+		if e.departed == nil || len(e.departed) >= departedMax {
+			e.departed = map[string]cluster.Member{}
+		}
+		e.departed[m.Name] = m
+	}
+}
+
+// departedMember returns the member called name that left the ring.
+func (e *Engine) departedMember(name string) (cluster.Member, bool) {
+	e.departedMu.Lock()
+	defer e.departedMu.Unlock()
+	m, ok := e.departed[name]
+	return m, ok
 }
 
 // settleWindow is how long after its ring changes a node's writes still
