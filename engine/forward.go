@@ -71,6 +71,10 @@ func isContextErr(err error) bool {
 // entry's expiry or the end of the owner's lease, whichever comes first.
 func (e *Engine) forwardOnce(ctx context.Context, deadline time.Time, st *ksState, key string, owner cluster.Member) (val []byte, owned bool, exp time.Time, err error) {
 	if e.missed.pending(owner.Name) {
+		// The owner missed writes (or is unreachable): a replica got them.
+		if val, ok := e.readReplicas(ctx, st, key, owner); ok {
+			return val, false, exp, nil
+		}
 		val, err = e.degradeBy(ctx, deadline, st, key, owner, errOwnerNotFlushed)
 		return val, false, exp, err
 	}
