@@ -9,6 +9,7 @@ import (
 
 	"github.com/distcache/distcache/discovery/static"
 	"github.com/distcache/distcache/engine"
+	"github.com/distcache/distcache/internal/benchutil"
 	"github.com/distcache/distcache/internal/enginehook"
 	"github.com/distcache/distcache/keyspace"
 	"github.com/distcache/distcache/testutil"
@@ -275,4 +276,65 @@ func TestDegradedLoadNotKept(t *testing.T) {
 	require.EqualValues(t, 2, st.Degraded)
 	require.EqualValues(t, 2, st.Fetches, "each degraded Get loads afresh")
 	require.Zero(t, st.Entries, "a degraded load is not kept")
+}
+
+// BenchmarkMessagesPerPut reports the requests a Put costs the cluster (to
+// its owner, if the writer is not the owner, plus the owner's
+// invalidations) on a read-mostly Zipf mix: 19 Gets per Put from random
+// nodes, near caches on (the default) unless "nonear". "broadcast" keeps
+// every node within its settle window, so owners invalidate every member
+// (the behaviour before targeted invalidation); "targeted" lets them
+// invalidate holders only.
+//
+//	go test -run '^$' -bench MessagesPerPut -benchtime 400x ./engine/
+func BenchmarkMessagesPerPut(b *testing.B) {
+	for _, n := range []int{3, 9} {
+		for _, mode := range []string{"broadcast", "targeted", "targeted-nonear"} {
+			b.Run(fmt.Sprintf("nodes=%d/%s", n, mode), func(b *testing.B) {
+				var opts []engine.Option
+				if mode == "targeted-nonear" {
+					opts = append(opts, engine.WithKeySpaceNearCache(ks, 0, 0))
+				}
+				c := testutil.NewCluster(b, n, testutil.ClusterConfig{Options: opts})
+				for _, i := range c.Live() {
+					if mode != "broadcast" {
+						engine.SetSettleWindow(c.Node(i), 0)
+					} else {
+						engine.SetSettleWindow(c.Node(i), time.Hour)
+					}
+				}
+				ctx := context.Background()
+				keys := benchutil.Keys(1000)
+				idx := benchutil.ZipfIndexes(1<<16, len(keys))
+				sent := func() (s int64) {
+					for _, i := range c.Live() {
+						st, _ := c.Node(i).Stats().KeySpace(ks)
+						s += st.InvalidationsSent
+					}
+					return s
+				}
+				before := sent()
+				var forwarded int64
+				b.ResetTimer()
+				for j := range b.N {
+					for r := range 19 {
+						node := (j*20 + r) % n
+						if _, err := c.Node(node).Get(ctx, ks, keys[idx[(j*20+r)&(1<<16-1)]]); err != nil {
+							b.Fatal(err)
+						}
+					}
+					writer, key := (j*7)%n, keys[idx[(j*20+19)&(1<<16-1)]]
+					if c.OwnerIndex(writer, key) != writer {
+						forwarded++
+					}
+					if err := c.Node(writer).Put(ctx, ks, engine.Entry{Key: key, Value: []byte("v")}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StopTimer()
+				b.ReportMetric(float64(forwarded+sent()-before)/float64(b.N), "msgs/put")
+				b.ReportMetric(float64(sent()-before)/float64(b.N), "invalidations/put")
+			})
+		}
+	}
 }
