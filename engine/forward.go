@@ -21,6 +21,12 @@ import (
 // copy it again.
 func (e *Engine) forwardGet(ctx context.Context, deadline time.Time, st *ksState, key string, owner cluster.Member, ringVersion uint64) (val []byte, owned bool, err error) {
 	l := st.forwards.Lock(key)
+	if cur := l.Current(); cur != nil && time.Since(cur.Started()) > forwardJoinWindow {
+		// Its answer may predate a write this node was not told of: the
+		// owner records a forward's asker for forwardJoinWindow only
+		// (holders.go). Its own waiters still get it; it stores nothing.
+		l.Supersede()
+	}
 	f := l.Join()
 	if f == nil {
 		f = l.Lead(e.flushGen())
@@ -60,6 +66,13 @@ func (e *Engine) forwardGet(ctx context.Context, deadline time.Time, st *ksState
 		return nil, false, ctx.Err()
 	}
 }
+
+// forwardJoinWindow is how long after a forward started later Gets of the
+// key on this node may join it; the key's owner records the asker for as
+// long (holderLease), so a write acknowledged before a Get joined reached
+// the forward. A forward that takes longer is not joined: the next Get
+// sends its own.
+const forwardJoinWindow = 250 * time.Millisecond
 
 func isContextErr(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)

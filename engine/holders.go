@@ -17,8 +17,8 @@ import (
 // asker, before reading the value it answers with, as a holder of the key
 // for a lease:
 //   - every Get: the asker's forward in flight, which later Gets on that
-//     node may join, for the keyspace read timeout (the longest a forward
-//     can wait for its answer);
+//     node may join, for forwardJoinWindow (the asker lets Gets join a
+//     forward only that long after it started, before the request left);
 //   - a Get for a near cache (getFlagExpiry) also for the near lease
 //     (nearLease), which the answer carries: the asker keeps its copy at
 //     most that long, counted from before it sent the request, so the copy

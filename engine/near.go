@@ -61,13 +61,13 @@ func nearLease(st *ksState) time.Duration {
 }
 
 // holderLease is how long an owner records the asker of a Get as a holder
-// of the key: its forward in flight may wait for the answer up to the
-// keyspace read timeout, and a near cache keeps the copy for the near lease.
+// of the key: later Gets there may join its forward for forwardJoinWindow,
+// and a near cache keeps the copy for the near lease.
 func holderLease(st *ksState, flags uint16) time.Duration {
 	if flags&getFlagExpiry != 0 {
-		return max(st.settings.ReadTimeout, nearLease(st))
+		return max(forwardJoinWindow, nearLease(st))
 	}
-	return st.settings.ReadTimeout
+	return forwardJoinWindow
 }
 
 // expiryUnknown is sent when the owner returns a value it has not stored

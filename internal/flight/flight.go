@@ -15,6 +15,7 @@ package flight
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -39,6 +40,8 @@ type Flight struct {
 	val  []byte // shared by all waiters: each copies before handing it out
 	err  error
 	gen  uint64
+	// started is when Lead made the flight.
+	started time.Time
 
 	// Guarded by the stripe lock.
 	superseded          bool
@@ -50,6 +53,9 @@ type Flight struct {
 // Gen is the caller-defined generation the flight began under (the engine's
 // flush generation): a result that began under an older one is not stored.
 func (f *Flight) Gen() uint64 { return f.gen }
+
+// Started is when the flight was led.
+func (f *Flight) Started() time.Time { return f.started }
 
 // Done is closed once the flight's result is published.
 func (f *Flight) Done() <-chan struct{} { return f.done }
@@ -93,7 +99,7 @@ func (l Locked) Current() *Flight { return l.s.flights[l.key] }
 // Lead starts a new flight for the key under generation gen, replacing
 // none: the caller checked Current first.
 func (l Locked) Lead(gen uint64) *Flight {
-	f := &Flight{done: make(chan struct{}), gen: gen}
+	f := &Flight{done: make(chan struct{}), gen: gen, started: time.Now()}
 	l.s.flights[l.key] = f
 	return f
 }
