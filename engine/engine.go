@@ -70,7 +70,7 @@ type Engine struct {
 	// that came back after being declared failed: they are told to flush
 	// (trust.go).
 	missed missedPeers
-	// peakMembers and missedWrites are only touched by onRingChange, which
+	// peakMembers and missedWrites are only touched by judgeRingChange, which
 	// the cluster never runs concurrently with itself.
 	peakMembers  int
 	missedWrites bool

@@ -61,6 +61,7 @@ func (e *Engine) start(ctx context.Context) error {
 	ccfg.PartitionCount = e.cfg.PartitionCount
 	ccfg.Logger = e.log
 	ccfg.Handler = rpcHandler{e}
+	ccfg.BeforeRingChange = e.judgeRingChange
 	ccfg.OnRingChange = e.onRingChange
 	ccfg.Transport.Network = e.cfg.network
 	ccfg.Insecure = e.cfg.insecure

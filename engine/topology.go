@@ -34,46 +34,27 @@ func (e *Engine) noteLeaving(name string) {
 	e.leaving[name] = time.Now()
 }
 
-// onRingChange runs on the cluster's rebuild goroutine after each swap; it
-// must return quickly, so the purge runs on an engine goroutine.
-func (e *Engine) onRingChange(prev, next *membership.Ring) {
+// judgeRingChange runs on the cluster's rebuild goroutine just before each
+// swap, so that a Get reading the new ring already sees its verdict.
+//
+// A node that lost contact with at least half of the cluster it knew (it
+// was cut off, or most peers failed) may be on the minority side of a
+// partition, where the majority goes on writing: it stops trusting its
+// store and caches nothing (see inMinority). When it reconnects it drops
+// everything rather than serve values that were overwritten or deleted
+// meanwhile. The majority side keeps its entries; it heard every write it
+// owns. Members that left gracefully shrink the cluster on purpose and do
+// not count as lost contact (scaling down and up again keeps the caches).
+func (e *Engine) judgeRingChange(prev, next *membership.Ring) {
 	if !next.Contains(e.selfName) {
-		// We left (Stop): keep the entries for handoffOnLeave.
-		e.announceRingChange(nil, next)
-		return
+		return // we left (Stop)
 	}
-	e.noteDeparted(prev, next)
-	// Open a hand-off window: writes from now on are remembered to guard
-	// against stale hand-offs (see handoff.go).
-	e.prevRing.Store(prev)
-	e.ringChangedAt.Store(time.Now().UnixNano())
-	// A node that lost contact with at least half of the cluster it knew
-	// (it was cut off, or most peers failed) may have missed invalidations
-	// sent while it was unreachable: when it reconnects, it drops everything
-	// rather than serve values that were overwritten or deleted meanwhile.
-	// The majority side keeps its entries; it heard every write it owns.
-	// Members that left gracefully shrink the cluster on purpose and do not
-	// count as lost contact (scaling down and up again keeps the caches).
 	e.peakMembers = max(e.peakMembers, prev.Len(), next.Len())
-	var changes []memberChange
 	for _, m := range prev.Members() {
-		switch {
-		case next.Contains(m.Name):
-		case e.leftGracefully(m.Name):
+		if !next.Contains(m.Name) && e.leftGracefully(m.Name) {
 			e.peakMembers = max(e.peakMembers-1, next.Len())
-			changes = append(changes, memberChange{MemberLeft, m})
-		default:
-			e.noteFailed(m.Name)
-			changes = append(changes, memberChange{MemberFailed, m})
 		}
 	}
-	for _, m := range next.Members() {
-		if !prev.Contains(m.Name) {
-			e.forgetLeaving(m.Name) // back: a later disappearance is news
-			changes = append(changes, memberChange{MemberJoined, m})
-		}
-	}
-	e.announceRingChange(changes, next)
 	if next.Len()*2 <= e.peakMembers && next.Len() < prev.Len() && !e.missedWrites {
 		e.missedWrites = true
 		e.minoritySince.Store(time.Now().UnixNano())
@@ -88,6 +69,39 @@ func (e *Engine) onRingChange(prev, next *membership.Ring) {
 		e.peakMembers = next.Len()
 		e.markUntrusted("reconnected after losing contact with half of the cluster")
 	}
+}
+
+// onRingChange runs on the cluster's rebuild goroutine after each swap; it
+// must return quickly, so the purge runs on an engine goroutine.
+func (e *Engine) onRingChange(prev, next *membership.Ring) {
+	if !next.Contains(e.selfName) {
+		// We left (Stop): keep the entries for handoffOnLeave.
+		e.announceRingChange(nil, next)
+		return
+	}
+	e.noteDeparted(prev, next)
+	// Open a hand-off window: writes from now on are remembered to guard
+	// against stale hand-offs (see handoff.go).
+	e.prevRing.Store(prev)
+	e.ringChangedAt.Store(time.Now().UnixNano())
+	var changes []memberChange
+	for _, m := range prev.Members() {
+		switch {
+		case next.Contains(m.Name):
+		case e.leftGracefully(m.Name):
+			changes = append(changes, memberChange{MemberLeft, m})
+		default:
+			e.noteFailed(m.Name)
+			changes = append(changes, memberChange{MemberFailed, m})
+		}
+	}
+	for _, m := range next.Members() {
+		if !prev.Contains(m.Name) {
+			e.forgetLeaving(m.Name) // back: a later disappearance is news
+			changes = append(changes, memberChange{MemberJoined, m})
+		}
+	}
+	e.announceRingChange(changes, next)
 	e.noteReturning(prev, next)
 	e.warmOnRingChange(prev, next)
 	e.schedulePurge()

@@ -504,6 +504,9 @@ func (c *Cluster) rebuild() {
 		c.logger.Error("cluster: ring rebuild failed; keeping the previous ring", "members", len(members), "err", err)
 		return
 	}
+	if c.cfg.BeforeRingChange != nil {
+		c.cfg.BeforeRingChange(prev, next)
+	}
 	c.ring.Store(next)
 	c.stats.rebuilds.Add(1)
 	c.logger.Debug("cluster: ring changed", "members", next.Len(), "fingerprint", fmt.Sprintf("%016x", next.Fingerprint()))

@@ -211,6 +211,12 @@ type Config struct {
 	// any Cluster method except Shutdown, and should return quickly (ring
 	// rebuilds wait for it). It is not called for the initial one-member ring.
 	OnRingChange func(prev, next *Ring)
+
+	// BeforeRingChange, if set, is called with the same rings just before
+	// the swap, under the same rules: what it decides holds before anyone
+	// can read the new ring (the engine stops trusting its store there when
+	// the ring shows it cut off).
+	BeforeRingChange func(prev, next *Ring)
 }
 
 // DefaultConfig returns the production defaults: ProfileLAN on 0.0.0.0:7946.
