@@ -264,19 +264,27 @@ func (w *warmer) prefetch(ctx context.Context, ring *membership.Ring, t prefetch
 	return nil
 }
 
-func (w *warmer) decayLoop() {
-	t := time.NewTicker(w.cfg.DecayInterval)
+// every runs fn each period until warmup stops.
+func (w *warmer) every(period time.Duration, fn func()) {
+	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
 		select {
 		case <-w.ctx.Done():
 			return
 		case <-t.C:
-			for _, tr := range w.trackers {
-				tr.Decay()
-			}
+			fn()
 		}
 	}
+}
+
+// decayLoop halves the trackers' counts every DecayInterval.
+func (w *warmer) decayLoop() {
+	w.every(w.cfg.DecayInterval, func() {
+		for _, tr := range w.trackers {
+			tr.Decay()
+		}
+	})
 }
 
 // ringView adapts a ring to prefetch.Ring.
