@@ -68,12 +68,6 @@ func (e *Engine) DeleteKeySpaces(ctx context.Context, names []string) error {
 	return err
 }
 
-func encodeName(n string) []byte {
-	var enc encoder
-	enc.str(n)
-	return enc.b
-}
-
 // deleteKeySpaceLocal removes a keyspace from this node's snapshot and
 // closes its store (the store tolerates calls that raced the removal).
 func (e *Engine) deleteKeySpaceLocal(name string) error {

@@ -108,16 +108,9 @@ func (e *Engine) serveRPC(ctx context.Context, req transport.Request) transport.
 			return e.serveGetMany(ctx, st, r)
 		})
 	case opPut, opDelete:
-		deadline, inner, err := decodeWriteDeadline(req.Payload)
-		if err != nil {
-			return transport.Response{Status: statusBadRequest}
-		}
-		// A write is applied by its writer's deadline or never: a request
-		// delayed in the network (a partition that heals, a retransmission)
-		// must not land after the writer gave up and wrote a newer value.
-		// (The transport's own budget starts when the frame arrives.)
-		if !time.Now().Before(deadline) {
-			return statusResponse(context.DeadlineExceeded)
+		deadline, inner, refusal, ok := inTime(req.Payload)
+		if !ok {
+			return refusal
 		}
 		ctx, cancel := context.WithDeadline(ctx, deadline)
 		defer cancel()
@@ -136,12 +129,9 @@ func (e *Engine) serveRPC(ctx context.Context, req transport.Request) transport.
 	case opHandoff:
 		return scoped(e, req.Payload, decodeHandoff, e.serveHandoff)
 	case opReplicate:
-		deadline, inner, err := decodeWriteDeadline(req.Payload)
-		if err != nil {
-			return transport.Response{Status: statusBadRequest}
-		}
-		if !time.Now().Before(deadline) {
-			return statusResponse(context.DeadlineExceeded) // late: it may be older than what followed it
+		_, inner, refusal, ok := inTime(req.Payload)
+		if !ok {
+			return refusal
 		}
 		return scoped(e, inner, decodeReplicate, e.serveReplicate)
 	case opHeld:
@@ -151,23 +141,38 @@ func (e *Engine) serveRPC(ctx context.Context, req transport.Request) transport.
 	case opClusterView:
 		return e.serveClusterView()
 	case opFlush:
-		d := decoder{b: req.Payload}
-		name := d.str()
-		if d.done() != nil {
+		name, err := decodeName(req.Payload)
+		if err != nil {
 			return transport.Response{Status: statusBadRequest}
 		}
 		e.markUntrusted("peer " + name + " may have missed invalidating this node")
 		return transport.Response{Status: statusOK}
 	case opLeaving:
-		d := decoder{b: req.Payload}
-		name := d.str()
-		if d.done() != nil {
+		name, err := decodeName(req.Payload)
+		if err != nil {
 			return transport.Response{Status: statusBadRequest}
 		}
 		e.noteLeaving(name)
 		return transport.Response{Status: statusOK}
 	}
 	return transport.Response{Status: statusBadRequest}
+}
+
+// inTime decodes a write's deadline (opPut, opDelete, opReplicate) and
+// refuses the write once it has passed: a write is applied by its writer's
+// deadline or never, because a request delayed in the network (a partition
+// that heals, a retransmission) must not land after the writer gave up and
+// wrote a newer value. (The transport's own budget starts when the frame
+// arrives.) Without ok, refusal is the answer.
+func inTime(p []byte) (deadline time.Time, inner []byte, refusal transport.Response, ok bool) {
+	deadline, inner, err := decodeWriteDeadline(p)
+	if err != nil {
+		return deadline, nil, transport.Response{Status: statusBadRequest}, false
+	}
+	if !time.Now().Before(deadline) {
+		return deadline, nil, statusResponse(context.DeadlineExceeded), false
+	}
+	return deadline, inner, transport.Response{}, true
 }
 
 func statusResponse(err error) transport.Response {
@@ -417,9 +422,8 @@ func (e *Engine) serveInvalidate(st *ksState, r invalidateRequest) transport.Res
 }
 
 func (e *Engine) serveDeleteKeySpace(p []byte) transport.Response {
-	d := decoder{b: p}
-	name := d.str()
-	if d.done() != nil {
+	name, err := decodeName(p)
+	if err != nil {
 		return transport.Response{Status: statusBadRequest}
 	}
 	return statusResponse(e.deleteKeySpaceLocal(name))

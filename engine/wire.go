@@ -140,6 +140,20 @@ func errorOf(peer string, status uint8, msg []byte) error {
 	return &RemoteError{Peer: peer, Message: fmt.Sprintf("unknown status %d", status)}
 }
 
+// encodeName is the payload of the ops that carry one name (opLeaving,
+// opFlush, opDeleteKeySpace).
+func encodeName(n string) []byte {
+	var enc encoder
+	enc.str(n)
+	return enc.b
+}
+
+func decodeName(p []byte) (string, error) {
+	d := decoder{b: p}
+	name := d.str()
+	return name, d.done()
+}
+
 // encoder appends to a byte slice.
 type encoder struct{ b []byte }
 
