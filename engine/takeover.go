@@ -106,17 +106,11 @@ func (e *Engine) takeOver(ctx context.Context, st *ksState, key string) (val []b
 		if !known {
 			continue
 		}
-		actx, cancel := context.WithTimeout(ctx, takeoverAskTimeout)
-		a, err := e.peers.held(actx, m, st.name, key)
-		cancel()
-		if err != nil || !a.found {
+		a, found, allowed := e.askHeld(ctx, st, m, key)
+		if !found {
 			continue
 		}
-		from, ver := name, a.ver
-		if !a.fromStore {
-			from, ver = "", 0 // a copy: taken only if no write was noted
-		}
-		if st.recent.refuses(key, time.Now(), from, ver) {
+		if !allowed {
 			break
 		}
 		st.stats.handoffsTaken.Add(1)
@@ -327,21 +321,34 @@ func (e *Engine) fromReplicas(ctx context.Context, st *ksState, ring *membership
 		if st.rep.missed.has(m.Name, key) {
 			continue
 		}
-		actx, cancel := context.WithTimeout(ctx, takeoverAskTimeout)
-		a, err := e.peers.held(actx, m, st.name, key)
-		cancel()
-		if err != nil || !a.found {
+		a, found, allowed := e.askHeld(ctx, st, m, key)
+		if !found {
 			continue
 		}
-		from, ver := m.Name, a.ver
-		if !a.fromStore {
-			from, ver = "", 0
-		}
-		if st.recent.refuses(key, time.Now(), from, ver) {
+		if !allowed {
 			return nil, time.Time{}, false
 		}
 		st.rep.reads.Add(1)
 		return a.value, a.expiry, true
 	}
 	return nil, time.Time{}, false
+}
+
+// askHeld asks m for its entry of key, within takeoverAskTimeout. found
+// reports that m answered with one; allowed, that the hand-off guards let
+// this node take it. An answer from m's store counts as a hand-off from m at
+// its version; a replica copy counts as from nobody, taken only if no write
+// of the key was noted.
+func (e *Engine) askHeld(ctx context.Context, st *ksState, m cluster.Member, key string) (a heldAnswer, found, allowed bool) {
+	actx, cancel := context.WithTimeout(ctx, takeoverAskTimeout)
+	a, err := e.peers.held(actx, m, st.name, key)
+	cancel()
+	if err != nil || !a.found {
+		return a, false, false
+	}
+	from, ver := m.Name, a.ver
+	if !a.fromStore {
+		from, ver = "", 0
+	}
+	return a, true, !st.recent.refuses(key, time.Now(), from, ver)
 }
