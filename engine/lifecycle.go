@@ -90,6 +90,21 @@ func (e *Engine) start(ctx context.Context) error {
 	return e.bootstrap(ctx)
 }
 
+// every runs fn each period until ctx ends: the engine's periodic loops
+// (pause watchdog, replica repair, warmup decay and refresh).
+func every(ctx context.Context, period time.Duration, fn func()) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fn()
+		}
+	}
+}
+
 // spawn runs fn on an engine-owned goroutine, unless Stop has begun.
 func (e *Engine) spawn(fn func()) bool {
 	e.spawnMu.Lock()

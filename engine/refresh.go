@@ -33,7 +33,7 @@ import (
 //     linearizable and no node keeps serving the old value.
 
 // refreshLoop runs a refresh round every RefreshInterval.
-func (w *warmer) refreshLoop() { w.every(w.cfg.RefreshInterval, w.refreshRound) }
+func (w *warmer) refreshLoop() { every(w.ctx, w.cfg.RefreshInterval, w.refreshRound) }
 
 // refreshRound refreshes the hot keys this node owns, at most Concurrency
 // at a time.

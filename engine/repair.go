@@ -85,14 +85,7 @@ func (m *missedReplicas) takeAll() map[string][]string {
 
 // repairLoop retries missed replications every repairEvery.
 func (e *Engine) repairLoop() {
-	t := time.NewTicker(repairEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-e.base.Done():
-			return
-		case <-t.C:
-		}
+	every(e.base, repairEvery, func() {
 		ring := e.cl.Ring()
 		for _, st := range *e.keyspaces.Load() {
 			if st.rep == nil {
@@ -121,7 +114,7 @@ func (e *Engine) repairLoop() {
 				}
 			}
 		}
-	}
+	})
 }
 
 // pushCopies sends member m this node's state of keys (as their owner):

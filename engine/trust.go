@@ -59,18 +59,11 @@ func (e *Engine) checkPause() {
 // pauseWatchdog beats every quarter of the pause limit, so that a gap
 // longer than the limit means the process itself did not run.
 func (e *Engine) pauseWatchdog() {
-	t := time.NewTicker(max(e.pause.limit/4, 10*time.Millisecond))
-	defer t.Stop()
-	for {
-		select {
-		case <-e.base.Done():
-			return
-		case <-t.C:
-		}
+	every(e.base, max(e.pause.limit/4, 10*time.Millisecond), func() {
 		e.checkPause()
 		e.pause.beat.Store(int64(time.Since(e.pause.t0)))
 		e.checkReachability()
-	}
+	})
 }
 
 // checkReachability enters or leaves the cut-off state from the failure

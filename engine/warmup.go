@@ -264,23 +264,9 @@ func (w *warmer) prefetch(ctx context.Context, ring *membership.Ring, t prefetch
 	return nil
 }
 
-// every runs fn each period until warmup stops.
-func (w *warmer) every(period time.Duration, fn func()) {
-	t := time.NewTicker(period)
-	defer t.Stop()
-	for {
-		select {
-		case <-w.ctx.Done():
-			return
-		case <-t.C:
-			fn()
-		}
-	}
-}
-
 // decayLoop halves the trackers' counts every DecayInterval.
 func (w *warmer) decayLoop() {
-	w.every(w.cfg.DecayInterval, func() {
+	every(w.ctx, w.cfg.DecayInterval, func() {
 		for _, tr := range w.trackers {
 			tr.Decay()
 		}
