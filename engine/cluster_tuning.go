@@ -23,8 +23,10 @@ type ClusterTuning struct {
 	// ProbeInterval and ProbeTimeout tune failure detection: each node
 	// probes one peer every ProbeInterval, which must answer within
 	// ProbeTimeout. A crash is detected within a few ProbeIntervals.
-	// Default 1 s and 500 ms (LocalNetwork: 200 ms). ProbeTimeout must be
-	// below ProbeInterval.
+	// Default 1 s and 400 ms (LocalNetwork: 200 ms). ProbeTimeout must be
+	// below half of ProbeInterval: a peer asked to probe indirectly waits
+	// ProbeTimeout too, and an answer later than ProbeInterval counts
+	// against the asking node's own health (see CutOffScore).
 	ProbeInterval, ProbeTimeout time.Duration
 	// PushPullInterval is how often a node exchanges its full membership
 	// state with a random peer, which bounds how long a lost gossip message
@@ -93,8 +95,8 @@ func (t ClusterTuning) problems() []error {
 			bad("%s must be >= 0, got %v", d.name, d.v)
 		}
 	}
-	if t.ProbeInterval > 0 && t.ProbeTimeout >= t.ProbeInterval {
-		bad("ProbeTimeout %v must be below ProbeInterval %v", t.ProbeTimeout, t.ProbeInterval)
+	if t.ProbeInterval > 0 && 2*t.ProbeTimeout >= t.ProbeInterval {
+		bad("ProbeTimeout %v must be below half of ProbeInterval %v", t.ProbeTimeout, t.ProbeInterval)
 	}
 	if t.CutOffScore < 0 {
 		bad("CutOffScore must be >= 0, got %d", t.CutOffScore)

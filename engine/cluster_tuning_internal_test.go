@@ -54,7 +54,7 @@ func TestClusterTuningValidation(t *testing.T) {
 		require.ErrorContains(t, err, want)
 	}
 	e, err := New(NewConfig(static.NewDiscovery(nil), ks, WithBindAddr("127.0.0.1"),
-		WithClusterTuning(ClusterTuning{LocalNetwork: true, ProbeInterval: 200 * time.Millisecond, ProbeTimeout: 100 * time.Millisecond})))
+		WithClusterTuning(ClusterTuning{LocalNetwork: true, ProbeInterval: 200 * time.Millisecond, ProbeTimeout: 80 * time.Millisecond})))
 	require.NoError(t, err)
 	require.NoError(t, e.Stop(context.Background()))
 }

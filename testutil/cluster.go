@@ -91,7 +91,7 @@ func LocalTuning() engine.ClusterTuning {
 	return engine.ClusterTuning{
 		LocalNetwork:  true,
 		ProbeInterval: 200 * time.Millisecond,
-		ProbeTimeout:  100 * time.Millisecond,
+		ProbeTimeout:  80 * time.Millisecond,
 		RingDebounce:  10 * time.Millisecond,
 		// Above the 200 ms probe interval: a test process starved by a
 		// busy CI machine must not flush its caches mid-test.

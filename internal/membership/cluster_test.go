@@ -464,3 +464,29 @@ func TestClusterAdvertiseAddress(t *testing.T) {
 		waitConverged(t, []*Cluster{a, b}, names(a, b), convergeWithin)
 	})
 }
+
+// A crash of one peer must not make the survivors believe themselves cut
+// off. Invariant: with the LAN profile's probe timings, no survivor's health
+// score ([Cluster.HealthScore]) rises above 1 between the crash and the
+// crashed node's removal from every ring. Under memberlist's own LAN
+// timeout (half the probe interval), the indirect probes' nacks arrive
+// after the prober stopped counting them, and every survivor that probes
+// the dead node scores 2 or more.
+func TestCrashOfOnePeerKeepsSurvivorsHealthy(t *testing.T) {
+	t.Parallel()
+	nodes := startCluster(t, "health", 5, func(c *Config) { c.Profile = ProfileLAN })
+	require.NoError(t, nodes[2].Shutdown()) // no Leave: looks like a crash
+	survivors := append(append([]*Cluster(nil), nodes[:2]...), nodes[3:]...)
+	peak := make([]int, len(survivors))
+	require.Eventually(t, func() bool {
+		gone := true
+		for i, n := range survivors {
+			peak[i] = max(peak[i], n.HealthScore())
+			gone = gone && !slices.Contains(ringNames(n.Ring()), nodes[2].Self().Name)
+		}
+		return gone
+	}, 30*time.Second, 10*time.Millisecond, "the crashed node was not dropped")
+	for i, p := range peak {
+		assert.LessOrEqual(t, p, 1, "health score of %s after one peer crashed", survivors[i].Self().Name)
+	}
+}

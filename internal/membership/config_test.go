@@ -56,6 +56,7 @@ func TestConfigValidateRejects(t *testing.T) {
 		{"negative probe interval", func(c *Config) { c.ProbeInterval = -time.Second }},
 		{"probe timeout above interval", func(c *Config) { c.ProbeInterval, c.ProbeTimeout = time.Second, 2*time.Second }},
 		{"probe timeout above default interval", func(c *Config) { c.ProbeTimeout = 5 * time.Second }},
+		{"probe timeout at half the interval", func(c *Config) { c.ProbeInterval, c.ProbeTimeout = time.Second, 500 * time.Millisecond }},
 		{"partitions negative", func(c *Config) { c.PartitionCount = -1 }},
 		{"partitions too many", func(c *Config) { c.PartitionCount = MaxPartitionCount + 1 }},
 		{"load 1.0", func(c *Config) { c.Load = 1.0 }},
@@ -107,7 +108,7 @@ func TestConfigResolvesProfileDefaults(t *testing.T) {
 	assert.Equal(t, 10*time.Second, mc.DeadNodeReclaimTime)
 	assert.Equal(t, 10*time.Second, mc.PushPullInterval)
 	assert.Equal(t, 30*time.Second, mc.GossipToTheDeadTime)
-	assert.Equal(t, 500*time.Millisecond, mc.ProbeTimeout)
+	assert.Equal(t, 400*time.Millisecond, mc.ProbeTimeout)
 	assert.Equal(t, 10*time.Second, mc.TCPTimeout, "LAN preset")
 	assert.Nil(t, mc.SecretKey)
 	assert.Equal(t, DefaultRingDebounce, zero.ringDebounce())

@@ -161,7 +161,7 @@ func engineOptions(o options, log *slog.Logger) ([]engine.Option, error) {
 		opts = append(opts, engine.WithClusterTuning(engine.ClusterTuning{
 			LocalNetwork:  true,
 			ProbeInterval: 200 * time.Millisecond,
-			ProbeTimeout:  100 * time.Millisecond,
+			ProbeTimeout:  80 * time.Millisecond,
 			RingDebounce:  10 * time.Millisecond,
 		}))
 	default:
