@@ -56,7 +56,7 @@ func TestConfigValidateRejects(t *testing.T) {
 		{"negative probe interval", func(c *Config) { c.ProbeInterval = -time.Second }},
 		{"probe timeout above interval", func(c *Config) { c.ProbeInterval, c.ProbeTimeout = time.Second, 2*time.Second }},
 		{"probe timeout above default interval", func(c *Config) { c.ProbeTimeout = 5 * time.Second }},
-		{"probe timeout at half the interval", func(c *Config) { c.ProbeInterval, c.ProbeTimeout = time.Second, 500 * time.Millisecond }},
+		{"probe timeout at half the interval", func(c *Config) { c.ProbeInterval, c.ProbeTimeout = time.Second, 500*time.Millisecond }},
 		{"partitions negative", func(c *Config) { c.PartitionCount = -1 }},
 		{"partitions too many", func(c *Config) { c.PartitionCount = MaxPartitionCount + 1 }},
 		{"load 1.0", func(c *Config) { c.Load = 1.0 }},
