@@ -507,6 +507,15 @@ func (c *Cluster) rebuild() {
 	if c.cfg.BeforeRingChange != nil {
 		c.cfg.BeforeRingChange(prev, next)
 	}
+	// A member new to the ring may be one that left or failed and came back
+	// at the same address. Calls to it while it was gone put its pool in
+	// dial backoff, which would fail the first forwards and hand-offs to it
+	// for up to a second after it is back: start it a fresh pool.
+	for _, m := range next.members {
+		if old, ok := prev.Member(m.Name); (!ok || old.Addr != m.Addr) && m.Name != c.self.Name {
+			c.tr.ClosePeer(m.Addr)
+		}
+	}
 	c.ring.Store(next)
 	c.stats.rebuilds.Add(1)
 	c.logger.Debug("cluster: ring changed", "members", next.Len(), "fingerprint", fmt.Sprintf("%016x", next.Fingerprint()))

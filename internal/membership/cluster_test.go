@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -489,4 +490,51 @@ func TestCrashOfOnePeerKeepsSurvivorsHealthy(t *testing.T) {
 	for i, p := range peak {
 		assert.LessOrEqual(t, p, 1, "health score of %s after one peer crashed", survivors[i].Self().Name)
 	}
+}
+
+// A member that left and comes back at the same address is callable as
+// soon as it is back in the ring. Invariant: the first Call after the
+// ring holds it again succeeds, although calls while it was gone left its
+// connection pool in dial backoff (which would fail that Call at once).
+func TestRejoinedMemberIsCallableAtOnce(t *testing.T) {
+	t.Parallel()
+	echo := func(c *Config) {
+		c.Handler = transport.HandlerFunc(func(_ context.Context, req transport.Request) transport.Response {
+			return transport.Response{Payload: req.Payload}
+		})
+	}
+	nodes := startCluster(t, "rejoin", 3, echo)
+	gone := nodes[2].Self()
+	require.NoError(t, nodes[2].Leave(time.Second))
+	require.NoError(t, nodes[2].Shutdown())
+	waitConverged(t, nodes[:2], names(nodes[:2]...), failureWithin)
+
+	// Calls to the member while it is gone fail and back its pool off,
+	// until the backoff reaches its maximum (seven failed dials: 50 ms
+	// doubling to 1 s); the last of them failed just now.
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for failed := nodes[0].Transport().Stats().DialFailures; nodes[0].Transport().Stats().DialFailures < failed+7; <-tick.C {
+		ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+		_, err := nodes[0].Call(ctx, gone, transport.Request{Payload: []byte("x")})
+		cancel()
+		require.Error(t, err)
+	}
+
+	_, port, err := net.SplitHostPort(gone.Addr)
+	require.NoError(t, err)
+	cfg := testConfig(gone.Name)
+	cfg.BindPort, err = strconv.Atoi(port)
+	require.NoError(t, err)
+	echo(&cfg)
+	back := startNode(t, cfg)
+	_, err = back.Join(t.Context(), []string{nodes[0].Self().Addr})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return nodes[0].Ring().Contains(gone.Name) }, failureWithin, time.Millisecond)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	resp, err := nodes[0].Call(ctx, gone, transport.Request{Payload: []byte("back")})
+	require.NoError(t, err, "first call after the member rejoined")
+	assert.Equal(t, "back", string(resp.Payload))
 }
