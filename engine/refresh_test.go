@@ -35,7 +35,11 @@ func TestRefreshAhead(t *testing.T) {
 	}
 	_, err := c.Node(0).Get(ctx, ks, cold)
 	require.NoError(t, err)
-	require.Equal(t, 1, c.DataSource.Fetches(hot))
+	// One load for the 15 Gets; any other fetch is a refresh, since the
+	// ticker may fire while they run (a refresh counts before it fetches).
+	loads := c.DataSource.Fetches(hot) - int(c.Node(owner).WarmupStats().Refreshed)
+	require.LessOrEqual(t, loads, 1, "the Gets load the hot key once")
+	require.Positive(t, c.DataSource.Fetches(hot))
 
 	testutil.WaitFor(t, 10*time.Second, func() bool {
 		return c.Node(owner).WarmupStats().Refreshed >= 4
