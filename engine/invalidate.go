@@ -13,13 +13,17 @@ import (
 
 // invalidateCopies drops keys' copies on the other nodes that may hold one
 // (copyHolders), in parallel, and returns ctx's error if ctx ended before
-// every one answered. Members that fail otherwise (unreachable, leaving) are
-// recorded by missedInvalidation; a member without the keyspace holds no
-// copy.
+// every one answered: the write is then not applied, so no copy went stale
+// and nobody needs to flush. Otherwise members that failed (unreachable,
+// leaving) are recorded by missedInvalidation; a member without the
+// keyspace holds no copy.
 func (e *Engine) invalidateCopies(ctx context.Context, st *ksState, keys []string) error {
 	var (
 		wg      sync.WaitGroup
 		payload []byte
+		mu      sync.Mutex
+		missed  []cluster.Member
+		errs    []error
 	)
 	for _, t := range e.copyHolders(st, keys) {
 		if payload == nil {
@@ -38,14 +42,36 @@ func (e *Engine) invalidateCopies(ctx context.Context, st *ksState, keys []strin
 				ctx, cancel = context.WithTimeout(ctx, departedCallTimeout)
 				defer cancel()
 			}
-			err := e.peers.invalidate(ctx, m, payload)
-			if err != nil && !errors.Is(err, ErrKeySpaceNotFound) && (ctx.Err() == nil || t.departed) {
-				e.missedInvalidation(m, err)
+			if err := e.peers.invalidate(ctx, m, payload); err != nil && !errors.Is(err, ErrKeySpaceNotFound) {
+				mu.Lock()
+				missed, errs = append(missed, m), append(errs, err)
+				mu.Unlock()
 			}
 		})
 	}
 	wg.Wait()
-	return ctx.Err()
+	// The transport fails a call at the write's deadline a moment before
+	// ctx reports it: a call that failed then is the write's timeout, not
+	// the member's.
+	if err := ctxEnded(ctx); err != nil {
+		return err
+	}
+	for i, m := range missed {
+		e.missedInvalidation(m, errs[i])
+	}
+	return nil
+}
+
+// ctxEnded returns ctx's error, or context.DeadlineExceeded once its
+// deadline has passed even if ctx has not noticed yet.
+func ctxEnded(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // copyHolders returns the other nodes a write of keys must invalidate: the
