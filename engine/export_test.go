@@ -45,3 +45,10 @@ const HandoffWindow = handoffWindow
 // invalidate every member, so that tests of targeted invalidation need not
 // wait for the cluster's start to be that long ago.
 func SetSettleWindow(e *Engine, d time.Duration) { e.settle.Store(int64(d)) }
+
+// HoldForwardAnswers makes every forward's answer wait for hold(key) before
+// it is kept or handed to the Gets that joined it, until t ends.
+func HoldForwardAnswers(t interface{ Cleanup(func()) }, hold func(key string)) {
+	forwardAnswered.Store(&hold)
+	t.Cleanup(func() { forwardAnswered.Store(nil) })
+}

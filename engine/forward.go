@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/distcache/distcache/cluster"
@@ -35,6 +36,9 @@ func (e *Engine) forwardGet(ctx context.Context, deadline time.Time, st *ksState
 		// or their own ctx (and retry if only the leader's ctx expired).
 		var exp time.Time
 		val, owned, exp, err = e.forwardOnce(ctx, deadline, st, key, owner)
+		if h := forwardAnswered.Load(); h != nil {
+			(*h)(key)
+		}
 		l = st.forwards.Lock(key)
 		l.Unlink(f)
 		if owned && st.near != nil && !l.Superseded(f) && f.Gen() == e.flushGen() && !e.cachingPaused() {
@@ -73,6 +77,11 @@ func (e *Engine) forwardGet(ctx context.Context, deadline time.Time, st *ksState
 // the forward. A forward that takes longer is not joined: the next Get
 // sends its own.
 const forwardJoinWindow = 250 * time.Millisecond
+
+// forwardAnswered, when set (by tests, see export_test.go), runs when a
+// forward's answer has arrived, before the forward keeps it or hands it to
+// the Gets that joined it: a test holds it there, as a slow network would.
+var forwardAnswered atomic.Pointer[func(key string)]
 
 func isContextErr(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)

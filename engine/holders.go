@@ -29,6 +29,13 @@ import (
 // served after it waits for the write. So every node that may hold the
 // value a write replaces is invalidated.
 //
+// A holder that the write cannot reach (cut off, crashed, paused) keeps its
+// copy, so the write waits until that holder's lease has lapsed before it
+// is acknowledged (invalidateCopies): the holder counts the lease from
+// before it asked, so its copy, and its forward's join window, have lapsed
+// by then whatever the clocks say. The lease thus bounds both how long a
+// copy lives and how long an unreachable holder can hold up a write.
+//
 // Memory is bounded: at most maxHolderRecords records per keyspace. A Get
 // that finds the table full is not recorded; instead the table asks for a
 // broadcast (every write invalidates every member, as if nothing were
@@ -71,7 +78,20 @@ func (t *holderTable) now() int64 { return int64(time.Since(t.t0)) }
 // for d instead.
 func (t *holderTable) record(key, node string, d time.Duration) {
 	now := t.now()
-	until := now + int64(d)
+	t.recordUntil(key, node, now, now+int64(d))
+}
+
+// restore records node as a holder of key until until again: a write that
+// took the record failed before it reached the node.
+func (t *holderTable) restore(key, node string, until time.Time) {
+	t.recordUntil(key, node, t.now(), int64(until.Sub(t.t0)))
+}
+
+// recordUntil is record with the lease's end (both ns since t0).
+func (t *holderTable) recordUntil(key, node string, now, until int64) {
+	if until <= now {
+		return
+	}
 	if node == "" {
 		t.broadcastFor(until)
 		return
@@ -135,9 +155,16 @@ func (t *holderTable) broadcastFor(until int64) {
 // answered without a record may still be held.
 func (t *holderTable) broadcasting() bool { return t.now() < t.broadcastUntil.Load() }
 
+// heldCopy is a node that may hold a copy of a key, and until when: the
+// end of the lease its owner granted (monotonic).
+type heldCopy struct {
+	node  string
+	until time.Time
+}
+
 // take removes key's records and appends the nodes whose lease is live to
-// dst (once each).
-func (t *holderTable) take(key string, dst []string) []string {
+// dst, once each, with the latest end of their leases.
+func (t *holderTable) take(key string, dst []heldCopy) []heldCopy {
 	s := &t.stripes[xxhash.Sum64String(key)%holderStripes]
 	s.mu.Lock()
 	ls, ok := s.keys[key]
@@ -151,11 +178,24 @@ func (t *holderTable) take(key string, dst []string) []string {
 	t.n.Add(-int64(len(ls)))
 	now := t.now()
 	for _, l := range ls {
-		if l.until > now && !slices.Contains(dst, l.node) {
-			dst = append(dst, l.node)
+		if l.until <= now {
+			continue
+		}
+		until := t.t0.Add(time.Duration(l.until))
+		if i := slices.IndexFunc(dst, func(h heldCopy) bool { return h.node == l.node }); i >= 0 {
+			dst[i].until = later(dst[i].until, until)
+		} else {
+			dst = append(dst, heldCopy{l.node, until})
 		}
 	}
 	return dst
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // records returns the number of records held (lapsed ones included until

@@ -19,7 +19,7 @@ func TestHolderTable(t *testing.T) {
 		h.record("k", "a", time.Minute) // a shorter lease does not shorten it
 		h.record("other", "c", time.Hour)
 		require.EqualValues(t, 3, h.records())
-		require.ElementsMatch(t, []string{"a", "b"}, h.take("k", nil))
+		require.ElementsMatch(t, []string{"a", "b"}, holderNames(h.take("k", nil)))
 		require.Empty(t, h.take("k", nil), "a write takes the records")
 		require.EqualValues(t, 1, h.records())
 		require.False(t, h.broadcasting())
@@ -29,7 +29,20 @@ func TestHolderTable(t *testing.T) {
 		h.t0 = time.Now().Add(-time.Hour)
 		h.record("k", "gone", time.Nanosecond)
 		h.record("k", "live", time.Hour)
-		require.Equal(t, []string{"live"}, h.take("k", nil))
+		require.Equal(t, []string{"live"}, holderNames(h.take("k", nil)))
+	})
+	t.Run("lease ends", func(t *testing.T) {
+		h := newHolderTable()
+		before := time.Now()
+		h.record("k", "a", time.Minute)
+		h.record("k", "a", time.Hour)
+		got := h.take("k", nil)
+		require.Len(t, got, 1)
+		require.WithinDuration(t, before.Add(time.Hour), got[0].until, time.Second, "the longest lease")
+		h.restore("k", "a", got[0].until)
+		require.Equal(t, got, h.take("k", nil), "a failed write puts the record back")
+		h.restore("k", "a", time.Now().Add(-time.Second))
+		require.Empty(t, h.take("k", nil), "a lapsed lease is not restored")
 	})
 	t.Run("unnamed peer", func(t *testing.T) {
 		h := newHolderTable()
@@ -57,7 +70,15 @@ func TestHolderTable(t *testing.T) {
 		}
 		h.record("one more", "a", time.Hour)
 		require.False(t, h.broadcasting(), "the sweep made room")
-		require.Equal(t, []string{"a"}, h.take("one more", nil))
+		require.Equal(t, []string{"a"}, holderNames(h.take("one more", nil)))
 		require.Less(t, h.records(), int64(maxHolderRecords))
 	})
+}
+
+func holderNames(hs []heldCopy) []string {
+	var names []string
+	for _, h := range hs {
+		names = append(names, h.node)
+	}
+	return names
 }

@@ -14,52 +14,80 @@ import (
 // invalidateCopies drops keys' copies on the other nodes that may hold one
 // (copyHolders), in parallel, and returns ctx's error if ctx ended before
 // every one answered: the write is then not applied, so no copy went stale
-// and nobody needs to flush. Otherwise members that failed (unreachable,
-// leaving) are recorded by missedInvalidation; a member without the
-// keyspace holds no copy.
+// and nobody needs to flush. A member that failed otherwise (unreachable,
+// leaving) may still serve its copy until the lease it was granted ends:
+// the call returns once every such lease has lapsed (ctx's error if ctx
+// ends first), and then records those members by missedInvalidation. A
+// write that fails puts back the records it took. A member without the
+// keyspace, or that has stopped, serves no copy.
 func (e *Engine) invalidateCopies(ctx context.Context, st *ksState, keys []string) error {
 	var (
 		wg      sync.WaitGroup
 		payload []byte
 		mu      sync.Mutex
-		missed  []cluster.Member
-		errs    []error
+		failed  []failedInvalidation
 	)
-	for _, t := range e.copyHolders(st, keys) {
+	targets, unknown := e.copyHolders(st, keys)
+	for _, t := range targets {
 		if payload == nil {
 			// Our store version now: the write will be stored above it, so
 			// a receiver refuses our hand-offs of older entries.
 			payload = encodeInvalidate(st.name, e.selfName, st.store.Version(), keys)
 		}
 		st.stats.invalidationsSent.Add(1)
-		m := t.Member
 		wg.Go(func() {
-			ctx := ctx
+			call := ctx
 			if t.departed {
 				// Most likely gone for good: a short try, then a flush
 				// notice should it come back.
 				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, departedCallTimeout)
+				call, cancel = context.WithTimeout(ctx, departedCallTimeout)
 				defer cancel()
 			}
-			if err := e.peers.invalidate(ctx, m, payload); err != nil && !errors.Is(err, ErrKeySpaceNotFound) {
+			if err := e.peers.invalidate(call, t.Member, payload); err != nil && !errors.Is(err, ErrKeySpaceNotFound) {
 				mu.Lock()
-				missed, errs = append(missed, m), append(errs, err)
+				failed = append(failed, failedInvalidation{t, err})
 				mu.Unlock()
 			}
 		})
 	}
 	wg.Wait()
+	var lapse time.Time
+	for _, f := range failed {
+		if !isRemote(f.err) || !errors.Is(f.err, ErrEngineStopped) { // stopped for good: it serves nothing
+			lapse = later(lapse, f.leaseEnd)
+		}
+	}
+	for _, h := range unknown {
+		lapse = later(lapse, h.until)
+	}
+	if ctxEnded(ctx) == nil {
+		awaitLapse(ctx, lapse)
+	}
 	// The transport fails a call at the write's deadline a moment before
 	// ctx reports it: a call that failed then is the write's timeout, not
 	// the member's.
 	if err := ctxEnded(ctx); err != nil {
+		// Unapplied, but the records are taken: the next write of the
+		// keys must still reach these members.
+		for _, f := range failed {
+			restoreHolders(st, keys, f.Name, f.leaseEnd)
+		}
+		for _, h := range unknown {
+			restoreHolders(st, keys, h.node, h.until)
+		}
 		return err
 	}
-	for i, m := range missed {
-		e.missedInvalidation(m, errs[i])
+	for _, f := range failed {
+		e.missedInvalidation(f.Member, f.err)
 	}
 	return nil
+}
+
+// failedInvalidation is a target whose invalidation failed, and why.
+type failedInvalidation struct {
+	invalidationTarget
+	err error
 }
 
 // ctxEnded returns ctx's error, or context.DeadlineExceeded once its
@@ -74,57 +102,89 @@ func ctxEnded(ctx context.Context) error {
 	return nil
 }
 
-// copyHolders returns the other nodes a write of keys must invalidate: the
-// holders this node recorded for the keys (holders.go), whose records it
-// takes. It returns every member of the ring and of gossip too while a Get
-// was answered without a record (the table was full) or while this node's
-// view of the cluster is not settled (see settled). A recorded holder that
-// left the ring is still tried (a member declared failed may be alive: a
-// flapping member keeps serving its copies), and one this node never knew
-// the address of is told to flush if it comes back.
-func (e *Engine) copyHolders(st *ksState, keys []string) []invalidationTarget {
-	var names []string
+// restoreHolders records node again as a holder of keys until until.
+func restoreHolders(st *ksState, keys []string, node string, until time.Time) {
 	for _, k := range keys {
-		names = st.holders.take(k, names)
+		st.holders.restore(k, node, until)
+	}
+}
+
+// awaitLapse waits until the lease ending at until has lapsed, or ctx ends.
+func awaitLapse(ctx context.Context, until time.Time) {
+	d := time.Until(until)
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// copyHolders returns the other nodes a write of keys must invalidate,
+// each with the end of the lease it may hold a copy under: the holders this
+// node recorded for the keys (holders.go), whose records it takes. It
+// returns every member of the ring and of gossip too, with the longest
+// lease an owner grants, while a Get was answered without a record (the
+// table was full) or while this node's view of the cluster is not settled
+// (see settled). A recorded holder that left the ring is still tried (a
+// member declared failed may be alive: a flapping member keeps serving its
+// copies); those this node never knew the address of (unknown) are told to
+// flush if they come back.
+func (e *Engine) copyHolders(st *ksState, keys []string) (targets []invalidationTarget, unknown []heldCopy) {
+	var held []heldCopy
+	for _, k := range keys {
+		held = st.holders.take(k, held)
 	}
 	ring := e.cl.Ring()
 	gossip := e.cl.Members()
-	var targets []invalidationTarget
-	add := func(m cluster.Member, departed bool) {
-		if m.Name != e.selfName && !slices.ContainsFunc(targets, func(t invalidationTarget) bool { return t.Name == m.Name }) {
-			targets = append(targets, invalidationTarget{m, departed})
+	add := func(m cluster.Member, departed bool, until time.Time) {
+		if m.Name == e.selfName {
+			return
 		}
+		if i := slices.IndexFunc(targets, func(t invalidationTarget) bool { return t.Name == m.Name }); i >= 0 {
+			targets[i].leaseEnd = later(targets[i].leaseEnd, until)
+			return
+		}
+		targets = append(targets, invalidationTarget{m, departed, until})
 	}
 	if st.holders.broadcasting() || !e.settled(ring, gossip) {
 		// The ring's members and every member gossip knows of: around a
 		// partition's heal a member can hold copies before this node's ring
 		// (rebuilt after a debounce, or an admission probe) has it again.
+		// Such a copy was granted by some owner, for at most the longest
+		// lease.
+		until := time.Now().Add(holderLease(st, getFlagExpiry))
 		for _, m := range ring.Members() {
-			add(m, false)
+			add(m, false, until)
 		}
 		for _, m := range gossip {
-			add(m, false)
+			add(m, false, until)
 		}
 	}
-	for _, name := range names {
-		if m, ok := ring.Member(name); ok {
-			add(m, false)
-		} else if i := slices.IndexFunc(gossip, func(g cluster.Member) bool { return g.Name == name }); i >= 0 {
-			add(gossip[i], false)
-		} else if m, ok := e.departedMember(name); ok {
-			add(m, true)
-		} else if name != e.selfName {
-			e.missed.add(name)
+	for _, h := range held {
+		if m, ok := ring.Member(h.node); ok {
+			add(m, false, h.until)
+		} else if i := slices.IndexFunc(gossip, func(g cluster.Member) bool { return g.Name == h.node }); i >= 0 {
+			add(gossip[i], false, h.until)
+		} else if m, ok := e.departedMember(h.node); ok {
+			add(m, true, h.until)
+		} else if h.node != e.selfName {
+			e.missed.add(h.node)
+			unknown = append(unknown, h)
 		}
 	}
-	return targets
+	return targets, unknown
 }
 
 // invalidationTarget is a node a write invalidates; departed: it has left
-// this node's ring.
+// this node's ring; leaseEnd: until when it may hold a copy.
 type invalidationTarget struct {
 	cluster.Member
 	departed bool
+	leaseEnd time.Time
 }
 
 // departedCallTimeout bounds an invalidation sent to a member that left the

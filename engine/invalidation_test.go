@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -193,28 +194,131 @@ func TestWriteBroadcastsWhileRingsDisagree(t *testing.T) {
 	require.Equal(t, 3, enginehook.Cluster(slow).Ring().Len(), "the slow node caught up before the write: inconclusive")
 }
 
-// A holder that a write cannot reach is told to flush once it can be
-// reached, and stops serving its copy then, long before the copy's TTL.
-func TestUnreachableHolderToldToFlush(t *testing.T) {
-	c := testutil.NewCluster(t, 3, testutil.ClusterConfig{
-		Options: []engine.Option{engine.WithKeySpaceNearCache(ks, 8<<20, time.Minute)},
-	})
+// blockFrom makes node from's calls to node to fail (as across a partition)
+// until t ends.
+func blockFrom(t *testing.T, c *testutil.Cluster, from, to int) {
+	tr := enginehook.Cluster(c.Node(from)).Transport()
+	addr := c.Node(to).Addr()
+	tr.SetBlocked(func(a string) bool { return a == addr })
+	t.Cleanup(func() { tr.SetBlocked(nil) })
+}
+
+// A write that cannot reach a node holding a near copy waits until the
+// lease its owner granted that node has lapsed, and only then is
+// acknowledged: the holder, cut off from the owner, may serve its copy
+// until then, never after.
+func TestWriteWaitsOutUnreachableNearHolder(t *testing.T) {
+	const lease = 600 * time.Millisecond
+	c := nearCluster(t, lease)
 	settleAll(c)
 	ctx := context.Background()
 	key := c.KeysOwnedBy(0, 1, "cut")[0]
 	awaitNear(t, c, 1, key)
 	ring := enginehook.Cluster(c.Node(1)).Ring().Version()
 
-	holder := c.Node(1).Addr()
-	enginehook.Cluster(c.Node(0)).Transport().SetBlocked(func(a string) bool { return a == holder })
-	require.NoError(t, c.Node(0).Put(ctx, ks, engine.Entry{Key: key, Value: []byte("new")}), "a holder out of reach does not fail the write")
-	enginehook.Cluster(c.Node(0)).Transport().SetBlocked(nil)
+	blockFrom(t, c, 0, 1)
+	start := time.Now()
+	require.NoError(t, c.Node(0).Put(ctx, ks, engine.Entry{Key: key, Value: []byte("new")}))
+	took := time.Since(start)
+	v, err := c.Node(1).Get(ctx, ks, key)
+	require.NoError(t, err)
+	require.Equal(t, "new", string(v), "the cut-off holder served its copy after the write was acknowledged (in %v)", took)
+	require.Less(t, took, lease+time.Second, "the write waits for the lease, not longer")
+	require.Equal(t, ring, enginehook.Cluster(c.Node(1)).Ring().Version(), "the ring changed, which drops near copies anyway: inconclusive")
+}
 
-	testutil.WaitFor(t, 5*time.Second, func() bool {
-		v, err := c.Node(1).Get(ctx, ks, key)
-		require.NoError(t, err)
-		return string(v) == "new"
-	}, "the unreachable holder serving the new value")
+// A write that cannot reach a node whose forward of the key is in flight
+// waits until that forward can no longer be joined (the owner records a
+// plain Get's asker for that long): a Get there after the write's
+// acknowledgement never gets the answer the forward carries, which the
+// owner sent before the write.
+func TestWriteWaitsOutUnreachableForward(t *testing.T) {
+	c := testutil.NewCluster(t, 3, testutil.ClusterConfig{Options: []engine.Option{engine.WithKeySpaceNearCache(ks, 0, 0)}})
+	settleAll(c)
+	ctx := context.Background()
+	key := c.KeysOwnedBy(0, 1, "fwd")[0]
+	_, err := c.Node(0).Get(ctx, ks, key) // the owner holds it: the forward is quick
+	require.NoError(t, err)
+
+	var held atomic.Bool
+	arrived, release := make(chan struct{}), make(chan struct{})
+	engine.HoldForwardAnswers(t, func(k string) {
+		if k == key && held.CompareAndSwap(false, true) {
+			close(arrived)
+			<-release
+		}
+	})
+	type got struct {
+		v   []byte
+		err error
+	}
+	get := func() chan got {
+		ch := make(chan got, 1)
+		go func() {
+			v, err := c.Node(1).Get(ctx, ks, key)
+			ch <- got{v, err}
+		}()
+		return ch
+	}
+	first := get()
+	select {
+	case <-arrived:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no forward from node 1")
+	}
+
+	blockFrom(t, c, 0, 1)
+	require.NoError(t, c.Node(0).Put(ctx, ks, engine.Entry{Key: key, Value: []byte("new")}))
+	second := get()
+	var r got
+	select {
+	case r = <-second:
+	case <-time.After(time.Second):
+		// It joined the held forward.
+		close(release)
+		r = <-second
+	}
+	require.NoError(t, r.err)
+	require.Equal(t, "new", string(r.v), "a Get after the write joined a forward answered before it")
+	if held.Load() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}
+	require.NoError(t, (<-first).err)
+}
+
+// A write that cannot reach a holder whose lease outlasts the write's
+// deadline fails with the deadline's error, unapplied; the holder's copy is
+// still current then, but the write took the owner's record of it, so it
+// puts the record back: the next write still reaches the holder.
+func TestWriteFailsWhileHolderLeaseOutlastsIt(t *testing.T) {
+	c := testutil.NewCluster(t, 3, testutil.ClusterConfig{Options: []engine.Option{
+		engine.WithKeySpaceNearCache(ks, 8<<20, time.Minute),
+		engine.WithKeySpaceWriteTimeout(ks, 300*time.Millisecond),
+	}})
+	settleAll(c)
+	ctx := context.Background()
+	key := c.KeysOwnedBy(0, 1, "cut")[0]
+	awaitNear(t, c, 1, key)
+	ring := enginehook.Cluster(c.Node(1)).Ring().Version()
+
+	tr := enginehook.Cluster(c.Node(0)).Transport()
+	holder := c.Node(1).Addr()
+	tr.SetBlocked(func(a string) bool { return a == holder })
+	err := c.Node(0).Put(ctx, ks, engine.Entry{Key: key, Value: []byte("lost")})
+	tr.SetBlocked(nil)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	v, err := c.Node(0).Get(ctx, ks, key)
+	require.NoError(t, err)
+	require.Equal(t, testutil.ValueOf(key), v, "the failed write was applied")
+
+	require.NoError(t, c.Node(0).Put(ctx, ks, engine.Entry{Key: key, Value: []byte("new")}))
+	v, err = c.Node(1).Get(ctx, ks, key)
+	require.NoError(t, err)
+	require.Equal(t, "new", string(v), "the write after the failed one did not reach the holder")
 	require.Equal(t, ring, enginehook.Cluster(c.Node(1)).Ring().Version(), "the ring changed, which drops near copies anyway: inconclusive")
 }
 

@@ -33,8 +33,10 @@ import (
 //     that may have missed writes serves none of the copies it had.
 //
 // A node that a write cannot reach keeps serving its copy until the copy
-// expires (the owner tells it to flush once it can reach it): the lease
-// and NearCacheTTL bound that staleness (documented on the option).
+// expires, so the write waits until the lease it was granted has lapsed
+// before it is acknowledged (invalidateCopies), and the owner tells the
+// node to flush once it can reach it. The lease, NearCacheTTL, is thus
+// what an unreachable holder can cost a writer (documented on the option).
 //
 // Stored form: the ring version and the flush generation (8 bytes each, big
 // endian), then the value.

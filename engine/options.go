@@ -199,8 +199,11 @@ func WithKeySpaceStaleOnError(name string, maxStale time.Duration) Option {
 // every node before they return, and a ring change invalidates them all, so
 // in a healthy cluster a Get never returns a value older than the last
 // completed write. A node that a write cannot reach (cut off, but still
-// serving its callers) may serve its near copy for up to ttl: choose ttl as
-// the staleness you accept in that case. Both values must be > 0.
+// serving its callers) may serve its near copy for up to ttl, so such a
+// write waits until that copy has lapsed before it returns, and fails with
+// the deadline's error, unapplied, if the write timeout comes first: ttl
+// is the delay an unreachable node can add to writes of the keys it holds.
+// Both values must be > 0.
 func WithKeySpaceNearCache(name string, maxBytes int64, ttl time.Duration) Option {
 	return func(c *Config) {
 		kc := c.keyspaceConfig(name)
