@@ -34,7 +34,7 @@ func TestControlAcceptsRecentDepartures(t *testing.T) {
 
 	for _, req := range []transport.Request{
 		{Op: opLeaving, Payload: encodeName("other"), From: e.selfName},
-		{Op: opFlush, Payload: encodeName("other"), From: e.selfName},
+		{Op: opFlush, Payload: encodeFlush("other", time.Now()), From: e.selfName},
 		{Op: opHandoff, Payload: encodeHandoff("t", "other", nil), From: e.selfName},
 		{Op: opInvalidate, Payload: encodeInvalidate("t", "other", 1, nil), From: e.selfName},
 		{Op: opDeleteKeySpace, Payload: encodeName("t"), From: "stranger"},

@@ -58,6 +58,9 @@ type Engine struct {
 	flushMu             sync.Mutex
 	// pause is the execution-gap watchdog (trust.go).
 	pause pauseWatch
+	// created is when New made this engine: no entry here predates it
+	// (see serveFlush).
+	created time.Time
 	// minoritySince is when this node lost contact with half of the
 	// cluster it knew (unix ns; 0: it has not), see inMinority.
 	minoritySince atomic.Int64
@@ -117,6 +120,7 @@ func New(cfg *Config) (*Engine, error) {
 	}
 	e := &Engine{cfg: *cfg, stopped: make(chan struct{})}
 	e.pause.t0 = time.Now()
+	e.created = e.pause.t0
 	e.settle.Store(int64(settleWindow))
 	e.missed.kick = make(chan struct{}, 1)
 	// Replica tags start from the clock: a restarted node's tags must

@@ -16,7 +16,7 @@ func LeavingRequest(name string) transport.Request {
 }
 
 func FlushRequest(name string) transport.Request {
-	return transport.Request{Op: opFlush, Payload: encodeName(name)}
+	return transport.Request{Op: opFlush, Payload: encodeFlush(name, time.Now())}
 }
 
 func HandoffRequest(ks, from, key string, value []byte) transport.Request {

@@ -143,3 +143,25 @@ func BenchmarkCheckPause(b *testing.B) {
 		e.checkPause()
 	}
 }
+
+// A flush notice about a write missed before this engine existed concerns
+// an earlier process under the same name (crashed or left, restarted): it
+// flushes nothing, so that the hand-offs and replica copies a restarted
+// node received are kept. A notice about a later miss flushes.
+func TestFlushNoticeAboutEarlierProcessIgnored(t *testing.T) {
+	ctx := context.Background()
+	ds := keyspace.DataSourceFunc(func(context.Context, string) ([]byte, error) { return []byte("from-ds"), nil })
+	e, err := New(NewConfig(static.NewDiscovery(nil), []keyspace.KeySpace{keyspace.New("t", 1<<20, ds)},
+		WithBindAddr("127.0.0.1"), WithBindPort(0), WithLabel("flush-"+t.Name())))
+	require.NoError(t, err)
+	require.NoError(t, e.Start(ctx))
+	t.Cleanup(func() { _ = e.Stop(ctx) })
+
+	before := e.flushGen()
+	e.serveFlush("peer", e.created.Add(-2*flushClockSkew))
+	require.Equal(t, before, e.flushGen(), "a miss before this process existed flushes nothing")
+	e.serveFlush("peer", e.created.Add(-flushClockSkew/2))
+	require.Equal(t, before+1, e.flushGen(), "a miss within the clock skew of the start flushes")
+	e.serveFlush("peer", time.Now())
+	require.Equal(t, before+2, e.flushGen(), "a miss during this process's life flushes")
+}

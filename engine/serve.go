@@ -141,11 +141,11 @@ func (e *Engine) serveRPC(ctx context.Context, req transport.Request) transport.
 	case opClusterView:
 		return e.serveClusterView()
 	case opFlush:
-		name, err := decodeName(req.Payload)
+		name, missedAt, err := decodeFlush(req.Payload)
 		if err != nil {
 			return transport.Response{Status: statusBadRequest}
 		}
-		e.markUntrusted("peer " + name + " may have missed invalidating this node")
+		e.serveFlush(name, missedAt)
 		return transport.Response{Status: statusOK}
 	case opLeaving:
 		name, err := decodeName(req.Payload)

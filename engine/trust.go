@@ -186,13 +186,21 @@ const (
 	missedMax  = 4096
 )
 
-func (m *missedPeers) add(name string) {
+func (m *missedPeers) add(name string) { m.addAt(name, time.Now()) }
+
+// addAt records that name missed a write at at (its failure, for a member
+// seen failed: it may have missed any write since). A member keeps the
+// latest time recorded.
+func (m *missedPeers) addAt(name string, at time.Time) {
 	m.mu.Lock()
 	if m.peers == nil {
 		m.peers = map[string]time.Time{}
 	}
+	if cur, ok := m.peers[name]; ok && cur.After(at) {
+		at = cur
+	}
 	if len(m.peers) < missedMax {
-		m.peers[name] = time.Now()
+		m.peers[name] = at
 	}
 	m.n.Store(int32(len(m.peers)))
 	m.mu.Unlock()
@@ -237,8 +245,10 @@ func (e *Engine) missedInvalidation(m cluster.Member, err error) {
 // or paused, and missed writes while they were out.
 func (e *Engine) noteReturning(prev, next *membership.Ring) {
 	for _, m := range next.Members() {
-		if m.Name != e.selfName && !prev.Contains(m.Name) && e.seenFailed(m.Name) {
-			e.missed.add(m.Name)
+		if m.Name != e.selfName && !prev.Contains(m.Name) {
+			if at, ok := e.seenFailed(m.Name); ok {
+				e.missed.addAt(m.Name, at)
+			}
 		}
 	}
 }
@@ -249,7 +259,6 @@ func (e *Engine) flushNotifier() {
 	const retry = 50 * time.Millisecond
 	t := time.NewTicker(retry)
 	defer t.Stop()
-	payload := encodeName(e.selfName)
 	for {
 		select {
 		case <-e.base.Done():
@@ -274,13 +283,34 @@ func (e *Engine) flushNotifier() {
 				continue
 			}
 			ctx, cancel := context.WithTimeout(e.base, time.Second)
-			err := e.peers.flush(ctx, m, payload)
+			err := e.peers.flush(ctx, m, encodeFlush(e.selfName, at))
 			cancel()
 			if err == nil {
 				e.missed.done(name, at)
 			}
 		}
 	}
+}
+
+// flushClockSkew is how far apart two nodes' clocks may be for serveFlush
+// to compare a peer's time with this node's; writes and expiries assume
+// as much already.
+const flushClockSkew = time.Second
+
+// serveFlush acts on a peer's flush notice: the peer could not invalidate
+// this node's copies of a write at missedAt (its last such miss). A notice
+// whose last miss predates this engine concerns an earlier process under
+// the same name (it crashed or left, and was restarted): nothing here is
+// older than the write, so nothing is flushed. The notices that follow a
+// restart are many (every peer that wrote meanwhile sends one), and each
+// flush would drop the hand-offs and replica copies the node received
+// since it joined.
+func (e *Engine) serveFlush(from string, missedAt time.Time) {
+	if missedAt.Before(e.created.Add(-flushClockSkew)) {
+		e.log.Debug("flush notice predates this process; nothing to flush", "peer", from, "missed_at", missedAt)
+		return
+	}
+	e.markUntrusted("peer " + from + " may have missed invalidating this node")
 }
 
 // failedKeep bounds how long a failed member is remembered; failedMax bounds
@@ -300,14 +330,14 @@ func (e *Engine) noteFailed(name string) {
 	e.failed[name] = time.Now()
 }
 
-// seenFailed reports, and forgets, whether name was recorded by noteFailed
+// seenFailed reports, and forgets, whether name was recorded by noteFailed, and when
 // within failedKeep.
-func (e *Engine) seenFailed(name string) bool {
+func (e *Engine) seenFailed(name string) (at time.Time, ok bool) {
 	e.failedMu.Lock()
 	defer e.failedMu.Unlock()
-	at, ok := e.failed[name]
+	at, ok = e.failed[name]
 	delete(e.failed, name)
-	return ok && time.Since(at) < failedKeep
+	return at, ok && time.Since(at) < failedKeep
 }
 
 // noticeReturningGossip sends flush notices to members that gossip shows
@@ -319,8 +349,10 @@ func (e *Engine) seenFailed(name string) bool {
 func (e *Engine) noticeReturningGossip() {
 	ring := e.cl.Ring()
 	for _, m := range e.cl.Members() {
-		if m.Name != e.selfName && !ring.Contains(m.Name) && e.seenFailed(m.Name) {
-			e.missed.add(m.Name)
+		if m.Name != e.selfName && !ring.Contains(m.Name) {
+			if at, ok := e.seenFailed(m.Name); ok {
+				e.missed.addAt(m.Name, at)
+			}
 		}
 	}
 }

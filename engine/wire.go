@@ -25,7 +25,7 @@ const (
 	opLeaving        uint8 = 6  // node name -> (): the sender is leaving gracefully
 	opHandoff        uint8 = 7  // ks, sender, n, n x (key, value, expiry, version) -> (): entries moving to their new owner
 	opInvalidate     uint8 = 8  // ks, sender, version, n, keys -> (): drop local copies (sent by the owner of a write)
-	opFlush          uint8 = 9  // node name -> (): the sender may have missed invalidating us: flush
+	opFlush          uint8 = 9  // node name, missed at -> (): the sender may have missed invalidating us: flush
 	opRingInfo       uint8 = 10 // () -> ring fingerprint (8 bytes, big endian)
 	opClusterView    uint8 = 11 // () -> the member's admin report, JSON (cluster_view.go)
 )
@@ -152,6 +152,28 @@ func decodeName(p []byte) (string, error) {
 	d := decoder{b: p}
 	name := d.str()
 	return name, d.done()
+}
+
+// encodeFlush is an opFlush payload: the sender's name, then when it last
+// missed invalidating the receiver (unix ns, uvarint).
+func encodeFlush(from string, missedAt time.Time) []byte {
+	var enc encoder
+	enc.str(from)
+	enc.b = binary.AppendUvarint(enc.b, uint64(max(missedAt.UnixNano(), 0)))
+	return enc.b
+}
+
+func decodeFlush(p []byte) (from string, missedAt time.Time, err error) {
+	d := decoder{b: p}
+	from = d.str()
+	at := d.uint()
+	if err := d.done(); err != nil {
+		return "", time.Time{}, err
+	}
+	if at > math.MaxInt64 {
+		return "", time.Time{}, errors.New("flush notice time out of range")
+	}
+	return from, time.Unix(0, int64(at)), nil
 }
 
 // encoder appends to a byte slice.

@@ -177,3 +177,17 @@ func FuzzDecodeResults(f *testing.F) {
 		}
 	})
 }
+
+func FuzzDecodeFlush(f *testing.F) {
+	f.Add(encodeFlush("node-1", time.Unix(5, 6)))
+	f.Add([]byte{0x01, 'a', 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
+	f.Fuzz(func(t *testing.T, p []byte) {
+		from, at, err := decodeFlush(p)
+		if err != nil {
+			return
+		}
+		if from2, at2, err := decodeFlush(encodeFlush(from, at)); err != nil || from2 != from || !at2.Equal(at) {
+			t.Fatalf("re-encode changed %q %v into %q %v (%v)", from, at, from2, at2, err)
+		}
+	})
+}

@@ -130,6 +130,13 @@ func New(cfg Config) (*Cluster, error) {
 	d := newDelegate(meta, logger, c.kick, &c.stats)
 	c.delegate = d
 	d.self = name
+	// Calls to a member while it was gone leave its pool in dial backoff:
+	// forwards and invalidations to it must not fail once it is back.
+	d.alive = func(m Member) {
+		if m.Name != name {
+			tr.ResetBackoff(m.Addr)
+		}
+	}
 	mc := cfg.memberlistConfig(name)
 	mc.Transport = tr
 	mc.BindPort = c.boundPort // default port for join addresses without one

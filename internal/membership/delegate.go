@@ -74,6 +74,9 @@ type delegate struct {
 	logger  *slog.Logger
 	kick    func()
 	stats   *stats
+	// alive, if set, is told of each member that joins or comes back (at a
+	// new address, or after it failed or left).
+	alive func(Member)
 
 	// membersMu guards members, the live members by name, maintained from
 	// the event callbacks (see setMember), and sorted, the same members
@@ -143,13 +146,17 @@ func (d *delegate) NotifyUpdate(n *memberlist.Node) { d.setMember(n, true) }
 func (d *delegate) setMember(n *memberlist.Node, alive bool) {
 	m := Member{Name: n.Name, Addr: n.Address()}
 	d.membersMu.Lock()
+	cur, known := d.members[m.Name]
 	if alive {
 		d.members[m.Name] = m
-	} else if cur, ok := d.members[m.Name]; ok && cur.Addr == m.Addr {
+	} else if known && cur.Addr == m.Addr {
 		delete(d.members, m.Name)
 	}
 	d.sorted = nil
 	d.membersMu.Unlock()
+	if alive && (!known || cur.Addr != m.Addr) && d.alive != nil {
+		d.alive(m)
+	}
 	d.kick()
 }
 

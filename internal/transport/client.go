@@ -209,6 +209,22 @@ func (t *Transport) ClosePeer(addr string) {
 	}
 }
 
+// ResetBackoff ends the dial backoff of addr's pool, if it has one: the
+// membership layer calls it when it hears that the member at addr is alive
+// again (a restart at the same address), so that the next Call dials at
+// once instead of failing with the error of a dial to its previous life.
+func (t *Transport) ResetBackoff(addr string) {
+	m := t.peers.Load()
+	if m == nil {
+		return
+	}
+	if p := (*m)[addr]; p != nil {
+		p.mu.Lock()
+		p.lastErr, p.backoff, p.retryAt = nil, 0, time.Time{}
+		p.mu.Unlock()
+	}
+}
+
 // peer is the connection pool for one remote address.
 type peer struct {
 	t        *Transport

@@ -106,6 +106,27 @@ func TestDialBackoffInBubble(t *testing.T) {
 	})
 }
 
+// TestResetBackoffInBubble: a peer that comes back (ResetBackoff, from the
+// membership layer) is dialed by the next Call, inside its backoff.
+func TestResetBackoffInBubble(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		nw := memnet.New()
+		cli := newTestTransport(t, func(c *Config) { c.Network = nw })
+		const addr = "127.0.0.1:9998"
+		call := func() error {
+			_, err := cli.Call(context.Background(), addr, Request{Op: 7})
+			return err
+		}
+		require.ErrorIs(t, call(), ErrPeerUnavailable)
+		newTestTransport(t, func(c *Config) { c.Network, c.BindPort, c.Handler = nw, 9998, echo })
+		require.ErrorIs(t, call(), ErrPeerUnavailable, "in backoff")
+		cli.ResetBackoff(addr)
+		require.NoError(t, call(), "dialed at once after ResetBackoff")
+		require.EqualValues(t, 1, cli.Stats().DialFailures)
+		cli.ResetBackoff("127.0.0.1:1") // no pool: nothing to do
+	})
+}
+
 // TestCallDeadlineInBubble checks on the fake clock that a call fails exactly at its
 // deadline, the earlier of the explicit one and ctx's, while the handler never answers.
 func TestCallDeadlineInBubble(t *testing.T) {
