@@ -5,7 +5,10 @@
 // acknowledged), the calls that overran their deadline, the failures in
 // steady state and a recovery that came too late.
 //
-// It is a pure function of its Input, so it is unit-tested without
+// CheckRefresh judges the refresh scenario instead: fetch counts per hot
+// and cold key, and how changed rows reach every node.
+//
+// Both are pure functions of their input, so they are unit-tested without
 // processes; the driver (cmd/chaos) only records.
 package check
 

@@ -46,6 +46,9 @@ type config struct {
 	termFor, partitionFor                          time.Duration
 	timings                                        string
 	nodeBin                                        string
+	// refreshIntervals is how many refresh intervals the refresh scenario
+	// counts fetches over.
+	refreshIntervals int
 }
 
 func main() { os.Exit(run()) }
@@ -71,9 +74,11 @@ func run() int {
 	if *short {
 		cfg.steady, cfg.recovery, cfg.afterRecovery = 3*time.Second, 6*time.Second, 3*time.Second
 		cfg.termFor, cfg.partitionFor = 5*time.Second, 10*time.Second
+		cfg.refreshIntervals = 9
 	} else {
 		cfg.steady, cfg.recovery, cfg.afterRecovery = 15*time.Second, 20*time.Second, 10*time.Second
 		cfg.termFor, cfg.partitionFor = 10*time.Second, 15*time.Second
+		cfg.refreshIntervals = 20
 	}
 
 	var todo []scenario
@@ -147,7 +152,12 @@ func run() int {
 	var outs []outcome
 	for _, sc := range todo {
 		fmt.Printf("\n=== %s: %s\n", sc.name, sc.about)
-		out := env.runScenario(ctx, sc)
+		var out outcome
+		if sc.run != nil {
+			out = sc.run(env, ctx, sc)
+		} else {
+			out = env.runScenario(ctx, sc)
+		}
 		printOutcome(os.Stdout, out)
 		outs = append(outs, out)
 		if ctx.Err() != nil {

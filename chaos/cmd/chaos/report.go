@@ -23,6 +23,9 @@ func printOutcome(w io.Writer, o outcome) {
 	if o.err != nil {
 		fmt.Fprintf(w, "scenario could not run: %v\n", o.err)
 	}
+	if o.refresh != nil {
+		printRefresh(w, o)
+	}
 	if o.timeline.End > 0 {
 		tl := o.timeline
 		fmt.Fprintf(w, "phases: steady 0-%s, fault %s-%s, recovery %s-%s\n",
@@ -76,6 +79,41 @@ func printOutcome(w io.Writer, o outcome) {
 	}
 }
 
+// printRefresh writes the refresh scenario's figures.
+func printRefresh(w io.Writer, o outcome) {
+	r := o.refresh
+	from, to := o.refreshWindow[0], o.refreshWindow[1]
+	fmt.Fprintf(w, "window t=%s..%s (%d intervals of %s): each of %d hot keys fetched %d..%d times, by at most %d node(s); %d cold keys, %d fetches in the run\n",
+		fmtS(from), fmtS(to), int((to-from)/refreshEvery), refreshEvery, refreshHot, r.MinHotFetches, r.MaxHotFetches, r.MaxFetchers, refreshCold, r.ColdFetches)
+	var lags []time.Duration
+	never := 0
+	for _, p := range r.Propagation {
+		if m := p.Max(); m >= 0 {
+			lags = append(lags, m)
+		} else {
+			never++
+		}
+	}
+	slices.Sort(lags)
+	if len(lags) > 0 {
+		fmt.Fprintf(w, "%d row changes, every node returned the new row after: median %s, max %s (bound %s)",
+			len(r.Propagation), lags[len(lags)/2].Round(time.Millisecond), lags[len(lags)-1].Round(time.Millisecond), refreshBound)
+		if never > 0 {
+			fmt.Fprintf(w, "; %d never reached every node", never)
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "reads: %d, failed %d, late %d, going back %d, excused by host stalls %d, max latency %s\n",
+		r.Calls, r.Failures, r.Late, r.Back, r.Excused, r.MaxLatency.Round(time.Millisecond))
+	if len(o.stalls) > 0 {
+		var longest time.Duration
+		for _, s := range o.stalls {
+			longest = max(longest, s.To-s.From)
+		}
+		fmt.Fprintf(w, "host stalls (a process not scheduled for >= 300ms): %d, longest %s\n", len(o.stalls), longest.Round(time.Millisecond))
+	}
+}
+
 func sample(as []check.Anomaly, n int) []check.Anomaly { return as[:min(n, len(as))] }
 
 func classes(m map[string]int) string {
@@ -114,6 +152,11 @@ func resultsTable(outs []outcome) string {
 			verdict = "**FAIL**: " + strings.Join(inv, "; ")
 		}
 		p := o.res.Phases
+		if o.refresh != nil {
+			fmt.Fprintf(&b, "| %s | %d | %d / — / — | %d | — | — | %d / — / — | — | %s | %s |\n",
+				o.sc.name, t.Calls, p[check.Steady].Failures, t.Stale, o.fetches[check.Steady], t.MaxLatency.Round(time.Millisecond), verdict)
+			continue
+		}
 		fmt.Fprintf(&b, "| %s | %d | %d / %d / %d | %d | %d | %d (%d) | %d / %d / %d | %s | %s | %s |\n",
 			o.sc.name, t.Calls, p[check.Steady].Failures, p[check.Fault].Failures, p[check.Recovery].Failures,
 			t.Stale, t.SplitBrain, t.LostWrites, t.LostReads,

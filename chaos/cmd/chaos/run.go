@@ -27,6 +27,10 @@ type outcome struct {
 	stalls []check.Stall
 	took   time.Duration
 	logs   string
+	// refresh is the refresh scenario's verdict and figures, over the
+	// window refreshWindow (nil for the fault scenarios).
+	refresh       *check.RefreshResult
+	refreshWindow [2]time.Duration
 	// err is a failure to run the scenario at all (setup, a node that
 	// would not start): the run fails too.
 	err error

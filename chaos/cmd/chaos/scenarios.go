@@ -22,6 +22,9 @@ type scenario struct {
 	duration func(*config) time.Duration
 	inject   func(context.Context, *cluster) error
 	end      func(context.Context, *cluster) error
+	// run, when set, runs a scenario of its own shape instead of the
+	// steady, fault and recovery phases (refresh).
+	run func(*env, context.Context, scenario) outcome
 }
 
 // The node that single-node faults hit, and the pair of kill-two. Fixed, so
@@ -88,5 +91,6 @@ func scenarios() []scenario {
 			inject:   func(ctx context.Context, c *cluster) error { return c.net.Partition(ctx, []int{3, 4}) },
 			end:      func(ctx context.Context, c *cluster) error { return c.net.Heal(ctx) },
 		},
+		refreshScenario(),
 	}
 }

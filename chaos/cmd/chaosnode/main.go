@@ -2,7 +2,8 @@
 // engine.Engine, with static discovery of the other nodes and one keyspace
 // whose DataSource is a constant "database" (every key's value is version
 // 0, see ctlapi.Value), so any other version a Get returns was written by a
-// Put. The driver (cmd/chaos) starts several of these, makes calls through
+// Put. With -db the DataSource reads the driver's shared database instead
+// (package rowdb), whose rows the driver changes (the refresh scenario). The driver (cmd/chaos) starts several of these, makes calls through
 // each one's control API (HTTP), and kills, pauses or partitions them.
 //
 // It prints one ready line on stdout (ctlapi.ReadyLine) once the engine has
@@ -27,10 +28,12 @@ import (
 	"time"
 
 	"github.com/distcache/distcache/chaos/internal/ctlapi"
+	"github.com/distcache/distcache/chaos/internal/rowdb"
 	"github.com/distcache/distcache/chaos/internal/stall"
 	"github.com/distcache/distcache/discovery/static"
 	"github.com/distcache/distcache/engine"
 	"github.com/distcache/distcache/keyspace"
+	"github.com/distcache/distcache/warmup"
 )
 
 type options struct {
@@ -38,6 +41,11 @@ type options struct {
 	port                                          int
 	peers                                         []string
 	replicas                                      int
+	// db is the shared database's URL ("": the constant DataSource).
+	db string
+	// refresh is warmup.Config.RefreshInterval (0: warmup off); nearTTL
+	// turns the near cache on (0: off).
+	refresh, nearTTL time.Duration
 }
 
 func main() {
@@ -52,6 +60,9 @@ func main() {
 	flag.StringVar(&o.timings, "timings", "lan", "failure-detection timings: lan (engine defaults) or local (fast, as in the tests)")
 	flag.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	flag.IntVar(&o.replicas, "replicas", 1, "copies of each entry (engine.WithReplicas)")
+	flag.StringVar(&o.db, "db", "", "URL of the driver's shared database (default: the constant DataSource, every key at version 0)")
+	flag.DurationVar(&o.refresh, "refresh", 0, "warmup with refresh-ahead every interval (warmup.Config.RefreshInterval; 0: warmup off)")
+	flag.DurationVar(&o.nearTTL, "near-ttl", 0, "near cache with this TTL (engine.WithKeySpaceNearCache; 0: off)")
 	flag.Parse()
 	if peers != "" {
 		o.peers = strings.Split(peers, ",")
@@ -86,8 +97,14 @@ func run(o options) error {
 		}
 		opts = append(opts, engine.WithGossipSecret(secret))
 	}
-	ks := keyspace.New(ctlapi.KeySpace, 64<<20, keyspace.DataSourceFunc(
-		func(_ context.Context, key string) ([]byte, error) { return ctlapi.Value(key, 0), nil }))
+	var source keyspace.DataSource = keyspace.DataSourceFunc(
+		func(_ context.Context, key string) ([]byte, error) { return ctlapi.Value(key, 0), nil })
+	if o.db != "" {
+		if source, err = rowdb.NewSource(o.db, o.name); err != nil {
+			return err
+		}
+	}
+	ks := keyspace.New(ctlapi.KeySpace, 64<<20, source)
 	e, err := engine.New(engine.NewConfig(static.NewDiscovery(&static.Config{Addresses: o.peers}), []keyspace.KeySpace{ks}, opts...))
 	if err != nil {
 		return err
@@ -154,6 +171,15 @@ func engineOptions(o options, log *slog.Logger) ([]engine.Option, error) {
 		engine.WithShutdownTimeout(10 * time.Second),
 		engine.WithLogger(log),
 		engine.WithReplicas(o.replicas),
+	}
+	if o.refresh < 0 || o.nearTTL < 0 {
+		return nil, errors.New("-refresh and -near-ttl must be >= 0")
+	}
+	if o.refresh > 0 {
+		opts = append(opts, engine.WithWarmup(warmup.Config{RefreshInterval: o.refresh}))
+	}
+	if o.nearTTL > 0 {
+		opts = append(opts, engine.WithKeySpaceNearCache(ctlapi.KeySpace, 16<<20, o.nearTTL))
 	}
 	switch o.timings {
 	case "lan":
