@@ -27,6 +27,10 @@ func InvalidateRequest(ks, from string, keys ...string) transport.Request {
 	return transport.Request{Op: opInvalidate, Payload: encodeInvalidate(ks, from, 1, keys)}
 }
 
+func GetRequest(ks, key string) transport.Request {
+	return transport.Request{Op: opGet, Payload: encodeKeys(ks, []string{key})}
+}
+
 func DeleteKeySpaceRequest(ks string) transport.Request {
 	return transport.Request{Op: opDeleteKeySpace, Payload: encodeName(ks)}
 }

@@ -223,6 +223,9 @@ func (e *Engine) runLoad(st *ksState, key string, f *flight.Flight, stale *cache
 		if serr := st.store.Set(key, ent); serr != nil {
 			st.stats.rejected.Add(1)
 		} else {
+			if took && st.rep != nil {
+				st.rep.store.Delete(key) // owned now: the copy it came from goes
+			}
 			e.fillReplicas(st, key, ent)
 		}
 	}

@@ -196,10 +196,15 @@ func (e *Engine) promote(st *ksState, key string) {
 	}
 	l := st.loads.Lock(key)
 	defer l.Unlock()
+	if l.Current() != nil {
+		// The load in flight, or the next one, takes the copy over
+		// (takeOver); it must still find it.
+		return
+	}
 	from, _, ent, ok := st.rep.copyOf(key, true)
 	st.rep.store.Delete(key)
-	if !ok || l.Current() != nil {
-		return // an in-flight load takes copies itself (takeOver)
+	if !ok {
+		return
 	}
 	if _, present := st.store.Peek(key); present {
 		return

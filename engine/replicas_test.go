@@ -317,3 +317,29 @@ func TestReplicasRefillOwnerFromCopy(t *testing.T) {
 	}
 	require.Zero(t, c.DataSource.Total(), "the owner refilled from its replica")
 }
+
+// A replica asked for a key it does not own (a peer whose ring already
+// makes it the owner, while its own ring does not yet) answers from its
+// copy without keeping the value as owned, and must keep the copy: it is
+// what the replica takes over from when its ring catches up. Invariant:
+// after such a Get the replica still holds its copy, and the DataSource
+// was not asked.
+func TestPeerGetUnderAnotherRingKeepsReplicaCopy(t *testing.T) {
+	const label = "replica-keeps-copy"
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	c := testutil.NewCluster(t, 3, testutil.ClusterConfig{Label: label, Options: []engine.Option{
+		engine.WithGossipSecret(secret), engine.WithReplicas(2)}})
+	ctx := context.Background()
+	key := c.KeysOwnedBy(0, 1, "keep")[0]
+	hs := holderIndexes(t, c, 0, key, 2)
+	replica := c.Node(hs[1])
+	require.NoError(t, c.Node(hs[0]).Put(ctx, ks, engine.Entry{Key: key, Value: []byte("v1")}))
+	require.EqualValues(t, 1, replicaEntries(t, replica), "the write reached the replica")
+	fetches := c.DataSource.Total()
+
+	peer := rawPeer(t, label, c.Name(hs[0]), secret) // a member's name: the owner's
+	resp := peer(replica, engine.GetRequest(ks, key))
+	require.Contains(t, string(resp.Payload), "v1", "the replica answered from its copy")
+	require.EqualValues(t, 1, replicaEntries(t, replica), "the replica still holds its copy")
+	require.Equal(t, fetches, c.DataSource.Total(), "no DataSource fetch")
+}

@@ -43,8 +43,11 @@ const maxTakeoverAsks = 4
 func (e *Engine) takeOver(ctx context.Context, st *ksState, key string) (val []byte, exp time.Time, ok bool) {
 	now := time.Now()
 	if st.rep != nil {
+		// The copy stays until the load stores the value as owned
+		// (runLoad): a load that does not keep it (this node is not the
+		// owner in its ring yet, or a write superseded the load) must not
+		// take away the copy from which this node takes the key over.
 		if from, _, ent, held := st.rep.copyOf(key, e.storeTrusted()); held {
-			st.rep.store.Delete(key) // the load stores it as owned
 			if by, noted := st.recent.lastBy(key, now); !noted || by == from {
 				return ent.Value, ent.ExpiresAt, true
 			}
