@@ -3,10 +3,12 @@ package engine
 import (
 	"bytes"
 	"context"
+	"errors"
 	"sync"
 	"time"
 
 	"github.com/distcache/distcache/internal/cache"
+	"github.com/distcache/distcache/keyspace"
 )
 
 // Refresh-ahead (warmup.Config.RefreshInterval): every interval, each node
@@ -23,6 +25,11 @@ import (
 //
 //   - the fetch failed: the current value stays (stale-on-error rules
 //     apply when it expires);
+//   - the DataSource no longer has the key (keyspace.ErrNotFound, which is
+//     an answer, not a failure): the row was deleted, and the key is
+//     deleted as the owner applies a Delete (below), unless a write came
+//     first; the next Get loads it afresh (and caches the absence under
+//     the negative TTL);
 //   - a write or another store of the key happened meanwhile (the entry's
 //     store version moved): that one wins;
 //   - the same value: stored again with a fresh expiry, and sent to the
@@ -91,6 +98,7 @@ func (e *Engine) refreshKey(ctx context.Context, st *ksState, key string, c *war
 	fctx, cancel := context.WithTimeout(ctx, st.settings.ReadTimeout)
 	val, err := e.fetch(fctx, st, key)
 	cancel()
+	gone := errors.Is(err, keyspace.ErrNotFound)
 
 	l = st.loads.Lock(key)
 	l.Finish(f) // a refresh is never abandoned: it has no AfterFunc
@@ -105,14 +113,14 @@ func (e *Engine) refreshKey(ctx context.Context, st *ksState, key string, c *war
 		return nil, err
 	}
 	switch {
-	case err != nil:
+	case err != nil && !gone:
 		c.refreshFailed.Add(1)
 		fallthrough
 	case l.Superseded(f) || !held || ver != ver0 || f.Gen() != e.flushGen():
 		l.Unlock()
 		f.Publish(current())
 		return
-	case bytes.Equal(val, cur.Value):
+	case !gone && bytes.Equal(val, cur.Value):
 		if exp, xerr := e.expiry(ctx, st, key, time.Time{}); xerr == nil {
 			ent := cache.Entry{Value: val, ExpiresAt: exp}
 			if st.store.Set(key, ent) == nil {
@@ -125,18 +133,19 @@ func (e *Engine) refreshKey(ctx context.Context, st *ksState, key string, c *war
 	}
 	l.Unlock()
 	c.changed.Add(1)
-	if !e.applyRefresh(ctx, st, key, val, ver0) {
-		cur, _, held = st.store.PeekVersion(key)
-	} else {
-		cur, held = cache.Entry{Value: val}, true
+	if e.applyRefresh(ctx, st, key, val, gone, ver0) {
+		f.Publish(val, err)
+		return
 	}
+	cur, _, held = st.store.PeekVersion(key)
 	f.Publish(current())
 }
 
-// applyRefresh stores a changed value of key found by a refresh as the
+// applyRefresh stores a changed value of key found by a refresh, or
+// deletes the key when the DataSource no longer has it (gone), as the
 // owner applies a write (see applyAsOwner), unless the entry changed since
-// the refresh began (store version ver0): false when it did not store it.
-func (e *Engine) applyRefresh(ctx context.Context, st *ksState, key string, val []byte, ver0 uint64) bool {
+// the refresh began (store version ver0): false when it did not apply it.
+func (e *Engine) applyRefresh(ctx context.Context, st *ksState, key string, val []byte, gone bool, ver0 uint64) bool {
 	ctx, cancel := context.WithTimeout(ctx, st.settings.WriteTimeout)
 	defer cancel()
 	keys := []string{key}
@@ -148,12 +157,19 @@ func (e *Engine) applyRefresh(ctx context.Context, st *ksState, key string, val 
 	if _, v, ok := st.store.PeekVersion(key); !ok || v != ver0 {
 		return false // written meanwhile: that write wins
 	}
-	en := []Entry{{Key: key, Value: val}}
-	rep := e.replicateWrite(ctx, st, en, writePut)
+	en, kind := []Entry{{Key: key, Value: val}}, writePut
+	if gone {
+		en, kind = []Entry{{Key: key}}, writeDelete
+	}
+	rep := e.replicateWrite(ctx, st, en, kind)
 	err = e.invalidateCopies(ctx, st, keys)
 	rep.wait(err == nil)
 	if err != nil {
 		return false
+	}
+	if gone {
+		e.deleteLocal(st, key)
+		return true
 	}
 	return e.putLocal(ctx, st, en[0]) == nil
 }

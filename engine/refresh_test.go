@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/distcache/distcache/engine"
+	"github.com/distcache/distcache/keyspace"
 	"github.com/distcache/distcache/testutil"
 	"github.com/distcache/distcache/warmup"
 	"github.com/stretchr/testify/require"
@@ -77,4 +78,36 @@ func TestRefreshAhead(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, "v2", string(v), "node %d: a failed refresh keeps the value", n)
 	}
+}
+
+// A row deleted from the DataSource is a change too: after a refresh every
+// node answers ErrNotFound (near copies included), without a Delete.
+func TestRefreshAheadDeletedRow(t *testing.T) {
+	const interval = 300 * time.Millisecond
+	c := testutil.NewCluster(t, 3, testutil.ClusterConfig{Options: []engine.Option{
+		engine.WithWarmup(warmup.Config{RefreshInterval: interval, MinHits: 3, DecayInterval: time.Hour}),
+		engine.WithKeySpaceNearCache(ks, 8<<20, time.Minute),
+	}})
+	ctx := context.Background()
+	owner := 2
+	hot := c.KeysOwnedBy(owner, 1, "refresh-gone")[0]
+	for range 5 {
+		for _, n := range c.Live() {
+			_, err := c.Node(n).Get(ctx, ks, hot)
+			require.NoError(t, err)
+		}
+	}
+
+	c.DataSource.SetMissing(hot, true)
+	testutil.WaitFor(t, 10*time.Second, func() bool {
+		for _, n := range c.Live() {
+			if _, err := c.Node(n).Get(ctx, ks, hot); !errors.Is(err, keyspace.ErrNotFound) {
+				return false
+			}
+		}
+		return true
+	}, "the deleted row is gone from every node without a Delete")
+	s := c.Node(owner).WarmupStats()
+	require.Positive(t, s.Changed)
+	require.Zero(t, s.RefreshFailed, "a deleted row is not a failed refresh")
 }

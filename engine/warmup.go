@@ -39,7 +39,8 @@ type WarmupStats struct {
 	Loaded, Requested, Cached, Failed int64
 	// Refreshed counts refresh-ahead fetches of hot keys this node owns
 	// (warmup.Config.RefreshInterval), Changed those that found a new
-	// value, RefreshFailed those that failed (the value was kept).
+	// value or a deleted row, RefreshFailed those that failed (the value
+	// was kept).
 	Refreshed, Changed, RefreshFailed int64
 }
 

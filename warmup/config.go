@@ -68,11 +68,12 @@ type Config struct {
 	// refetches the hot keys it owns (those at or above MinHits in its
 	// tracker) through the keyspace's coalescing, rate limiter and circuit
 	// breaker, and stores the new value (replicating it, and invalidating
-	// other nodes' copies when it changed). Other nodes never refresh a key,
-	// so the DataSource sees one fetch per hot key per interval for the
-	// whole cluster; cold keys are never refreshed; a failed refresh keeps
-	// the current value. A row changed in the DataSource thus reaches every
-	// node within about one interval without a Put. Zero: off.
+	// other nodes' copies when it changed; a row the DataSource no longer
+	// has is deleted as by a Delete). Other nodes never refresh a key, so
+	// the DataSource sees one fetch per hot key per interval for the whole
+	// cluster; cold keys are never refreshed; a failed refresh keeps the
+	// current value. A row changed or deleted in the DataSource thus
+	// reaches every node within about one interval without a Put. Zero: off.
 	RefreshInterval time.Duration
 }
 
