@@ -15,6 +15,8 @@ const (
 	InvDeadline       = "call past its deadline + slack"
 	InvSteadyFailure  = "failed call in steady state"
 	InvSteadyLost     = "lost write in steady state (no fault yet)"
+	InvLost           = "lost write (the scenario's fault must lose none)"
+	InvFetchRate      = "DataSource fetched faster during the fault than in steady state"
 	InvRecovery       = "node not serving again within the recovery bound"
 	InvHistory        = "invalid history (driver bug: overlapping writes of one key)"
 )
@@ -139,10 +141,11 @@ func (r *Result) Totals() PhaseStats {
 // acknowledged). The value of a Delete, and of a key never written, is the
 // DataSource's version 0. Anything else is:
 //   - a lost write, when it returns version 0 but W is a Put: reported, not
-//     a violation (an acknowledged Put lost with its only holder; the
-//     replicas issue deals with them), except in steady state, where
-//     nothing can explain it (a read that was still in flight when the
-//     fault began may have met it: it is not held to steady state);
+//     a violation (an acknowledged Put lost with its only holder), except
+//     in steady state, where nothing can explain it (a read that was still
+//     in flight when the fault began may have met it: it is not held to
+//     steady state), and in a Lossless scenario, whose fault leaves a copy
+//     of every entry;
 //   - a split-brain read, when it began during a partition and W was
 //     acknowledged during the partition through a node on the other side:
 //     reported, not a violation (both sides keep serving; the promise
@@ -155,7 +158,7 @@ func Check(in Input) Result {
 		res.Phases[p].FailureClasses = map[string]int{}
 	}
 	var steadyFailures, overruns, corrupt []string
-	var stale, impossible, steadyLost []Anomaly
+	var stale, impossible, steadyLost, lost []Anomaly
 
 	byKey := map[string]*keyCalls{}
 	for i := range in.Calls {
@@ -243,8 +246,11 @@ func Check(in Input) Result {
 					ph.LostWrites++
 				}
 				res.Lost = append(res.Lost, a)
-				if in.Timeline.steady(r) {
+				switch {
+				case in.Timeline.steady(r):
 					steadyLost = append(steadyLost, a)
+				case in.Lossless:
+					lost = append(lost, a)
 				}
 			case a.Kind == KindImpossible:
 				ph.Stale++
@@ -275,6 +281,10 @@ func Check(in Input) Result {
 	add(InvDeadline, overruns)
 	add(InvSteadyFailure, steadyFailures)
 	add(InvSteadyLost, anomalyStrings(steadyLost))
+	add(InvLost, anomalyStrings(lost))
+	if in.Lossless {
+		add(InvFetchRate, in.fetchRates())
+	}
 	if in.RecoveryBound > 0 && (in.Recovered < 0 || in.Recovered > in.RecoveryBound) {
 		msg := fmt.Sprintf("not every node was serving %s after the fault ended", in.RecoveryBound)
 		if in.Recovered >= 0 {
@@ -317,4 +327,21 @@ func fmtCall(c *Call) string {
 		s += ": " + c.Err
 	}
 	return s
+}
+
+// fetchRates compares the DataSource fetch rates of the fault and steady
+// phases (a sample when the fault's is higher). The steady phase starts on
+// a cold cache, so its rate includes the warm-up: the check catches a fault
+// that empties caches wholesale, not a small excess.
+func (in *Input) fetchRates() []string {
+	steady, fault := in.Timeline.FaultStart, in.Timeline.FaultEnd-in.Timeline.FaultStart
+	if steady <= 0 || fault <= 0 {
+		return nil
+	}
+	rs := float64(in.Fetches[Steady]) / steady.Seconds()
+	rf := float64(in.Fetches[Fault]) / fault.Seconds()
+	if rf <= rs {
+		return nil
+	}
+	return []string{fmt.Sprintf("%.0f fetches/s during the fault, %.0f in steady state", rf, rs)}
 }

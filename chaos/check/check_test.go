@@ -115,6 +115,33 @@ func TestFailedWriteAnnotated(t *testing.T) {
 	require.Contains(t, r.Violations[0].Samples[0], "written by a call that failed")
 }
 
+// TestLostWriteInLosslessScenario: where the fault must lose no write (a
+// graceful leave, or a crash with two copies), a lost write is a violation
+// in the fault and recovery phases too.
+func TestLostWriteInLosslessScenario(t *testing.T) {
+	in := input(
+		put(0, "a", 1, 12_000, 12_010), get(1, "a", 0, 13_000, 13_010), // fault
+		put(0, "b", 1, 21_000, 21_010), get(1, "b", 0, 22_000, 22_010), // recovery
+		put(0, "c", 1, 12_000, 12_010), get(1, "c", 1, 13_000, 13_010), // kept
+	)
+	in.Lossless = true
+	r := Check(in)
+	require.Equal(t, []string{InvLost}, invariants(r))
+	require.Equal(t, 2, r.Violations[0].Count)
+
+	// Fetch rates: steady 0..10 s, fault 10..20 s (see input).
+	in = input()
+	in.Lossless = true
+	in.Fetches = [NumPhases]int64{Steady: 100, Fault: 100}
+	r = Check(in)
+	require.True(t, r.OK(), "as many fetches per second")
+	in.Fetches[Fault] = 101
+	require.Equal(t, []string{InvFetchRate}, invariants(Check(in)))
+	in.Lossless = false
+	r = Check(in)
+	require.True(t, r.OK(), "only lossless scenarios bound the rate")
+}
+
 // TestLostWriteClassified: reading the DataSource's value after an
 // acknowledged Put is a lost write: reported during and after a fault,
 // a violation in steady state.

@@ -163,6 +163,13 @@ type Input struct {
 	// Recovered is when, after Timeline.FaultEnd, every node was serving
 	// again (negative: never); RecoveryBound how long that may take.
 	Recovered, RecoveryBound time.Duration
+	// Lossless: the scenario's fault must lose no acknowledged write (a
+	// graceful leave, or a crash with a second copy of every entry), so a
+	// lost write is a violation in every phase, and the DataSource must
+	// not be fetched faster during the fault than in steady state.
+	Lossless bool
+	// Fetches are the DataSource fetches of each phase (all nodes).
+	Fetches [NumPhases]int64
 }
 
 // stalled reports whether a host stall of at least Slack overlapped c.

@@ -145,6 +145,7 @@ func (env *env) runScenario(ctx context.Context, sc scenario) (out outcome) {
 		Stalls:   mon.hostStalls(driverStalls.Stalls(), outages),
 		Deadline: cfg.deadline, Slack: cfg.slack,
 		Recovered: out.recovery, RecoveryBound: cfg.recoveryBound,
+		Lossless: sc.lossless, Fetches: out.fetches,
 	}
 	if sc.netns {
 		in.Partition = &check.Partition{From: tl.FaultStart, To: tl.FaultEnd, Minority: sc.minority}

@@ -19,6 +19,8 @@ type scenario struct {
 	minority []int
 	// nodeArgs are extra chaosnode flags for every node of the scenario.
 	nodeArgs []string
+	// lossless: the fault must lose no acknowledged write (check.Input).
+	lossless bool
 	duration func(*config) time.Duration
 	inject   func(context.Context, *cluster) error
 	end      func(context.Context, *cluster) error
@@ -51,7 +53,7 @@ func scenarios() []scenario {
 		},
 		{
 			name: "kill-replicas", about: fmt.Sprintf("SIGKILL node-%d with two copies of each entry (-replicas 2), restart after %s", victim, durKill),
-			nodeArgs: []string{"-replicas", "2"},
+			nodeArgs: []string{"-replicas", "2"}, lossless: true,
 			duration: fixed(durKill),
 			inject:   func(ctx context.Context, c *cluster) error { return c.kill(ctx, victim) },
 			end:      func(ctx context.Context, c *cluster) error { return c.restart(ctx, victim) },
@@ -80,6 +82,7 @@ func scenarios() []scenario {
 		},
 		{
 			name: "term", about: fmt.Sprintf("SIGTERM node-%d (graceful leave), restart when the phase ends", victim),
+			lossless: true,
 			duration: func(cfg *config) time.Duration { return cfg.termFor },
 			inject:   func(ctx context.Context, c *cluster) error { return c.terminate(ctx, victim) },
 			end:      func(ctx context.Context, c *cluster) error { return c.restart(ctx, victim) },
