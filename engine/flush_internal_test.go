@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distcache/distcache/internal/cache"
 	"github.com/distcache/distcache/internal/transport"
 
 	"github.com/distcache/distcache/discovery/static"
@@ -164,4 +165,47 @@ func TestFlushNoticeAboutEarlierProcessIgnored(t *testing.T) {
 	require.Equal(t, before+1, e.flushGen(), "a miss within the clock skew of the start flushes")
 	e.serveFlush("peer", time.Now())
 	require.Equal(t, before+2, e.flushGen(), "a miss during this process's life flushes")
+}
+
+// A holder asked for a key it is writing waits for the write and answers
+// with the written value; if the write outlasts heldWaitMax it answers
+// busy, never "absent": an asker taking the key over would load the
+// DataSource's older value.
+func TestHeldWaitsForWriteInProgress(t *testing.T) {
+	ctx := context.Background()
+	ds := keyspace.DataSourceFunc(func(context.Context, string) ([]byte, error) { return []byte("from-ds"), nil })
+	e, err := New(NewConfig(static.NewDiscovery(nil), []keyspace.KeySpace{keyspace.New("t", 1<<20, ds)},
+		WithBindAddr("127.0.0.1"), WithBindPort(0), WithLabel("held-"+t.Name())))
+	require.NoError(t, err)
+	require.NoError(t, e.Start(ctx))
+	t.Cleanup(func() { _ = e.Stop(ctx) })
+	st, err := e.keyspace("t")
+	require.NoError(t, err)
+	ask := func() heldAnswer {
+		resp := e.serveHeld(ctx, st, keysRequest{keyspace: "t", keys: []string{"k"}})
+		require.Equal(t, statusOK, resp.Status)
+		a, err := decodeHeld(resp.Payload)
+		require.NoError(t, err)
+		return a
+	}
+	require.False(t, ask().found, "nothing held yet")
+
+	release, err := st.pending.claim(ctx, []string{"k"})
+	require.NoError(t, err)
+	a := ask()
+	require.True(t, a.busy, "a write outlasting the wait: busy")
+	require.False(t, a.found)
+
+	// The write completes while the holder waits: its value is the answer.
+	release, err = func() (func(), error) { release(); return st.pending.claim(ctx, []string{"k"}) }()
+	require.NoError(t, err)
+	done := make(chan transport.Response)
+	go func() { done <- e.serveHeld(ctx, st, keysRequest{keyspace: "t", keys: []string{"k"}}) }()
+	require.NoError(t, st.store.Set("k", cache.Entry{Value: []byte("written")}))
+	release()
+	a, err = decodeHeld((<-done).Payload)
+	require.NoError(t, err)
+	require.False(t, a.busy)
+	require.True(t, a.found)
+	require.Equal(t, "written", string(a.value))
 }

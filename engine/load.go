@@ -168,9 +168,8 @@ func (e *Engine) runLoad(st *ksState, key string, f *flight.Flight, stale *cache
 	defer stop()
 	// A key this node is taking over is asked of its previous holders
 	// first (takeover.go): no fetch, and no value older than theirs.
-	val, exp, took := e.takeOver(ctx, st, key)
-	var err error
-	if !took {
+	val, exp, took, err := e.takeOver(ctx, st, key)
+	if !took && err == nil {
 		fctx, end := e.obs.startFetch(ctx, parent, st.name)
 		val, err = e.fetch(fctx, st, key)
 		end(err)

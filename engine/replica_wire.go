@@ -87,13 +87,19 @@ func decodeReplicate(p []byte) (replicateRequest, error) {
 // held for another owner.
 type heldAnswer struct {
 	found, fromStore bool
+	// busy: the holder has a write of the key in progress and could not
+	// say; the asker must not take the key as absent.
+	busy             bool
 	ver              uint64
 	expiry           time.Time
 	value            []byte
 }
 
 func encodeHeld(a heldAnswer) []byte {
-	if !a.found {
+	switch {
+	case a.busy:
+		return []byte{3}
+	case !a.found:
 		return []byte{0}
 	}
 	e := encoder{b: make([]byte, 0, len(a.value)+24)}
@@ -113,6 +119,9 @@ func decodeHeld(p []byte) (heldAnswer, error) {
 	var a heldAnswer
 	switch d.byte() {
 	case 0:
+		return a, d.done()
+	case 3:
+		a.busy = true
 		return a, d.done()
 	case 1:
 	case 2:

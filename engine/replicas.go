@@ -418,17 +418,30 @@ func (e *Engine) applyCopy(st *ksState, from string, kind uint8, it replicaItem,
 
 // serveHeld answers opHeld: what this node holds of a key, owned or as a
 // copy, without loading it. Nothing is answered while the stores are not
-// trusted (this node may have missed writes).
-func (e *Engine) serveHeld(st *ksState, r keysRequest) transport.Response {
+// trusted (this node may have missed writes). While a write of the key is
+// in progress here, it waits for the write, up to heldWaitMax, and then
+// answers busy: the key's value is about to change, and "absent" would
+// let the asker load the DataSource's older value.
+func (e *Engine) serveHeld(ctx context.Context, st *ksState, r keysRequest) transport.Response {
 	if len(r.keys) != 1 {
 		return transport.Response{Status: statusBadRequest}
+	}
+	if st.pending.busy(r.keys[0]) {
+		wctx, cancel := context.WithTimeout(ctx, heldWaitMax)
+		_ = st.pending.wait(wctx, r.keys[0])
+		cancel()
 	}
 	return transport.Response{Status: statusOK, Payload: encodeHeld(e.held(st, r.keys[0]))}
 }
 
+// heldWaitMax bounds how long serveHeld waits for a write in progress:
+// well within the asker's takeoverAskTimeout, so that it hears "busy"
+// rather than nothing.
+const heldWaitMax = takeoverAskTimeout / 2
+
 func (e *Engine) held(st *ksState, key string) heldAnswer {
 	if st.pending.busy(key) {
-		return heldAnswer{}
+		return heldAnswer{busy: true}
 	}
 	trusted := e.storeTrusted()
 	if ent, ver, ok := st.store.PeekVersion(key); ok && ent.Fresh() && !ent.Negative && (trusted || ver > st.flushFrom.Load()) {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -40,7 +41,7 @@ const maxTakeoverAsks = 4
 // takeOver returns the value of key held by this node's copy or by the
 // members that held it before (see the file comment); ok is false when the
 // load must fetch.
-func (e *Engine) takeOver(ctx context.Context, st *ksState, key string) (val []byte, exp time.Time, ok bool) {
+func (e *Engine) takeOver(ctx context.Context, st *ksState, key string) (val []byte, exp time.Time, ok bool, err error) {
 	now := time.Now()
 	if st.rep != nil {
 		// The copy stays until the load stores the value as owned
@@ -49,25 +50,25 @@ func (e *Engine) takeOver(ctx context.Context, st *ksState, key string) (val []b
 		// take away the copy from which this node takes the key over.
 		if from, _, ent, held := st.rep.copyOf(key, e.storeTrusted()); held {
 			if by, noted := st.recent.lastBy(key, now); !noted || by == from {
-				return ent.Value, ent.ExpiresAt, true
+				return ent.Value, ent.ExpiresAt, true, nil
 			}
 		}
 	}
 	ring := e.cl.Ring()
-	if v, x, took := e.fromReplicas(ctx, st, ring, key); took {
-		return v, x, true
+	if v, x, took, err := e.fromReplicas(ctx, st, ring, key); took || err != nil {
+		return v, x, took, err
 	}
 	if !e.cfg.Handoff {
-		return nil, time.Time{}, false
+		return nil, time.Time{}, false, nil
 	}
 	if v, x, took := st.parked.take(st, key, now); took {
-		return v, x, true
+		return v, x, true, nil
 	}
 	if a := e.held(st, key); a.found { // handed on from here a moment ago
-		return a.value, a.expiry, true
+		return a.value, a.expiry, true, nil
 	}
 	if !e.handoffOpen() {
-		return nil, time.Time{}, false
+		return nil, time.Time{}, false, nil
 	}
 	var ask []string
 	seen := map[string]bool{e.selfName: true}
@@ -110,6 +111,9 @@ func (e *Engine) takeOver(ctx context.Context, st *ksState, key string) (val []b
 			continue
 		}
 		a, found, allowed := e.askHeld(ctx, st, m, key)
+		if a.busy {
+			return nil, time.Time{}, false, errWriteInProgress(ctx, m)
+		}
 		if !found {
 			continue
 		}
@@ -117,9 +121,17 @@ func (e *Engine) takeOver(ctx context.Context, st *ksState, key string) (val []b
 			break
 		}
 		st.stats.handoffsTaken.Add(1)
-		return a.value, a.expiry, true
+		return a.value, a.expiry, true, nil
 	}
-	return st.parked.take(st, key, time.Now())
+	v, x, took := st.parked.take(st, key, time.Now())
+	return v, x, took, nil
+}
+
+// errWriteInProgress is a takeover's error when a holder of the key was
+// still writing it as the load's time ran out: the DataSource's value may
+// be older than that write, so the load fails instead of fetching.
+func errWriteInProgress(ctx context.Context, m cluster.Member) error {
+	return fmt.Errorf("taking the key over: %s is still writing it: %w", m.Name, context.Cause(ctx))
 }
 
 // movedEntries remember, for handoffWindow, the entries this node dropped
@@ -312,29 +324,32 @@ func (e *Engine) gossipMember(name string) (cluster.Member, bool) {
 // flush) but a replica got every write the owner acknowledged, or has the
 // key queued for repair (then it is not asked). A copy is not taken while
 // a write of the key by another member may be newer (recentWrites).
-func (e *Engine) fromReplicas(ctx context.Context, st *ksState, ring *membership.Ring, key string) ([]byte, time.Time, bool) {
+func (e *Engine) fromReplicas(ctx context.Context, st *ksState, ring *membership.Ring, key string) ([]byte, time.Time, bool, error) {
 	if st.rep == nil {
-		return nil, time.Time{}, false
+		return nil, time.Time{}, false, nil
 	}
 	hs := ring.Replicas(key, st.rep.n)
 	if len(hs) < 2 || hs[0].Name != e.selfName {
-		return nil, time.Time{}, false
+		return nil, time.Time{}, false, nil
 	}
 	for _, m := range hs[1:] {
 		if st.rep.missed.has(m.Name, key) {
 			continue
 		}
 		a, found, allowed := e.askHeld(ctx, st, m, key)
+		if a.busy {
+			return nil, time.Time{}, false, errWriteInProgress(ctx, m)
+		}
 		if !found {
 			continue
 		}
 		if !allowed {
-			return nil, time.Time{}, false
+			return nil, time.Time{}, false, nil
 		}
 		st.rep.reads.Add(1)
-		return a.value, a.expiry, true
+		return a.value, a.expiry, true, nil
 	}
-	return nil, time.Time{}, false
+	return nil, time.Time{}, false, nil
 }
 
 // askHeld asks m for its entry of key, within takeoverAskTimeout. found
@@ -342,11 +357,25 @@ func (e *Engine) fromReplicas(ctx context.Context, st *ksState, ring *membership
 // this node take it. An answer from m's store counts as a hand-off from m at
 // its version; a replica copy counts as from nobody, taken only if no write
 // of the key was noted.
+//
+// A holder with a write of the key in progress answers busy: m is asked
+// again (it waits for the write before it answers) until ctx ends, and a
+// answers busy if it still is then: the caller must not take the key as
+// absent, since the write may be the key's newest value.
 func (e *Engine) askHeld(ctx context.Context, st *ksState, m cluster.Member, key string) (a heldAnswer, found, allowed bool) {
-	actx, cancel := context.WithTimeout(ctx, takeoverAskTimeout)
-	a, err := e.peers.held(actx, m, st.name, key)
-	cancel()
-	if err != nil || !a.found {
+	for {
+		actx, cancel := context.WithTimeout(ctx, takeoverAskTimeout)
+		var err error
+		a, err = e.peers.held(actx, m, st.name, key)
+		cancel()
+		if err != nil {
+			return heldAnswer{}, false, false
+		}
+		if !a.busy || ctx.Err() != nil {
+			break
+		}
+	}
+	if !a.found {
 		return a, false, false
 	}
 	from, ver := m.Name, a.ver

@@ -191,3 +191,20 @@ func FuzzDecodeFlush(f *testing.F) {
 		}
 	})
 }
+
+func FuzzDecodeHeld(f *testing.F) {
+	f.Add(encodeHeld(heldAnswer{found: true, fromStore: true, ver: 7, expiry: time.Unix(9, 0), value: []byte("v")}))
+	f.Add(encodeHeld(heldAnswer{busy: true}))
+	f.Add(encodeHeld(heldAnswer{}))
+	f.Fuzz(func(t *testing.T, p []byte) {
+		a, err := decodeHeld(p)
+		if err != nil {
+			return
+		}
+		b, err := decodeHeld(encodeHeld(a))
+		if err != nil || b.found != a.found || b.busy != a.busy || b.fromStore != a.fromStore || b.ver != a.ver ||
+			!b.expiry.Equal(a.expiry) || string(b.value) != string(a.value) {
+			t.Fatalf("re-encode changed %+v into %+v (%v)", a, b, err)
+		}
+	})
+}
