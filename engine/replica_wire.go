@@ -89,10 +89,10 @@ type heldAnswer struct {
 	found, fromStore bool
 	// busy: the holder has a write of the key in progress and could not
 	// say; the asker must not take the key as absent.
-	busy             bool
-	ver              uint64
-	expiry           time.Time
-	value            []byte
+	busy   bool
+	ver    uint64
+	expiry time.Time
+	value  []byte
 }
 
 func encodeHeld(a heldAnswer) []byte {
