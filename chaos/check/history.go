@@ -89,10 +89,11 @@ func (p Phase) String() string {
 
 // Timeline gives the phase boundaries, as offsets from the epoch.
 type Timeline struct {
-	// FaultStart is when the fault was injected, FaultEnd when it ended (the
-	// restart was launched, SIGCONT sent, the partition healed), End when the
-	// workload stopped.
-	FaultStart, FaultEnd, End time.Duration
+	// Start is when the steady workload began (after the warm-up reads),
+	// FaultStart when the fault was injected, FaultEnd when it ended (the
+	// restart was launched, SIGCONT sent, the partition healed), End when
+	// the workload stopped.
+	Start, FaultStart, FaultEnd, End time.Duration
 }
 
 // PhaseOf returns the phase a call starting at t belongs to.

@@ -76,6 +76,15 @@ func (m *monitor) setPhase(ctx context.Context, p check.Phase, watch bool) {
 	}
 }
 
+// restart samples, then forgets the fetches and degraded loads counted so
+// far (the warm-up's): the phases count from now.
+func (m *monitor) restart(ctx context.Context) {
+	m.sample(ctx)
+	m.sampleMu.Lock()
+	defer m.sampleMu.Unlock()
+	m.fetches, m.degraded = [check.NumPhases]int64{}, [check.NumPhases]int64{}
+}
+
 // sample reads every serving node's status, adds the fetches since the
 // previous sample to the current phase, and checks for recovery.
 func (m *monitor) sample(ctx context.Context) {

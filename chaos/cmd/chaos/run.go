@@ -85,6 +85,9 @@ func (env *env) runScenario(ctx context.Context, sc scenario) (out outcome) {
 	var monWG, workWG sync.WaitGroup
 	monWG.Go(func() { env.guard(func() { mon.run(mctx) }) })
 	monWG.Go(func() { driverStalls.Run(mctx) })
+	env.guard(func() { wl.warm(ctx) })
+	mon.restart(ctx)
+	out.timeline.Start = c.now()
 	workWG.Go(func() { env.guard(func() { wl.run(wctx) }) })
 	defer func() {
 		stopWork()
