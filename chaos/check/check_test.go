@@ -132,10 +132,10 @@ func TestLostWriteInLosslessScenario(t *testing.T) {
 	// Fetch rates: steady 0..10 s, fault 10..20 s (see input).
 	in = input()
 	in.Lossless = true
-	in.Fetches = [NumPhases]int64{Steady: 100, Fault: 150}
+	in.Fetches = [NumPhases]int64{Steady: 100, Fault: 200}
 	r = Check(in)
 	require.True(t, r.OK(), "within the slack")
-	in.Fetches[Fault] = 151
+	in.Fetches[Fault] = 201
 	require.Equal(t, []string{InvFetchRate}, invariants(Check(in)))
 	in.Lossless = false
 	r = Check(in)
