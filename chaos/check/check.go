@@ -23,7 +23,7 @@ const (
 
 // fetchRateSlack is how much faster than in steady state a lossless
 // scenario may fetch during its fault (see fetchRates).
-const fetchRateSlack = 2
+const fetchRateSlack = 2.0
 
 // maxSamples bounds the offending calls a violation lists.
 const maxSamples = 10
