@@ -61,6 +61,9 @@ type Call struct {
 	// BadValue is set when a Get returned a value that does not decode, or
 	// that names another key: always a violation.
 	BadValue string
+	// Missing is set, with OK, when a Get of the refresh scenario found no
+	// such row (ErrNotFound): it read the row's deletion.
+	Missing bool
 }
 
 // Phase is the part of a run a call started in.

@@ -18,12 +18,14 @@ const (
 )
 
 // RowChange is the driver changing a row of the shared database: from a
-// moment between Start and End on, the DataSource returns Version for Key.
-// A key's changes have increasing versions, starting at 1 (0 is the row
-// before any change).
+// moment between Start and End on, the DataSource returns Version for Key,
+// or, when Deleted, finds no such row. A key's changes have increasing
+// versions, starting at 1 (0 is the row before any change); a deleted row
+// is never set again, so a read that found no row read that deletion.
 type RowChange struct {
 	Key        string
 	Version    uint64
+	Deleted    bool
 	Start, End time.Duration
 }
 
@@ -58,6 +60,14 @@ type RefreshInput struct {
 	// lower fetch bound drops by one per interval of stall in the window.
 	Deadline, Slack time.Duration
 	Stalls          []Stall
+}
+
+// what describes the change for reports.
+func (ch RowChange) what() string {
+	if ch.Deleted {
+		return fmt.Sprintf("row deleted (v%d)", ch.Version)
+	}
+	return fmt.Sprintf("row set to v%d", ch.Version)
 }
 
 // Propagation is how one change reached the nodes.
@@ -114,9 +124,14 @@ func (r *RefreshResult) OK() bool { return len(r.Violations) == 0 }
 func CheckRefresh(in RefreshInput) RefreshResult {
 	var res RefreshResult
 	var failed, overruns, corrupt, late, back, impossible, counts, fetchers, cold []string
+	changes := map[string][]RowChange{}
+	for _, ch := range in.Changes {
+		changes[ch.Key] = append(changes[ch.Key], ch)
+	}
+	calls := slices.Clone(in.Calls) // a missing row's reads get its deletion's version
 	byKey := map[string][]*Call{}
-	for i := range in.Calls {
-		c := &in.Calls[i]
+	for i := range calls {
+		c := &calls[i]
 		res.Calls++
 		lat := c.End - c.Start
 		res.MaxLatency = max(res.MaxLatency, lat)
@@ -137,17 +152,21 @@ func CheckRefresh(in RefreshInput) RefreshResult {
 			corrupt = append(corrupt, fmtCall(c)+": "+c.BadValue)
 			continue
 		}
+		if c.Missing {
+			i := slices.IndexFunc(changes[c.Key], func(ch RowChange) bool { return ch.Deleted })
+			if i < 0 || changes[c.Key][i].Start >= c.End {
+				impossible = append(impossible, fmtRead(c)+": that row was not deleted yet")
+				continue
+			}
+			c.Version = changes[c.Key][i].Version
+		}
 		byKey[c.Key] = append(byKey[c.Key], c)
-	}
-	changes := map[string][]RowChange{}
-	for _, ch := range in.Changes {
-		changes[ch.Key] = append(changes[ch.Key], ch)
 	}
 
 	for _, k := range slices.Sorted(maps.Keys(byKey)) {
 		reads := byKey[k]
 		for _, r := range reads {
-			if r.Version == 0 {
+			if r.Version == 0 || r.Missing {
 				continue
 			}
 			i := slices.IndexFunc(changes[k], func(ch RowChange) bool { return ch.Version == r.Version })
@@ -182,12 +201,12 @@ func CheckRefresh(in RefreshInput) RefreshResult {
 					continue
 				}
 				res.Late++
-				late = append(late, fmt.Sprintf("%s; row set to v%d at t=%s, due on every node by t=%s", fmtRead(r), ch.Version, fmtT(ch.End), fmtT(due)))
+				late = append(late, fmt.Sprintf("%s; %s at t=%s, due on every node by t=%s", fmtRead(r), ch.what(), fmtT(ch.End), fmtT(due)))
 			}
 		}
 		for n, l := range p.Lag {
 			if l < 0 && !excused {
-				late = append(late, fmt.Sprintf("node %d never returned %s v%d (set at t=%s)", n, ch.Key, ch.Version, fmtT(ch.End)))
+				late = append(late, fmt.Sprintf("node %d never returned the change of %s (%s at t=%s)", n, ch.Key, ch.what(), fmtT(ch.End)))
 			}
 		}
 		res.Propagation = append(res.Propagation, p)
@@ -265,7 +284,7 @@ func goingBack(reads []*Call) []string {
 			}
 		}
 		if newest != nil && r.Version < newest.Version {
-			out = append(out, fmt.Sprintf("%s; node %d had returned v%d at t=%s", fmtRead(r), newest.Node, newest.Version, fmtT(newest.End)))
+			out = append(out, fmt.Sprintf("%s; this was returned before: %s", fmtRead(r), fmtRead(newest)))
 		}
 	}
 	return out
@@ -283,5 +302,9 @@ func (in *RefreshInput) stalledAt(from, to time.Duration) bool {
 }
 
 func fmtRead(r *Call) string {
-	return fmt.Sprintf("t=%s..%s node=%d client=%d get %s -> v%d", fmtT(r.Start), fmtT(r.End), r.Node, r.Client, r.Key, r.Version)
+	got := fmt.Sprintf("v%d", r.Version)
+	if r.Missing {
+		got = "not found"
+	}
+	return fmt.Sprintf("t=%s..%s node=%d client=%d get %s -> %s", fmtT(r.Start), fmtT(r.End), r.Node, r.Client, r.Key, got)
 }

@@ -138,6 +138,19 @@ func TestRefreshReads(t *testing.T) {
 		{"overrun", func(in *RefreshInput) {
 			in.Calls = append(in.Calls, get(1, "h", 1, 4100, 7000))
 		}, []string{InvDeadline}},
+		{"deleted row, returned by every node", func(in *RefreshInput) {
+			deleteRow(in, 3)
+		}, nil},
+		{"deleted row, old row after the bound", func(in *RefreshInput) {
+			deleteRow(in, 2)
+			in.Calls = append(in.Calls, get(2, "d", 1, 3600, 3610))
+		}, []string{InvRefreshLate, InvGoingBack}},
+		{"deleted row, one node never says so", func(in *RefreshInput) {
+			deleteRow(in, 2)
+		}, []string{InvRefreshLate}},
+		{"not found before the deletion", func(in *RefreshInput) {
+			in.Calls = append(in.Calls, missing(get(1, "h", 0, 4100, 4110)))
+		}, []string{InvImpossibleRead}},
 		{"failed call during a stall", func(in *RefreshInput) {
 			in.Calls = append(in.Calls, failed(get(1, "h", 0, 4100, 6700), "deadline"))
 			in.Stalls = []Stall{{From: ms(4500), To: ms(6500)}}
@@ -149,5 +162,25 @@ func TestRefreshReads(t *testing.T) {
 			tc.edit(&in)
 			require.Equal(t, tc.want, refreshInvariants(CheckRefresh(in)))
 		})
+	}
+}
+
+func missing(c Call) Call {
+	c.Missing = true
+	return c
+}
+
+// deleteRow adds hot key d, set to v1 at 0.5 s and deleted at 1 s (v2), read
+// at v1 by every node, then found missing from 1.5 s on by the first
+// nodes of the three.
+func deleteRow(in *RefreshInput, nodes int) {
+	in.Changes = append(in.Changes,
+		RowChange{Key: "d", Version: 1, Start: ms(500), End: ms(501)},
+		RowChange{Key: "d", Version: 2, Deleted: true, Start: ms(1000), End: ms(1001)})
+	for n := range 3 {
+		in.Calls = append(in.Calls, get(n, "d", 1, 900, 910))
+	}
+	for n := range nodes {
+		in.Calls = append(in.Calls, missing(get(n, "d", 0, 1500, 1510)))
 	}
 }

@@ -24,8 +24,12 @@ const (
 	refreshNearTTL = time.Minute
 	refreshHot     = 8
 	refreshCold    = 40
+	// refreshDoomed is one more hot key, whose row the driver deletes at
+	// the first change: its fetches are not counted (once the row is gone,
+	// every read of it loads, and finds nothing).
+	refreshDoomed = "doomed"
 	// refreshReadEvery is each node's reader's pace: one hot key per tick,
-	// so every node reads every hot key about every 160 ms.
+	// so every node reads every hot key about every 180 ms.
 	refreshReadEvery = 20 * time.Millisecond
 	// refreshBound is how long after a change every node must return the new
 	// row: up to one interval until the owner's next refresh, one more for a
@@ -70,7 +74,9 @@ func (rr *refreshReads) get(ctx context.Context, client, i int, key string) {
 	res, err := cl.Op(cctx, ctlapi.OpGet, key, 0, rr.deadline)
 	c.End = rr.c.now()
 	record(&c, res, err)
-	if c.OK {
+	if !c.OK && c.Err == ctlapi.ErrNotFound {
+		c.OK, c.Err, c.Missing = true, "", true // the row was deleted
+	} else if c.OK {
 		v, perr := ctlapi.ParseValue(key, []byte(res.Value))
 		if perr != nil {
 			c.BadValue = perr.Error()
@@ -128,6 +134,7 @@ func (env *env) runRefresh(ctx context.Context, sc scenario) (out outcome) {
 	}
 	driverStalls := stall.New(10*time.Millisecond, 300*time.Millisecond, 1024)
 	mon := newMonitor(c)
+	read := append(slices.Clone(hot), refreshDoomed)
 	reads := &refreshReads{c: c, deadline: cfg.deadline}
 	mctx, stopMon := context.WithCancel(ctx)
 	rctx, stopReads := context.WithCancel(ctx)
@@ -145,7 +152,7 @@ func (env *env) runRefresh(ctx context.Context, sc scenario) (out outcome) {
 						return
 					case <-t.C:
 					}
-					reads.get(rctx, i, i, hot[k%len(hot)])
+					reads.get(rctx, i, i, read[k%len(read)])
 				}
 			})
 		})
@@ -173,7 +180,7 @@ func (env *env) runRefresh(ctx context.Context, sc scenario) (out outcome) {
 	// interval so that each owner has had a refresh tick with its keys hot.
 	for {
 		f := db.Fetches()
-		if !slices.ContainsFunc(hot, func(k string) bool { return f[k] == nil }) {
+		if !slices.ContainsFunc(read, func(k string) bool { return f[k] == nil }) {
 			break
 		}
 		if !waitFor(ctx, 50*time.Millisecond) {
@@ -204,6 +211,12 @@ func (env *env) runRefresh(ctx context.Context, sc scenario) (out outcome) {
 		if !waitFor(ctx, at-c.now()) {
 			out.err = ctx.Err()
 			return out
+		}
+		if i == 0 {
+			ch := check.RowChange{Key: refreshDoomed, Version: 1, Deleted: true, Start: c.now()}
+			db.Delete(refreshDoomed)
+			ch.End = c.now()
+			changes = append(changes, ch)
 		}
 		// Every other change leaves half the rows as they are: their
 		// refreshes find the same value.

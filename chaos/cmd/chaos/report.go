@@ -88,6 +88,15 @@ func printRefresh(w io.Writer, o outcome) {
 	var lags []time.Duration
 	never := 0
 	for _, p := range r.Propagation {
+		if p.Change.Deleted {
+			after := "never"
+			if m := p.Max(); m >= 0 {
+				after = m.Round(time.Millisecond).String()
+			}
+			fmt.Fprintf(w, "row of %s deleted at t=%s: every node answered not found after %s (bound %s)\n",
+				p.Change.Key, fmtS(p.Change.End), after, refreshBound)
+			continue
+		}
 		if m := p.Max(); m >= 0 {
 			lags = append(lags, m)
 		} else {
@@ -97,7 +106,7 @@ func printRefresh(w io.Writer, o outcome) {
 	slices.Sort(lags)
 	if len(lags) > 0 {
 		fmt.Fprintf(w, "%d row changes, every node returned the new row after: median %s, max %s (bound %s)",
-			len(r.Propagation), lags[len(lags)/2].Round(time.Millisecond), lags[len(lags)-1].Round(time.Millisecond), refreshBound)
+			len(lags)+never, lags[len(lags)/2].Round(time.Millisecond), lags[len(lags)-1].Round(time.Millisecond), refreshBound)
 		if never > 0 {
 			fmt.Fprintf(w, "; %d never reached every node", never)
 		}

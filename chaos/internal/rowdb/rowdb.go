@@ -5,7 +5,9 @@
 // counters (summed from samples, lost with a killed process) are not.
 //
 // A row is a version (0 until the driver sets one); a fetch returns it as
-// ctlapi.Value(key, version), the format the workload already parses.
+// ctlapi.Value(key, version), the format the workload already parses. A
+// deleted row is answered 404, which the node's DataSource turns into
+// keyspace.ErrNotFound.
 package rowdb
 
 import (
@@ -20,6 +22,7 @@ import (
 	"time"
 
 	"github.com/distcache/distcache/chaos/internal/ctlapi"
+	"github.com/distcache/distcache/keyspace"
 )
 
 // pathRow serves one row: GET /row?key=K.
@@ -33,8 +36,10 @@ type DB struct {
 	srv *http.Server
 	ln  net.Listener
 
-	mu   sync.Mutex // guards rows, hits
+	mu   sync.Mutex // guards rows, deleted, hits
 	rows map[string]uint64
+	// deleted holds the rows deleted (until Set again).
+	deleted map[string]bool
 	// hits counts fetches by key, then by node name.
 	hits map[string]map[string]int
 }
@@ -45,7 +50,7 @@ func Start() (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rowdb: %w", err)
 	}
-	db := &DB{ln: ln, rows: map[string]uint64{}, hits: map[string]map[string]int{}}
+	db := &DB{ln: ln, rows: map[string]uint64{}, deleted: map[string]bool{}, hits: map[string]map[string]int{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc(pathRow, db.serveRow)
 	db.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
@@ -64,6 +69,14 @@ func (db *DB) Set(key string, v uint64) {
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	db.rows[key] = v
+	delete(db.deleted, key)
+}
+
+// Delete deletes key's row: fetches from now on find no such row.
+func (db *DB) Delete(key string) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	db.deleted[key] = true
 }
 
 // Fetches returns a copy of the fetch counts so far, by key, then by the
@@ -86,12 +99,16 @@ func (db *DB) serveRow(w http.ResponseWriter, r *http.Request) {
 	}
 	node := r.Header.Get(nodeHeader)
 	db.mu.Lock()
-	v := db.rows[key]
+	v, gone := db.rows[key], db.deleted[key]
 	if db.hits[key] == nil {
 		db.hits[key] = map[string]int{}
 	}
 	db.hits[key][node]++
 	db.mu.Unlock()
+	if gone {
+		http.Error(w, "no such row", http.StatusNotFound)
+		return
+	}
 	_, _ = w.Write(ctlapi.Value(key, v))
 }
 
@@ -129,6 +146,9 @@ func (s *Source) Fetch(ctx context.Context, key string) ([]byte, error) {
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return nil, fmt.Errorf("rowdb: fetch %q: %w", key, err)
+	}
+	if resp.StatusCode == http.StatusNotFound {
+		return nil, fmt.Errorf("rowdb: %q: %w", key, keyspace.ErrNotFound)
 	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("rowdb: fetch %q: %s: %s", key, resp.Status, body)

@@ -8,12 +8,14 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/distcache/distcache/chaos/internal/ctlapi"
+	"github.com/distcache/distcache/keyspace"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // TestRowsAndCounts: a fetch returns the row's current version (0 before
-// any Set) and is counted once, under its key and the fetching node.
+// any Set), or ErrNotFound once it is deleted, and is counted once, under
+// its key and the fetching node.
 func TestRowsAndCounts(t *testing.T) {
 	db, err := Start()
 	require.NoError(t, err)
@@ -36,8 +38,16 @@ func TestRowsAndCounts(t *testing.T) {
 	_, err = b.Fetch(ctx, "other")
 	require.NoError(t, err)
 
+	db.Delete("k")
+	_, err = a.Fetch(ctx, "k")
+	require.ErrorIs(t, err, keyspace.ErrNotFound)
+	db.Set("k", 4)
+	v, err = a.Fetch(ctx, "k")
+	require.NoError(t, err)
+	require.Equal(t, ctlapi.Value("k", 4), v)
+
 	require.Equal(t, map[string]map[string]int{
-		"k":     {"node-0": 1, "node-1": 1},
+		"k":     {"node-0": 3, "node-1": 1},
 		"other": {"node-1": 1},
 	}, db.Fetches())
 }
