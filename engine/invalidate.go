@@ -9,6 +9,7 @@ import (
 
 	"github.com/distcache/distcache/cluster"
 	"github.com/distcache/distcache/internal/membership"
+	"github.com/distcache/distcache/internal/transport"
 )
 
 // invalidateCopies drops keys' copies on the other nodes that may hold one
@@ -19,7 +20,7 @@ import (
 // the call returns once every such lease has lapsed (ctx's error if ctx
 // ends first), and then records those members by missedInvalidation. A
 // write that fails puts back the records it took. A member without the
-// keyspace, or that has stopped, serves no copy.
+// keyspace, or that is stopping (servesNoCopy), serves no copy.
 func (e *Engine) invalidateCopies(ctx context.Context, st *ksState, keys []string) error {
 	var (
 		wg      sync.WaitGroup
@@ -54,7 +55,7 @@ func (e *Engine) invalidateCopies(ctx context.Context, st *ksState, keys []strin
 	wg.Wait()
 	var lapse time.Time
 	for _, f := range failed {
-		if !isRemote(f.err) || !errors.Is(f.err, ErrEngineStopped) { // stopped for good: it serves nothing
+		if !e.servesNoCopy(f.Member, f.err) {
 			lapse = later(lapse, f.leaseEnd)
 		}
 	}
@@ -82,6 +83,25 @@ func (e *Engine) invalidateCopies(ctx context.Context, st *ksState, keys []strin
 		e.missedInvalidation(f.Member, f.err)
 	}
 	return nil
+}
+
+// servesNoCopy reports whether m, whose invalidation failed with err, no
+// longer serves copies to its callers: a node refuses their Gets from the
+// moment it starts stopping, before it announces its leave and drains its
+// transport. So: it answered that it has stopped, its transport refused the
+// call while draining (unless ours is: then the error is our own), or it
+// announced a graceful leave and gossip no longer lists it (a new
+// incarnation under its name shows up in gossip first).
+func (e *Engine) servesNoCopy(m cluster.Member, err error) bool {
+	switch {
+	case isRemote(err) && errors.Is(err, ErrEngineStopped):
+		return true
+	case errors.Is(err, transport.ErrShuttingDown) && e.state.Load() < stateStopping:
+		return true
+	case e.leftGracefully(m.Name):
+		return !slices.ContainsFunc(e.cl.Members(), func(g cluster.Member) bool { return g.Name == m.Name })
+	}
+	return false
 }
 
 // failedInvalidation is a target whose invalidation failed, and why.

@@ -322,6 +322,27 @@ func TestWriteFailsWhileHolderLeaseOutlastsIt(t *testing.T) {
 	require.Equal(t, ring, enginehook.Cluster(c.Node(1)).Ring().Version(), "the ring changed, which drops near copies anyway: inconclusive")
 }
 
+// A holder that left gracefully stopped serving its callers before it
+// announced its leave, so a write that cannot reach it any more does not
+// wait out its lease.
+func TestWriteDoesNotWaitForLeftHolder(t *testing.T) {
+	c := testutil.NewCluster(t, 3, testutil.ClusterConfig{Options: []engine.Option{
+		engine.WithKeySpaceNearCache(ks, 8<<20, time.Minute),
+		engine.WithKeySpaceWriteTimeout(ks, 2*time.Second),
+	}})
+	settleAll(c)
+	ctx := context.Background()
+	key := c.KeysOwnedBy(0, 1, "left")[0]
+	awaitNear(t, c, 1, key)
+	c.StopNode(1)
+	require.True(t, c.Node(0).LeftGracefully(c.Name(1)))
+	awaitRings(t, 2, c.Node(0), c.Node(2))
+	require.NoError(t, c.Node(0).Put(ctx, ks, engine.Entry{Key: key, Value: []byte("new")}), "the write waited for a node that left")
+	v, err := c.Node(2).Get(ctx, ks, key)
+	require.NoError(t, err)
+	require.Equal(t, "new", string(v))
+}
+
 // A holder never serves a near copy past the lease its owner granted, even
 // with a longer TTL of its own: the owner forgets holders whose lease has
 // lapsed (a paused or silent node among them), so their copies must lapse
