@@ -92,6 +92,7 @@ func TestAdminKeySpacesStatsMove(t *testing.T) {
 		engine.WithAdminServer("127.0.0.1:0"),
 		engine.WithKeySpaceWarmKeys(ks, []string{"w1", "w2"}),
 		engine.WithKeySpaceReadTimeout(ks, 3*time.Second),
+		engine.WithKeySpaceNearCache(ks, 0, 0), // every remote Get goes to its owner
 	}})
 	ctx := context.Background()
 	before := adminKeySpace(t, c.Node(0))

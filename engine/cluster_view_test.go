@@ -48,7 +48,9 @@ func memberStats(t *testing.T, v admin.ClusterView, name string) (admin.Member, 
 // member's own counters (gathered over the RPC), its partitions and where
 // its dashboard is; the totals count each Get once.
 func TestAdminClusterViewGathersEveryMember(t *testing.T) {
-	c := testutil.NewCluster(t, 3, testutil.ClusterConfig{Options: []engine.Option{engine.WithAdminServer("127.0.0.1:0")}})
+	// Without a near cache, so that every Get of a remote key reaches its owner.
+	c := testutil.NewCluster(t, 3, testutil.ClusterConfig{Options: []engine.Option{
+		engine.WithAdminServer("127.0.0.1:0"), engine.WithKeySpaceNearCache(ks, 0, 0)}})
 	ctx := context.Background()
 	// Gets on node 2 only, of keys node 2 owns: only node 2 counts them.
 	keys := c.KeysOwnedBy(2, 20, "own")

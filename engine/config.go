@@ -33,9 +33,12 @@ const (
 	defaultMaxKeyBytes        = 4 << 10
 	defaultMaxValueBytes      = 8 << 20
 	defaultPartitionCount     = membership.DefaultPartitionCount
-	// defaultNearCacheTTL is the near cache's time to live (see
-	// WithKeySpaceNearCache).
-	defaultNearCacheTTL = 2 * time.Second
+	// defaultNearCacheTTL and defaultNearCacheShare give the near cache a
+	// keyspace has unless configured: a TTL of 1 s, and 1/8 of the
+	// keyspace's MaxBytes (beside it, not out of it). See
+	// WithKeySpaceNearCache.
+	defaultNearCacheTTL   = time.Second
+	defaultNearCacheShare = 8
 )
 
 // KeySpaceConfig holds the per-keyspace overrides; a nil or zero field means
@@ -50,9 +53,12 @@ type KeySpaceConfig struct {
 	MaxStale       *time.Duration
 	RateLimit      *RateLimitConfig
 	CircuitBreaker *CircuitBreakerConfig
-	// NearCacheMaxBytes and NearCacheTTL: see WithKeySpaceNearCache.
+	// NearCacheMaxBytes and NearCacheTTL size the near cache (see
+	// WithKeySpaceNearCache); both zero: the default, MaxBytes/8 for 1 s.
+	// NearCacheOff turns it off.
 	NearCacheMaxBytes int64
 	NearCacheTTL      time.Duration
+	NearCacheOff      bool
 	// Replicas: see WithKeySpaceReplicas.
 	Replicas *int
 }
@@ -327,16 +333,23 @@ func (c *Config) settingsFor(ks keyspace.KeySpace) (ksSettings, error) {
 		RateLimit:      c.RateLimit,
 		CircuitBreaker: c.CircuitBreaker,
 	}
-	if o := c.KeySpaceConfigs[ks.Name()]; o != nil {
-		if o.MaxBytes != 0 {
-			s.MaxBytes = o.MaxBytes
-		}
+	o := c.KeySpaceConfigs[ks.Name()]
+	if o != nil && o.MaxBytes != 0 {
+		s.MaxBytes = o.MaxBytes
+	}
+	if o == nil || !o.NearCacheOff {
+		// On by default: see WithKeySpaceNearCache for the trade-off.
+		s.NearCacheMaxBytes, s.NearCacheTTL = max(s.MaxBytes/defaultNearCacheShare, 1), defaultNearCacheTTL
+	}
+	if o != nil {
 		setIf(&s.DefaultTTL, o.DefaultTTL)
 		setIf(&s.ReadTimeout, o.ReadTimeout)
 		setIf(&s.WriteTimeout, o.WriteTimeout)
 		setIf(&s.NegativeTTL, o.NegativeTTL)
 		setIf(&s.MaxStale, o.MaxStale)
-		s.NearCacheMaxBytes, s.NearCacheTTL = o.NearCacheMaxBytes, o.NearCacheTTL
+		if !o.NearCacheOff && (o.NearCacheMaxBytes != 0 || o.NearCacheTTL != 0) {
+			s.NearCacheMaxBytes, s.NearCacheTTL = o.NearCacheMaxBytes, o.NearCacheTTL
+		}
 		if o.WarmKeys != nil {
 			s.WarmKeys = append([]string(nil), o.WarmKeys...)
 		}

@@ -29,9 +29,9 @@
 //     unreachable, overloaded or lacks the keyspace, the caller loads the key
 //     itself ("degraded", counted in [Stats]) rather than fail or hang; if the
 //     owner announced a graceful leave, the caller first waits briefly for the
-//     ring to move and asks the new owner. With a near cache
-//     ([WithKeySpaceNearCache]) the node first looks for a copy it fetched
-//     earlier under the same ring, and keeps the answer.
+//     ring to move and asks the new owner. With a near cache (on by
+//     default, [WithKeySpaceNearCache]) the node first looks for a copy it
+//     fetched earlier under the same ring, and keeps the answer.
 //  5. Errors travel typed: the sentinel the owner returned
 //     ([keyspace.ErrNotFound], [ErrDataSourceRateLimited], ...) is the one the
 //     caller sees; anything else arrives as a [*RemoteError].
@@ -65,8 +65,10 @@
 // the store's. A write with a done context writes nothing; one whose
 // context ends in flight reports the context's error and may or may not
 // have been applied, but never leaves a copy older than what the owner
-// holds. A member that step 2 cannot reach is told to flush before it is
-// trusted again (below). Ordering uses per-store versions, never wall
+// holds. A member that step 2 cannot reach may still serve its copy until
+// the lease it was granted ends, so the write waits until then before step
+// 3 (failing unapplied if its deadline comes first), and the member is told
+// to flush before it is trusted again (below). Ordering uses per-store versions, never wall
 // clocks (except the write deadline, like expiries).
 //
 // # Topology changes and trust

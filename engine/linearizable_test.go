@@ -144,9 +144,9 @@ func version(t *testing.T, v []byte) int {
 func TestLinearizableWrites(t *testing.T) {
 	for _, near := range []bool{false, true} {
 		t.Run(fmt.Sprintf("near=%v", near), func(t *testing.T) {
-			var opts []engine.Option
+			opts := []engine.Option{engine.WithKeySpaceNearCache(ks, 0, 0)} // on by default
 			if near {
-				opts = append(opts, engine.WithKeySpaceNearCache(ks, 8<<20, time.Minute))
+				opts = []engine.Option{engine.WithKeySpaceNearCache(ks, 8<<20, time.Minute)}
 			}
 			c := testutil.NewCluster(t, 3, testutil.ClusterConfig{Options: opts})
 			// Writes invalidate only the nodes their owner recorded as

@@ -67,8 +67,14 @@ func TestNearCacheServesRemoteKeysLocally(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, testutil.ValueOf(key), v)
 
-	// Off by default: without the option every Get of a remote key forwards.
-	plain := testutil.NewCluster(t, 3, testutil.ClusterConfig{})
+	// On by default: an untuned engine keeps near copies too.
+	def := testutil.NewCluster(t, 3, testutil.ClusterConfig{})
+	key = def.KeysOwnedBy(1, 1, "default")[0]
+	awaitNear(t, def, 0, key)
+	require.EqualValues(t, 1, ksStats(t, def.Node(0)).NearEntries)
+
+	// Off with (0, 0): every Get of a remote key forwards.
+	plain := testutil.NewCluster(t, 3, testutil.ClusterConfig{Options: []engine.Option{engine.WithKeySpaceNearCache(ks, 0, 0)}})
 	key = plain.KeysOwnedBy(1, 1, "plain")[0]
 	for range 3 {
 		_, err := plain.Node(0).Get(ctx, ks, key)

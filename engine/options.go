@@ -190,24 +190,28 @@ func WithKeySpaceStaleOnError(name string, maxStale time.Duration) Option {
 	return func(c *Config) { c.keyspaceConfig(name).MaxStale = &maxStale }
 }
 
-// WithKeySpaceNearCache keeps values this node fetched from their owners in
-// a near cache of maxBytes for up to ttl (never past the entry's expiry), so
-// repeated Gets of a hot key owned elsewhere are served without a network
-// hop. Off by default.
+// WithKeySpaceNearCache sizes the near cache, in which this node keeps the
+// values it fetched from their owners, so that repeated Gets of a hot key
+// owned elsewhere are served without a network hop: maxBytes (beside the
+// keyspace's own MaxBytes) for up to ttl per copy, never past the entry's
+// expiry. On by default with MaxBytes/8 and 1 s; WithKeySpaceNearCache(name,
+// 0, 0) turns it off. Otherwise both values must be > 0.
 //
-// Consistency: Put, PutMany, Delete and DeleteMany drop the near copies on
-// every node before they return, and a ring change invalidates them all, so
-// in a healthy cluster a Get never returns a value older than the last
-// completed write. A node that a write cannot reach (cut off, but still
-// serving its callers) may serve its near copy for up to ttl, so such a
-// write waits until that copy has lapsed before it returns, and fails with
-// the deadline's error, unapplied, if the write timeout comes first: ttl
-// is the delay an unreachable node can add to writes of the keys it holds.
-// Both values must be > 0.
+// Consistency: the owner of a key records every node it answers a Get for,
+// and Put, PutMany, Delete and DeleteMany drop the copies on those nodes
+// before they return; a ring change invalidates every copy. So in a
+// healthy cluster a Get never returns a value older than the last completed
+// write. A node that a write cannot reach (cut off, but still serving its
+// callers) may serve its copy for up to ttl, so such a write waits until
+// that copy has lapsed before it returns, and fails with the deadline's
+// error, unapplied, if the write timeout comes first: ttl is the delay an
+// unreachable node can add to writes of the keys it holds. A longer ttl
+// also keeps more records on owners (at most 2^17 per keyspace; past that,
+// writes go to every node until the leases lapse).
 func WithKeySpaceNearCache(name string, maxBytes int64, ttl time.Duration) Option {
 	return func(c *Config) {
 		kc := c.keyspaceConfig(name)
-		kc.NearCacheMaxBytes, kc.NearCacheTTL = maxBytes, ttl
+		kc.NearCacheMaxBytes, kc.NearCacheTTL, kc.NearCacheOff = maxBytes, ttl, maxBytes == 0 && ttl == 0
 	}
 }
 

@@ -387,7 +387,9 @@ func TestWarmupAfterUpdateKeySpace(t *testing.T) {
 func TestWarmupTracksCallerAndOwner(t *testing.T) {
 	t.Parallel()
 	testutil.Bubble(t, func(t *testing.T) {
-		c := testutil.NewCluster(t, 3, testutil.ClusterConfig{InMemory: true, Options: []engine.Option{engine.WithWarmup(warmOpts), engine.WithHandoff(false)}})
+		// Without a near cache, so that every Get reaches the owner.
+		c := testutil.NewCluster(t, 3, testutil.ClusterConfig{InMemory: true, Options: []engine.Option{
+			engine.WithWarmup(warmOpts), engine.WithHandoff(false), engine.WithKeySpaceNearCache(ks, 0, 0)}})
 		k := c.KeysOwnedBy(1, 1, "k")[0]
 		for range 3 {
 			_, err := c.Node(0).Get(context.Background(), ks, k)

@@ -56,7 +56,7 @@ func run(ctx context.Context, args []string, stdout, progress io.Writer) (*harne
 	fs.SetOutput(progress)
 	short := fs.Bool("short", false, "CI mode: 10k keys and 300 ms per workload")
 	out := fs.String("out", "results", "directory for results.md, results.json and chart.svg (created); empty: write nothing")
-	systems := fs.String("systems", "distcache,distcache+near,groupcache,olric", "comma-separated systems to run: distcache, groupcache, olric, distcache+warmup (the engine with WithWarmup(warmup.DefaultConfig())) and distcache+near (the engine with a near cache)")
+	systems := fs.String("systems", "distcache,distcache-nonear,groupcache,olric", "comma-separated systems to run: distcache (engine defaults), groupcache, olric, distcache+warmup (the engine with WithWarmup(warmup.DefaultConfig())), distcache-nonear (the engine without its near cache) and distcache+near=TTL (the near cache's TTL set to TTL, e.g. distcache+near=5s)")
 	duration := fs.Duration("duration", 0, "length of W1, W2 and W4 each (W5: 1.5x); 0: the mode's default (8s, short 300ms)")
 	keys := fs.Int("keys", 0, "key-space size; 0: the mode's default (100000, short 10000)")
 	workloads := fs.String("workloads", "", "comma-separated workloads to run (W1..W5); empty: all")
@@ -92,17 +92,24 @@ func run(ctx context.Context, args []string, stdout, progress io.Writer) (*harne
 			syss = append(syss, distcache.NewVariant("distcache+warmup", fmt.Sprintf("distbench-w-%d", time.Now().UnixNano()),
 				"engine.WithWarmup(warmup.DefaultConfig()) on every node (hot-key tracking, prefetch on join and leave)",
 				engine.WithWarmup(warmup.DefaultConfig())))
-		case "distcache+near":
-			syss = append(syss, distcache.NewVariant("distcache+near", fmt.Sprintf("distbench-n-%d", time.Now().UnixNano()),
-				"engine.WithKeySpaceNearCache(keyspace, 32 MiB, 5 s) on every node: copies of keys owned elsewhere, dropped by every Put and Delete and by ring changes (groupcache's hot cache is 1/8 of its 256 MiB, also 32 MiB)",
-				engine.WithKeySpaceNearCache(distcache.KeySpace, distcache.MaxBytes/8, 5*time.Second)))
+		case "distcache-nonear":
+			syss = append(syss, distcache.NewVariant("distcache-nonear", fmt.Sprintf("distbench-nn-%d", time.Now().UnixNano()),
+				"engine.WithKeySpaceNearCache(keyspace, 0, 0) on every node: no near cache, every Get of a key owned elsewhere goes to its owner",
+				engine.WithKeySpaceNearCache(distcache.KeySpace, 0, 0)))
 		case "groupcache":
 			syss = append(syss, groupcache.New())
 		case "olric":
 			syss = append(syss, olric.New())
 		case "":
 		default:
-			return nil, fmt.Errorf("%w: unknown system %q (want distcache, distcache+warmup, distcache+near, groupcache, olric)", errUsage, name)
+			ttl, ok := strings.CutPrefix(strings.TrimSpace(name), "distcache+near=")
+			d, err := time.ParseDuration(ttl)
+			if !ok || err != nil || d <= 0 {
+				return nil, fmt.Errorf("%w: unknown system %q (want distcache, distcache-nonear, distcache+near=TTL, distcache+warmup, groupcache, olric)", errUsage, name)
+			}
+			syss = append(syss, distcache.NewVariant(strings.TrimSpace(name), fmt.Sprintf("distbench-n-%d", time.Now().UnixNano()),
+				fmt.Sprintf("engine.WithKeySpaceNearCache(keyspace, 32 MiB, %v) on every node: the default near cache's size with another TTL", d),
+				engine.WithKeySpaceNearCache(distcache.KeySpace, distcache.MaxBytes/8, d)))
 		}
 	}
 	if *cpuProfile != "" {

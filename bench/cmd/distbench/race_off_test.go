@@ -3,4 +3,4 @@
 package main
 
 // shortRunSystems are the systems TestShortRun drives.
-const shortRunSystems = "distcache,distcache+warmup,distcache+near,groupcache,olric"
+const shortRunSystems = "distcache,distcache+warmup,distcache-nonear,distcache+near=5s,groupcache,olric"
