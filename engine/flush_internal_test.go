@@ -170,7 +170,7 @@ func TestFlushNoticeAboutEarlierProcessIgnored(t *testing.T) {
 // A holder asked for a key it is writing waits for the write and answers
 // with the written value; if the write outlasts heldWaitMax it answers
 // busy, never "absent": an asker taking the key over would load the
-// DataSource's older value.
+// DataSource's older value. Every asker is recorded as a holder.
 func TestHeldWaitsForWriteInProgress(t *testing.T) {
 	ctx := context.Background()
 	ds := keyspace.DataSourceFunc(func(context.Context, string) ([]byte, error) { return []byte("from-ds"), nil })
@@ -182,13 +182,16 @@ func TestHeldWaitsForWriteInProgress(t *testing.T) {
 	st, err := e.keyspace("t")
 	require.NoError(t, err)
 	ask := func() heldAnswer {
-		resp := e.serveHeld(ctx, st, keysRequest{keyspace: "t", keys: []string{"k"}})
+		resp := e.serveHeld(ctx, st, keysRequest{keyspace: "t", keys: []string{"k"}}, "asker")
 		require.Equal(t, statusOK, resp.Status)
 		a, err := decodeHeld(resp.Payload)
 		require.NoError(t, err)
 		return a
 	}
 	require.False(t, ask().found, "nothing held yet")
+	held := st.holders.take("k", nil)
+	require.True(t, len(held) == 1 && held[0].node == "asker",
+		"the asker takes the key over: a write here, under a ring that lacks it, must invalidate it (%v)", held)
 
 	release, err := st.pending.claim(ctx, []string{"k"})
 	require.NoError(t, err)
@@ -200,7 +203,7 @@ func TestHeldWaitsForWriteInProgress(t *testing.T) {
 	release, err = func() (func(), error) { release(); return st.pending.claim(ctx, []string{"k"}) }()
 	require.NoError(t, err)
 	done := make(chan transport.Response)
-	go func() { done <- e.serveHeld(ctx, st, keysRequest{keyspace: "t", keys: []string{"k"}}) }()
+	go func() { done <- e.serveHeld(ctx, st, keysRequest{keyspace: "t", keys: []string{"k"}}, "asker") }()
 	require.NoError(t, st.store.Set("k", cache.Entry{Value: []byte("written")}))
 	release()
 	a, err = decodeHeld((<-done).Payload)

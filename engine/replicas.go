@@ -422,10 +422,19 @@ func (e *Engine) applyCopy(st *ksState, from string, kind uint8, it replicaItem,
 // in progress here, it waits for the write, up to heldWaitMax, and then
 // answers busy: the key's value is about to change, and "absent" would
 // let the asker load the DataSource's older value.
-func (e *Engine) serveHeld(ctx context.Context, st *ksState, r keysRequest) transport.Response {
+//
+// The asker is taking the key over: it will keep what this node answers,
+// or what it loads if this node has nothing. It may have rebuilt its ring
+// on a membership event this node has not heard of yet, so that this node
+// still owns the key in its own ring and may write it: the asker is
+// recorded as a holder (before the value is read, as serveGet does), and
+// such a write invalidates it, until this node's ring catches up (then
+// writes broadcast for the settle window).
+func (e *Engine) serveHeld(ctx context.Context, st *ksState, r keysRequest, from string) transport.Response {
 	if len(r.keys) != 1 {
 		return transport.Response{Status: statusBadRequest}
 	}
+	st.holders.record(r.keys[0], from, takeoverLease)
 	if st.pending.busy(r.keys[0]) {
 		wctx, cancel := context.WithTimeout(ctx, heldWaitMax)
 		_ = st.pending.wait(wctx, r.keys[0])
@@ -433,6 +442,11 @@ func (e *Engine) serveHeld(ctx context.Context, st *ksState, r keysRequest) tran
 	}
 	return transport.Response{Status: statusOK, Payload: encodeHeld(e.held(st, r.keys[0]))}
 }
+
+// takeoverLease is how long a node that answered a takeover records the
+// asker as a holder: long enough for gossip to bring it the membership
+// event the asker acted on (a few gossip rounds).
+const takeoverLease = 5 * time.Second
 
 // heldWaitMax bounds how long serveHeld waits for a write in progress:
 // well within the asker's takeoverAskTimeout, so that it hears "busy"

@@ -135,7 +135,7 @@ func (e *Engine) serveRPC(ctx context.Context, req transport.Request) transport.
 		}
 		return scoped(e, inner, decodeReplicate, e.serveReplicate)
 	case opHeld:
-		return scoped(e, req.Payload, decodeKeys, func(st *ksState, r keysRequest) transport.Response { return e.serveHeld(ctx, st, r) })
+		return scoped(e, req.Payload, decodeKeys, func(st *ksState, r keysRequest) transport.Response { return e.serveHeld(ctx, st, r, req.From) })
 	case opRingInfo:
 		return transport.Response{Status: statusOK, Payload: binary.BigEndian.AppendUint64(nil, e.cl.Ring().Fingerprint())}
 	case opClusterView:
