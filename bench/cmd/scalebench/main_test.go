@@ -17,7 +17,7 @@ func TestMain(m *testing.M) { testutil.VerifyTestMain(m) }
 // thirds of uniform Gets go to another owner, the ring is balanced, and
 // memberlist's bytes are counted.
 func TestShortRun(t *testing.T) {
-	o, err := parse([]string{"-nodes", "3", "-duration", "150ms", "-callers", "4", "-keys", "300"})
+	o, err := parse([]string{"-nodes", "3", "-duration", "150ms", "-callers", "4", "-keys", "300", "-settle", "0s"})
 	require.NoError(t, err)
 	sink, err := installGossipSink()
 	require.NoError(t, err)
