@@ -159,7 +159,7 @@ func (e *Engine) copyHolders(st *ksState, keys []string) (targets []invalidation
 		held = st.holders.take(k, held)
 	}
 	ring := e.cl.Ring()
-	gossip := e.cl.Members()
+	var gossip []cluster.Member // read only when needed: it copies every member
 	add := func(m cluster.Member, departed bool, until time.Time) {
 		if m.Name == e.selfName {
 			return
@@ -170,7 +170,8 @@ func (e *Engine) copyHolders(st *ksState, keys []string) (targets []invalidation
 		}
 		targets = append(targets, invalidationTarget{m, departed, until})
 	}
-	if st.holders.broadcasting() || !e.settled(ring, gossip) {
+	if st.holders.broadcasting() || !e.settled() {
+		gossip = e.cl.Members()
 		// The ring's members and every member gossip knows of: around a
 		// partition's heal a member can hold copies before this node's ring
 		// (rebuilt after a debounce, or an admission probe) has it again.
@@ -187,7 +188,12 @@ func (e *Engine) copyHolders(st *ksState, keys []string) (targets []invalidation
 	for _, h := range held {
 		if m, ok := ring.Member(h.node); ok {
 			add(m, false, h.until)
-		} else if i := slices.IndexFunc(gossip, func(g cluster.Member) bool { return g.Name == h.node }); i >= 0 {
+			continue
+		}
+		if gossip == nil {
+			gossip = e.cl.Members()
+		}
+		if i := slices.IndexFunc(gossip, func(g cluster.Member) bool { return g.Name == h.node }); i >= 0 {
 			add(gossip[i], false, h.until)
 		} else if m, ok := e.departedMember(h.node); ok {
 			add(m, true, h.until)
@@ -250,17 +256,7 @@ const settleWindow = handoffWindow
 // graceful leave), gossip knows exactly the ring's members (a join or a
 // failure not in the ring yet means other members may have rebuilt theirs
 // already), and this node is not stopping.
-func (e *Engine) settled(ring *membership.Ring, gossip []cluster.Member) bool {
-	if time.Since(time.Unix(0, e.ringChangedAt.Load())) < time.Duration(e.settle.Load()) || e.state.Load() >= stateStopping {
-		return false
-	}
-	if len(gossip) != ring.Len() {
-		return false
-	}
-	for _, m := range gossip {
-		if !ring.Contains(m.Name) {
-			return false
-		}
-	}
-	return true
+func (e *Engine) settled() bool {
+	return time.Since(time.Unix(0, e.ringChangedAt.Load())) >= time.Duration(e.settle.Load()) &&
+		e.state.Load() < stateStopping && e.cl.RingMatchesGossip()
 }

@@ -42,6 +42,10 @@ type Cluster struct {
 
 	ring      atomic.Pointer[Ring]
 	rebuildMu sync.Mutex
+	// agreeMu serialises recomputing agree, whether the ring holds exactly
+	// the live members gossip knows (RingMatchesGossip).
+	agreeMu sync.Mutex
+	agree   atomic.Bool
 
 	kickCh chan struct{} // capacity 1: coalesces membership events
 	stopCh chan struct{} // closed by Shutdown
@@ -127,7 +131,7 @@ func New(cfg Config) (*Cluster, error) {
 	c.self = Member{Name: name, Addr: net.JoinHostPort(advIP.String(), strconv.Itoa(advPort))}
 
 	meta := nodeMeta{protocol: ProtocolVersion, fingerprint: c.ringCfg.fingerprint()}
-	d := newDelegate(meta, logger, c.kick, &c.stats)
+	d := newDelegate(meta, logger, func() { c.recomputeAgree(); c.kick() }, &c.stats)
 	c.delegate = d
 	d.self = name
 	// Calls to a member while it was gone leave its pool in dial backoff:
@@ -313,6 +317,24 @@ func (c *Cluster) Self() Member { return c.self }
 // those of them that completed a data handshake with this node (see
 // admission.go): once it holds all of them, membership has settled.
 func (c *Cluster) Members() []Member { return c.delegate.memberList() }
+
+// RingMatchesGossip reports whether the ring holds exactly the live
+// members gossip knows: false from a membership event until the ring
+// rebuilt for it (after the debounce and admission), while other nodes
+// may have rebuilt theirs already. One atomic load: it is recomputed on
+// each membership event and ring swap, not per call.
+func (c *Cluster) RingMatchesGossip() bool { return c.agree.Load() }
+
+func (c *Cluster) recomputeAgree() {
+	c.agreeMu.Lock()
+	defer c.agreeMu.Unlock()
+	ring, members := c.ring.Load(), c.delegate.memberList()
+	ok := ring != nil && len(members) == ring.Len()
+	for _, m := range members {
+		ok = ok && ring.Contains(m.Name)
+	}
+	c.agree.Store(ok)
+}
 
 // NumMembers returns the number of live members.
 func (c *Cluster) NumMembers() int { return c.ml.NumMembers() }
@@ -524,6 +546,7 @@ func (c *Cluster) rebuild() {
 		}
 	}
 	c.ring.Store(next)
+	c.recomputeAgree()
 	c.stats.rebuilds.Add(1)
 	c.logger.Debug("cluster: ring changed", "members", next.Len(), "fingerprint", fmt.Sprintf("%016x", next.Fingerprint()))
 
