@@ -23,7 +23,7 @@ const (
 
 // fetchRateSlack is how much faster than in steady state a lossless
 // scenario may fetch during its fault (see fetchRates).
-const fetchRateSlack = 2.0
+const fetchRateSlack = 1.5
 
 // maxSamples bounds the offending calls a violation lists.
 const maxSamples = 10
@@ -335,18 +335,21 @@ func fmtCall(c *Call) string {
 
 // fetchRates compares the DataSource fetch rates of the fault and steady
 // phases (a sample when the fault's exceeds fetchRateSlack times the
-// steady one). Fetches counts the steady phase from Timeline.Start, on a
-// warm cache, where fetches are re-reads of deleted keys. Their rate rises
-// through a run, as deleted keys accumulate, so a later phase of a
-// faultless run fetches faster than the steady phase too: the slack
-// absorbs that, and a fault that empties caches wholesale still stands
-// out.
+// steady one). The steady rate is measured from SteadyTail (else from
+// Timeline.Start), on a warm cache, where fetches are re-reads of deleted
+// keys. Their rate climbs for a few seconds after the warm-up, as deleted
+// keys accumulate, hence the tail and the slack; a fault that empties
+// caches wholesale still stands out.
 func (in *Input) fetchRates() []string {
-	steady, fault := in.Timeline.FaultStart-in.Timeline.Start, in.Timeline.FaultEnd-in.Timeline.FaultStart
+	from, before := in.Timeline.Start, int64(0)
+	if in.SteadyTail.From > 0 {
+		from, before = in.SteadyTail.From, in.SteadyTail.Fetches
+	}
+	steady, fault := in.Timeline.FaultStart-from, in.Timeline.FaultEnd-in.Timeline.FaultStart
 	if steady <= 0 || fault <= 0 {
 		return nil
 	}
-	rs := float64(in.Fetches[Steady]) / steady.Seconds()
+	rs := float64(in.Fetches[Steady]-before) / steady.Seconds()
 	rf := float64(in.Fetches[Fault]) / fault.Seconds()
 	if rf <= fetchRateSlack*rs {
 		return nil

@@ -174,6 +174,17 @@ type Input struct {
 	Lossless bool
 	// Fetches are the DataSource fetches of each phase (all nodes).
 	Fetches [NumPhases]int64
+	// SteadyTail, when set, is where the steady rate is measured from:
+	// the fetch-rate invariant compares the fault with the steady phase
+	// from SteadyTail.From to the fault, Fetches[Steady]-SteadyTail.Fetches.
+	SteadyTail SteadyTail
+}
+
+// SteadyTail marks a moment of the steady phase and the steady fetches
+// counted by then.
+type SteadyTail struct {
+	From    time.Duration
+	Fetches int64
 }
 
 // stalled reports whether a host stall of at least Slack overlapped c.

@@ -76,6 +76,14 @@ func (m *monitor) setPhase(ctx context.Context, p check.Phase, watch bool) {
 	}
 }
 
+// phaseFetches samples and returns the fetches counted so far in phase p.
+func (m *monitor) phaseFetches(ctx context.Context, p check.Phase) int64 {
+	m.sample(ctx)
+	m.sampleMu.Lock()
+	defer m.sampleMu.Unlock()
+	return m.fetches[p]
+}
+
 // restart samples, then forgets the fetches and degraded loads counted so
 // far (the warm-up's): the phases count from now.
 func (m *monitor) restart(ctx context.Context) {

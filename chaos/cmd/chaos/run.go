@@ -31,10 +31,19 @@ type outcome struct {
 	// window refreshWindow (nil for the fault scenarios).
 	refresh       *check.RefreshResult
 	refreshWindow [2]time.Duration
+	// steadyTail marks the last part of the steady phase (lossless
+	// scenarios).
+	steadyTail check.SteadyTail
 	// err is a failure to run the scenario at all (setup, a node that
 	// would not start): the run fails too.
 	err error
 }
+
+// lossless scenarios run a steady phase of at least lossless.steady, and
+// measure its fetch rate over its last lossless.tail: after the warm-up,
+// re-reads of deleted keys take a few seconds (each key is read about every
+// 2 s) to reach their steady rate.
+var lossless = struct{ steady, tail time.Duration }{8 * time.Second, 4 * time.Second}
 
 // runScenario starts a fresh cluster, runs the workload through the steady,
 // fault and recovery phases, stops everything and checks the history.
@@ -97,7 +106,19 @@ func (env *env) runScenario(ctx context.Context, sc scenario) (out outcome) {
 	}()
 
 	tl := &out.timeline
-	if !waitFor(ctx, cfg.steady) {
+	steady, tail := cfg.steady, time.Duration(0)
+	if sc.lossless {
+		// The fetch-rate invariant compares the fault with the end of the
+		// steady phase, once re-reads of deleted keys have reached their
+		// steady rate (see check.Input.SteadyTail).
+		steady, tail = max(steady, lossless.steady), lossless.tail
+	}
+	if !waitFor(ctx, steady-tail) {
+		out.err = ctx.Err()
+		return out
+	}
+	out.steadyTail = check.SteadyTail{From: c.now(), Fetches: mon.phaseFetches(ctx, check.Steady)}
+	if !waitFor(ctx, tail) {
 		out.err = ctx.Err()
 		return out
 	}
@@ -148,7 +169,7 @@ func (env *env) runScenario(ctx context.Context, sc scenario) (out outcome) {
 		Stalls:   mon.hostStalls(driverStalls.Stalls(), outages),
 		Deadline: cfg.deadline, Slack: cfg.slack,
 		Recovered: out.recovery, RecoveryBound: cfg.recoveryBound,
-		Lossless: sc.lossless, Fetches: out.fetches,
+		Lossless: sc.lossless, Fetches: out.fetches, SteadyTail: out.steadyTail,
 	}
 	if sc.netns {
 		in.Partition = &check.Partition{From: tl.FaultStart, To: tl.FaultEnd, Minority: sc.minority}
