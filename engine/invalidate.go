@@ -47,7 +47,7 @@ func (e *Engine) invalidateCopies(ctx context.Context, st *ksState, keys []strin
 			}
 			if err := e.peers.invalidate(call, t.Member, payload); err != nil && !errors.Is(err, ErrKeySpaceNotFound) {
 				mu.Lock()
-				failed = append(failed, failedInvalidation{t, err})
+				failed = append(failed, failedInvalidation{t, err, time.Now()})
 				mu.Unlock()
 			}
 		})
@@ -80,7 +80,7 @@ func (e *Engine) invalidateCopies(ctx context.Context, st *ksState, keys []strin
 		return err
 	}
 	for _, f := range failed {
-		e.missedInvalidation(f.Member, f.err)
+		e.missedInvalidation(f.Member, f.err, f.at)
 	}
 	return nil
 }
@@ -104,10 +104,12 @@ func (e *Engine) servesNoCopy(m cluster.Member, err error) bool {
 	return false
 }
 
-// failedInvalidation is a target whose invalidation failed, and why.
+// failedInvalidation is a target whose invalidation failed, why and when
+// (the flush notice says when: see serveFlush).
 type failedInvalidation struct {
 	invalidationTarget
 	err error
+	at  time.Time
 }
 
 // ctxEnded returns ctx's error, or context.DeadlineExceeded once its

@@ -232,12 +232,12 @@ func (m *missedPeers) done(name string, at time.Time) {
 
 // missedInvalidation records that the owner of a write could not
 // invalidate m's copies: m must flush before it serves them again.
-func (e *Engine) missedInvalidation(m cluster.Member, err error) {
+func (e *Engine) missedInvalidation(m cluster.Member, err error, at time.Time) {
 	if !e.missed.pending(m.Name) {
 		// Once per notice: while m stays unreachable every write misses it.
 		e.log.Warn("write: could not invalidate copies on peer; it will be told to flush", "peer", m.Name, "addr", m.Addr, "err", err)
 	}
-	e.missed.add(m.Name)
+	e.missed.addAt(m.Name, at)
 }
 
 // noteReturning records members that are back in the ring after this node

@@ -539,10 +539,12 @@ func (c *Cluster) rebuild() {
 	// A member new to the ring may be one that left or failed and came back
 	// at the same address. Calls to it while it was gone put its pool in
 	// dial backoff, which would fail the first forwards and hand-offs to it
-	// for up to a second after it is back: start it a fresh pool.
+	// for up to a second after it is back: end the backoff (gossip's join
+	// event did too, unless a call failed since). Its pool is not closed:
+	// calls to the member that is back may be in flight on it already.
 	for _, m := range next.members {
 		if old, ok := prev.Member(m.Name); (!ok || old.Addr != m.Addr) && m.Name != c.self.Name {
-			c.tr.ClosePeer(m.Addr)
+			c.tr.ResetBackoff(m.Addr)
 		}
 	}
 	c.ring.Store(next)
