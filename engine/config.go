@@ -34,10 +34,10 @@ const (
 	defaultMaxValueBytes      = 8 << 20
 	defaultPartitionCount     = membership.DefaultPartitionCount
 	// defaultNearCacheTTL and defaultNearCacheShare give the near cache a
-	// keyspace has unless configured: a TTL of 1 s, and 1/8 of the
+	// keyspace has unless configured: a TTL of 2 s, and 1/8 of the
 	// keyspace's MaxBytes (beside it, not out of it). See
 	// WithKeySpaceNearCache.
-	defaultNearCacheTTL   = time.Second
+	defaultNearCacheTTL   = 2 * time.Second
 	defaultNearCacheShare = 8
 )
 
@@ -54,7 +54,7 @@ type KeySpaceConfig struct {
 	RateLimit      *RateLimitConfig
 	CircuitBreaker *CircuitBreakerConfig
 	// NearCacheMaxBytes and NearCacheTTL size the near cache (see
-	// WithKeySpaceNearCache); both zero: the default, MaxBytes/8 for 1 s.
+	// WithKeySpaceNearCache); both zero: the default, MaxBytes/8 for 2 s.
 	// NearCacheOff turns it off.
 	NearCacheMaxBytes int64
 	NearCacheTTL      time.Duration

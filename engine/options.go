@@ -194,7 +194,7 @@ func WithKeySpaceStaleOnError(name string, maxStale time.Duration) Option {
 // values it fetched from their owners, so that repeated Gets of a hot key
 // owned elsewhere are served without a network hop: maxBytes (beside the
 // keyspace's own MaxBytes) for up to ttl per copy, never past the entry's
-// expiry. On by default with MaxBytes/8 and 1 s; WithKeySpaceNearCache(name,
+// expiry. On by default with MaxBytes/8 and 2 s; WithKeySpaceNearCache(name,
 // 0, 0) turns it off. Otherwise both values must be > 0.
 //
 // Consistency: the owner of a key records every node it answers a Get for,

@@ -59,6 +59,7 @@ func run(ctx context.Context, args []string, stdout, progress io.Writer) (*harne
 	systems := fs.String("systems", "distcache,distcache-nonear,groupcache,olric", "comma-separated systems to run: distcache (engine defaults), groupcache, olric, distcache+warmup (the engine with WithWarmup(warmup.DefaultConfig())), distcache-nonear (the engine without its near cache) and distcache+near=TTL (the near cache's TTL set to TTL, e.g. distcache+near=5s)")
 	duration := fs.Duration("duration", 0, "length of W1, W2 and W4 each (W5: 1.5x); 0: the mode's default (8s, short 300ms)")
 	keys := fs.Int("keys", 0, "key-space size; 0: the mode's default (100000, short 10000)")
+	putFraction := fs.Float64("put-fraction", -1, "share of Puts in W1 and W5, 0 to 1; negative: the default (0.05)")
 	workloads := fs.String("workloads", "", "comma-separated workloads to run (W1..W5); empty: all")
 	noBaselines := fs.Bool("no-baselines", false, "skip the raw baselines")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
@@ -74,6 +75,9 @@ func run(ctx context.Context, args []string, stdout, progress io.Writer) (*harne
 	}
 	if *keys > 0 {
 		cfg.Keys = *keys
+	}
+	if *putFraction >= 0 {
+		cfg.PutFraction = *putFraction
 	}
 	for _, w := range strings.Split(*workloads, ",") {
 		if w = strings.TrimSpace(w); w != "" {

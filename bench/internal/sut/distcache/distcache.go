@@ -69,7 +69,7 @@ func (s *System) Name() string { return s.name }
 func (s *System) Notes() []string {
 	notes := []string{
 		"Get = Engine.Get (read-through, one DataSource call per key cluster-wide); Put = Engine.Put; GetMany = Engine.GetMany (one request per remote owner).",
-		"3 engines in one process on 127.0.0.1:0, static discovery, testutil.LocalOptions (memberlist DefaultLocalConfig, 200 ms probes); keyspace of 256 MiB per node, no TTL, the default near cache (32 MiB, 1 s) unless a variant changes it.",
+		"3 engines in one process on 127.0.0.1:0, static discovery, testutil.LocalOptions (memberlist DefaultLocalConfig, 200 ms probes); keyspace of 256 MiB per node, no TTL, the default near cache (32 MiB, 2 s) unless a variant changes it.",
 		"StopNode = Engine.Stop (graceful leave); RestartNode = a new engine with the same node name joining the live nodes.",
 	}
 	if s.note != "" {
