@@ -13,8 +13,8 @@ import (
 func TestMain(m *testing.M) { testutil.VerifyTestMain(m) }
 
 // A short run at 3 nodes yields every figure: Puts reach the owner and the
-// copies (at least N-1 requests each while writes still broadcast), two
-// thirds of uniform Gets go to another owner, the ring is balanced, and
+// copies (at least N-1 requests each while writes still broadcast), at most
+// two thirds of uniform Gets go to another owner, the ring is balanced, and
 // memberlist's bytes are counted.
 func TestShortRun(t *testing.T) {
 	o, err := parse([]string{"-nodes", "3", "-duration", "150ms", "-callers", "4", "-keys", "300", "-settle", "0s"})
@@ -28,7 +28,10 @@ func TestShortRun(t *testing.T) {
 	require.Positive(t, r.PutsPerSec)
 	require.Positive(t, r.GetsPerSec)
 	require.GreaterOrEqual(t, r.MsgsPerPut, 2.0, "a Put reaches the owner or the copies on both other nodes")
-	require.InDelta(t, 2.0/3, r.RemotePerGet, 0.1)
+	// Two thirds of the keys are owned elsewhere; the near cache (on by
+	// default) answers repeated reads of them locally.
+	require.Positive(t, r.RemotePerGet)
+	require.LessOrEqual(t, r.RemotePerGet, 2.0/3+0.1)
 	require.LessOrEqual(t, r.Busiest, 0.36)
 	require.Positive(t, r.GossipBytesSec)
 
