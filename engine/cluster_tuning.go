@@ -56,7 +56,10 @@ type ClusterTuning struct {
 	// CutOffScore is the memberlist health score (0 healthy, up to 8) from
 	// which a node takes itself to be cut off from most of its peers and
 	// stops caching. Default 3 (sustained probe failures, not one lost
-	// packet); above 8 it never triggers.
+	// packet). A failed probe also makes the node ping a sample of members
+	// directly, and it is cut off too while two rounds in a row reach at
+	// most half of them (the score misses the small side of a partition of
+	// two nodes or more). Above 8 neither triggers.
 	CutOffScore int
 
 	// DialTimeout bounds dialing a peer's data port, the TLS and data

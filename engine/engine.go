@@ -67,6 +67,9 @@ type Engine struct {
 	// cutOff is set while the failure detector says this node cannot reach
 	// most of its peers (trust.go).
 	cutOff atomic.Bool
+	// farLost is set while sampled pings reach at most half of the
+	// members (reachWatchdog, trust.go).
+	farLost atomic.Bool
 	// events fans membership changes out to Events subscribers.
 	events eventHub
 	// missed lists members that a write's invalidation could not reach, or

@@ -67,24 +67,61 @@ func (e *Engine) pauseWatchdog() {
 }
 
 // checkReachability enters or leaves the cut-off state from the failure
-// detector's health score. A node on the small side of a partition keeps
-// its peers as suspect members, its ring unchanged, for up to tens of
-// seconds (few peers can confirm the suspicion), while the other side
-// declares it dead and writes its keys; so the ring alone cannot tell it
-// that it is cut off. While cut off it distrusts what it cached and caches
-// nothing (see cachingPaused), so that when the network heals it has
-// nothing stale to serve before the flush notices arrive; and it refuses
-// writes as owner, whose invalidations could not reach the other side.
+// detector's health score and the sampled pings (reachWatchdog). A node on
+// the small side of a partition keeps its peers as suspect members, its
+// ring unchanged, for up to tens of seconds (few peers can confirm the
+// suspicion), while the other side declares it dead and writes its keys;
+// so the ring alone cannot tell it that it is cut off. While cut off it
+// distrusts what it cached and caches nothing (see cachingPaused), so that
+// when the network heals it has nothing stale to serve before the flush
+// notices arrive; and it refuses writes as owner, whose invalidations
+// could not reach the other side.
 func (e *Engine) checkReachability() {
 	score := e.cl.HealthScore()
+	far := e.farLost.Load()
 	switch {
-	case score >= e.cl.CutOffScore() && !e.cutOff.Load():
+	case (score >= e.cl.CutOffScore() || far) && !e.cutOff.Load():
 		e.cutOff.Store(true)
-		e.markUntrusted("most probes of peers fail (health score " + strconv.Itoa(score) + "): caching paused")
-	case score == 0 && e.cutOff.Load():
+		reason := "most probes of peers fail (health score " + strconv.Itoa(score) + "): caching paused"
+		if far {
+			reason = "direct pings reach at most half of the members: caching paused"
+		}
+		e.markUntrusted(reason)
+	case score == 0 && !far && e.cutOff.Load():
 		e.cutOff.Store(false)
 		e.log.Info("probes of peers succeed again: caching resumed")
 	}
+}
+
+// reachSample bounds the members one round of reachWatchdog pings.
+const reachSample = 8
+
+// reachWatchdog pings a sample of the members directly, once per pause
+// limit (the probe interval), whenever the failure detector has seen a
+// probe fail (health score above 0) or the node is cut off, and sets
+// farLost while two rounds in a row reached at most half of them, this
+// node counted. The health score alone misses a partition's small side of
+// two nodes or more (see membership.Cluster.Reach); two rounds, so that
+// one slow round on a loaded host does not flush the cache. A CutOffScore
+// above the score's range (8) turns the cut-off state off, pings included.
+func (e *Engine) reachWatchdog() {
+	if e.cl.CutOffScore() > 8 {
+		return
+	}
+	lostRounds := 0
+	every(e.base, max(e.pause.limit, 10*time.Millisecond), func() {
+		if e.cl.HealthScore() == 0 && !e.cutOff.Load() && lostRounds == 0 {
+			e.farLost.Store(false)
+			return
+		}
+		answered, asked := e.cl.Reach(reachSample)
+		if (answered+1)*2 <= asked+1 {
+			lostRounds++
+		} else {
+			lostRounds = 0
+		}
+		e.farLost.Store(lostRounds >= 2)
+	})
 }
 
 // cachingPaused reports whether this node must not keep what it loads or
@@ -96,6 +133,7 @@ func (e *Engine) startPauseWatch() {
 	e.pause.limit = e.cl.PauseLimit()
 	e.pause.beat.Store(int64(time.Since(e.pause.t0)))
 	e.spawn(e.pauseWatchdog)
+	e.spawn(e.reachWatchdog)
 }
 
 // markUntrusted makes reads ignore every entry stored so far until the
