@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"time"
 
 	"github.com/distcache/distcache/internal/transport"
@@ -29,6 +30,18 @@ func InvalidateRequest(ks, from string, keys ...string) transport.Request {
 
 func GetRequest(ks, key string) transport.Request {
 	return transport.Request{Op: opGet, Payload: encodeKeys(ks, []string{key})}
+}
+
+// ReplicateRequest is an owner's replica write of key, sent by from.
+func ReplicateRequest(ks, from, key string, value []byte) transport.Request {
+	p := encodeReplicate(ks, from, replicaWrite, []replicaItem{{Entry: Entry{Key: key, Value: value}, tag: uint64(time.Now().UnixNano())}})
+	return transport.Request{Op: opReplicate, Payload: withWriteDeadline(time.Now().Add(time.Minute), p)}
+}
+
+// ReplicateRefused decodes an opReplicate answer: whether items were
+// refused because the receiver does not hold their keys.
+func ReplicateRefused(payload []byte) bool {
+	return errors.Is(decodeReplicateAnswer("peer", payload), errNotHolder)
 }
 
 func DeleteKeySpaceRequest(ks string) transport.Request {

@@ -118,8 +118,11 @@ func (p peers) deleteKeySpace(ctx context.Context, m cluster.Member, name string
 // replicate sends m copies to apply (opReplicate, see replicas.go); m
 // refuses the request after deadline.
 func (p peers) replicate(ctx context.Context, m cluster.Member, payload []byte, deadline time.Time) error {
-	_, err := p.send(ctx, m, transport.Request{Op: opReplicate, Payload: withWriteDeadline(deadline, payload)}, deadline)
-	return err
+	resp, err := p.send(ctx, m, transport.Request{Op: opReplicate, Payload: withWriteDeadline(deadline, payload)}, deadline)
+	if err != nil {
+		return err
+	}
+	return decodeReplicateAnswer(m.Name, resp)
 }
 
 // held asks m what it holds of key, owned or as a copy, without loading it.

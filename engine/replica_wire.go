@@ -1,6 +1,9 @@
 package engine
 
 import (
+	"encoding/binary"
+	"errors"
+	"fmt"
 	"math"
 	"time"
 )
@@ -142,4 +145,31 @@ func decodeHeld(p []byte) (heldAnswer, error) {
 		a.value = []byte{}
 	}
 	return a, d.done()
+}
+
+// An opReplicate answer is empty when every item was applied (or refused
+// as older than what the receiver holds); otherwise it is the count of
+// items the receiver refused because it does not hold their keys in its
+// ring (a uvarint): the sender queues them for repair, which pushes them
+// again once both rings agree.
+func encodeReplicateAnswer(notHeld int) []byte {
+	if notHeld == 0 {
+		return nil
+	}
+	return binary.AppendUvarint(nil, uint64(notHeld))
+}
+
+// errNotHolder: the receiver of a replica message does not hold some of
+// its keys in its ring.
+var errNotHolder = errors.New("distcache: replica does not hold the keys in its ring")
+
+func decodeReplicateAnswer(from string, p []byte) error {
+	if len(p) == 0 {
+		return nil
+	}
+	n, k := binary.Uvarint(p)
+	if k <= 0 || k != len(p) {
+		return fmt.Errorf("%w: replicate answer from %s", errBadPayload, from)
+	}
+	return fmt.Errorf("%w: %d items refused by %s", errNotHolder, n, from)
 }

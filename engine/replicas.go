@@ -359,28 +359,40 @@ func (e *Engine) fillReplicas(st *ksState, key string, ent cache.Entry) {
 }
 
 // serveReplicate applies copies sent by their owner (see the file comment
-// for what is refused).
+// for what is refused); a copy of a key this node does not hold in its own
+// ring is refused too, and the answer says how many were.
 func (e *Engine) serveReplicate(st *ksState, r replicateRequest) transport.Response {
 	if st.rep == nil {
 		return transport.Response{Status: statusOK}
 	}
 	now := time.Now()
 	paused := e.cachingPaused()
+	ring := e.cl.Ring()
+	notHeld := 0
 	for _, it := range r.items {
 		if e.checkKey(it.Key) != nil || len(it.Value) > e.cfg.MaxValueBytes {
 			continue
 		}
 		l := st.loads.Lock(it.Key)
-		if paused {
+		switch {
+		case paused:
 			// Caching nothing while cut off, but the copy held is older
 			// than this message: it goes.
 			st.rep.store.Delete(it.Key)
-		} else {
+		case !it.del && !st.holds(ring, it.Key, e.selfName):
+			// Not a holder in this node's ring (the sender's ring differs):
+			// a copy kept now would outlive the writes that go to the
+			// key's holders, and be promoted if this node became its owner
+			// again. Refused; the sender repairs it once the rings agree.
+			// A delete is always applied: dropping a copy is safe.
+			st.rep.store.Delete(it.Key)
+			notHeld++
+		default:
 			e.applyCopy(st, r.from, r.kind, it, now)
 		}
 		l.Unlock()
 	}
-	return transport.Response{Status: statusOK}
+	return transport.Response{Status: statusOK, Payload: encodeReplicateAnswer(notHeld)}
 }
 
 // applyCopy applies one replicated item under its key's stripe lock.

@@ -345,3 +345,29 @@ func TestPeerGetUnderAnotherRingKeepsReplicaCopy(t *testing.T) {
 	require.EqualValues(t, 1, replicaEntries(t, replica), "the replica still holds its copy")
 	require.Equal(t, fetches, c.DataSource.Total(), "no DataSource fetch")
 }
+
+// A node keeps replica copies only of keys it holds in its own ring. A
+// copy sent under another ring (the sender's, a moment before or after a
+// membership change) is refused, and the answer says so, so that the
+// sender repairs it once the rings agree: a copy kept on a non-holder
+// would miss the writes that go to the key's holders, and be promoted if
+// the node became the key's owner again. Invariant: the non-holder stores
+// nothing and answers "refused"; a holder stores the copy and does not.
+func TestReplicaCopyRefusedByNonHolder(t *testing.T) {
+	const label = "replica-non-holder"
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	c := testutil.NewCluster(t, 3, testutil.ClusterConfig{Label: label, Options: []engine.Option{
+		engine.WithGossipSecret(secret), engine.WithReplicas(2)}})
+	key := c.KeysOwnedBy(0, 1, "nonholder")[0]
+	hs := holderIndexes(t, c, 0, key, 2)
+	other := 3 - hs[0] - hs[1] // the node that holds no copy
+	peer := rawPeer(t, label, c.Name(hs[0]), secret)
+
+	resp := peer(c.Node(other), engine.ReplicateRequest(ks, c.Name(hs[0]), key, []byte("stray")))
+	require.True(t, engine.ReplicateRefused(resp.Payload), "the non-holder refuses the copy")
+	require.Zero(t, replicaEntries(t, c.Node(other)), "and keeps nothing")
+
+	resp = peer(c.Node(hs[1]), engine.ReplicateRequest(ks, c.Name(hs[0]), key, []byte("kept")))
+	require.False(t, engine.ReplicateRefused(resp.Payload))
+	require.EqualValues(t, 1, replicaEntries(t, c.Node(hs[1])), "the replica keeps it")
+}
