@@ -44,6 +44,12 @@ func ReplicateRefused(payload []byte) bool {
 	return errors.Is(decodeReplicateAnswer("peer", payload), errNotHolder)
 }
 
+// PutRequest is a Put of key forwarded to its receiver as the owner.
+func PutRequest(ks, key string, value []byte) transport.Request {
+	p := encodePut(ks, []Entry{{Key: key, Value: value}})
+	return transport.Request{Op: opPut, Payload: withWriteDeadline(time.Now().Add(time.Minute), p)}
+}
+
 func DeleteKeySpaceRequest(ks string) transport.Request {
 	return transport.Request{Op: opDeleteKeySpace, Payload: encodeName(ks)}
 }

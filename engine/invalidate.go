@@ -150,8 +150,9 @@ func awaitLapse(ctx context.Context, until time.Time) {
 // node recorded for the keys (holders.go), whose records it takes. It
 // returns every member of the ring and of gossip too, with the longest
 // lease an owner grants, while a Get was answered without a record (the
-// table was full) or while this node's view of the cluster is not settled
-// (see settled). A recorded holder that left the ring is still tried (a
+// table was full), while this node's view of the cluster is not settled
+// (see settled), and when its ring gives a key to another member
+// (ownsAll). A recorded holder that left the ring is still tried (a
 // member declared failed may be alive: a flapping member keeps serving its
 // copies); those this node never knew the address of (unknown) are told to
 // flush if they come back.
@@ -172,7 +173,7 @@ func (e *Engine) copyHolders(st *ksState, keys []string) (targets []invalidation
 		}
 		targets = append(targets, invalidationTarget{m, departed, until})
 	}
-	if st.holders.broadcasting() || !e.settled() {
+	if st.holders.broadcasting() || !e.settled() || !e.ownsAll(ring, keys) {
 		gossip = e.cl.Members()
 		// The ring's members and every member gossip knows of: around a
 		// partition's heal a member can hold copies before this node's ring
@@ -205,6 +206,19 @@ func (e *Engine) copyHolders(st *ksState, keys []string) (targets []invalidation
 		}
 	}
 	return targets, unknown
+}
+
+// ownsAll reports whether ring makes this node the owner of every key. A
+// write it applies as owner of a key its ring gives to another member (a
+// peer forwarded it under a newer or older ring) must reach that member
+// too, whose entry no record here covers: such a write broadcasts.
+func (e *Engine) ownsAll(ring *membership.Ring, keys []string) bool {
+	for _, k := range keys {
+		if ring.Owner(k).Name != e.selfName {
+			return false
+		}
+	}
+	return true
 }
 
 // invalidationTarget is a node a write invalidates; departed: it has left

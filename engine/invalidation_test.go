@@ -463,3 +463,28 @@ func BenchmarkMessagesPerPut(b *testing.B) {
 		}
 	}
 }
+
+// A write forwarded to a node that is not the key's owner in its own ring
+// (its sender's ring differs, around a membership change) is applied there
+// as owner, and must reach the member that owns the key in the receiver's
+// ring: no record covers that member's entry. Invariant: once the write
+// returns, no node reads the value it replaced.
+func TestWriteAsNonOwnerReachesRingOwner(t *testing.T) {
+	const label = "write-non-owner"
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	c := testutil.NewCluster(t, 3, testutil.ClusterConfig{Label: label, Options: []engine.Option{engine.WithGossipSecret(secret)}})
+	settleAll(c)
+	ctx := context.Background()
+	key := c.KeysOwnedBy(0, 1, "misrouted")[0]
+	require.NoError(t, c.Node(0).Put(ctx, ks, engine.Entry{Key: key, Value: []byte("old")}))
+
+	c.DataSource.SetValue(key, []byte("new")) // the database first, as writers do
+	peer := rawPeer(t, label, c.Name(2), secret)
+	resp := peer(c.Node(1), engine.PutRequest(ks, key, []byte("new")))
+	require.Equal(t, uint8(0), resp.Status)
+	for _, n := range c.Live() {
+		v, err := c.Node(n).Get(ctx, ks, key)
+		require.NoError(t, err)
+		require.Equal(t, "new", string(v), "node %d read the value the write replaced", n)
+	}
+}
