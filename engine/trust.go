@@ -96,31 +96,38 @@ func (e *Engine) checkReachability() {
 // reachSample bounds the members one round of reachWatchdog pings.
 const reachSample = 8
 
-// reachWatchdog pings a sample of the members directly, once per pause
-// limit (the probe interval), whenever the failure detector has seen a
-// probe fail (health score above 0) or the node is cut off, and sets
-// farLost while two rounds in a row reached at most half of them, this
-// node counted. The health score alone misses a partition's small side of
-// two nodes or more (see membership.Cluster.Reach); two rounds, so that
-// one slow round on a loaded host does not flush the cache. A CutOffScore
-// above the score's range (8) turns the cut-off state off, pings included.
+// reachWatchdog pings a sample of the members directly, once per probe
+// interval, whenever the failure detector has seen a probe fail (health
+// score above 0) or the node is cut off. farLost is set once two rounds in
+// a row reached at most half of them, this node counted (two, so that one
+// slow round on a loaded host does not flush the cache), and cleared only
+// by a round that reached every member it asked: as the far side of a
+// partition is declared dead one by one, the live members a round samples
+// shrink to the near side, and a partial answer must not end the cut-off
+// before the ring's minority mode begins. The health score alone misses a
+// partition's small side of two nodes or more (see
+// membership.Cluster.Reach). A CutOffScore above the score's range (8)
+// turns the cut-off state off, pings included.
 func (e *Engine) reachWatchdog() {
 	if e.cl.CutOffScore() > 8 {
 		return
 	}
-	lostRounds := 0
-	every(e.base, max(e.pause.limit, 10*time.Millisecond), func() {
-		if e.cl.HealthScore() == 0 && !e.cutOff.Load() && lostRounds == 0 {
-			e.farLost.Store(false)
+	lostRounds, lost := 0, false
+	every(e.base, max(e.cl.ProbeInterval(), 10*time.Millisecond), func() {
+		if e.cl.HealthScore() == 0 && !e.cutOff.Load() && !lost && lostRounds == 0 {
 			return
 		}
 		answered, asked := e.cl.Reach(reachSample)
-		if (answered+1)*2 <= asked+1 {
+		switch {
+		case (answered+1)*2 <= asked+1:
 			lostRounds++
-		} else {
+			lost = lost || lostRounds >= 2
+		case answered == asked:
+			lostRounds, lost = 0, false
+		default:
 			lostRounds = 0
 		}
-		e.farLost.Store(lostRounds >= 2)
+		e.farLost.Store(lost)
 	})
 }
 

@@ -5,7 +5,14 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 )
+
+// ProbeInterval is how often memberlist probes a member (the configured
+// [Config.ProbeInterval] or the profile's).
+func (c *Cluster) ProbeInterval() time.Duration {
+	return cmpOr(c.cfg.ProbeInterval, c.cfg.Profile.memberlistConfig().ProbeInterval)
+}
 
 // Reach pings up to sample members other than this node, picked at random
 // among the live ones (alive or suspect), directly (memberlist's UDP ping,
