@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"time"
 
@@ -74,4 +75,18 @@ func SetSettleWindow(e *Engine, d time.Duration) { e.settle.Store(int64(d)) }
 func HoldForwardAnswers(t interface{ Cleanup(func()) }, hold func(key string)) {
 	forwardAnswered.Store(&hold)
 	t.Cleanup(func() { forwardAnswered.Store(nil) })
+}
+
+// HoldWrite claims key in e's keyspace ks as a write in progress would,
+// until release is called.
+func HoldWrite(e *Engine, ks, key string) (release func()) {
+	st, err := e.keyspace(ks)
+	if err != nil {
+		panic(err)
+	}
+	release, err = st.pending.claim(context.Background(), []string{key})
+	if err != nil {
+		panic(err)
+	}
+	return release
 }

@@ -94,8 +94,8 @@ func isContextErr(err error) bool {
 func (e *Engine) forwardOnce(ctx context.Context, deadline time.Time, st *ksState, key string, owner cluster.Member) (val []byte, owned bool, exp time.Time, err error) {
 	if e.missed.pending(owner.Name) {
 		// The owner missed writes (or is unreachable): a replica got them.
-		if val, ok := e.readReplicas(ctx, st, key, owner); ok {
-			return val, false, exp, nil
+		if val, ok, err := e.readReplicas(ctx, st, key, owner); ok || err != nil {
+			return val, false, exp, err
 		}
 		val, err = e.degradeBy(ctx, deadline, st, key, owner, errOwnerNotFlushed)
 		return val, false, exp, err
@@ -112,8 +112,8 @@ func (e *Engine) forwardOnce(ctx context.Context, deadline time.Time, st *ksStat
 			return nil, false, exp, err // our read timeout: no budget left to degrade
 		}
 		st.stats.forwardErrors.Add(1)
-		if val, ok := e.readReplicas(ctx, st, key, owner); ok {
-			return val, false, exp, nil
+		if val, ok, err := e.readReplicas(ctx, st, key, owner); ok || err != nil {
+			return val, false, exp, err
 		}
 		val, err = e.degradeBy(ctx, deadline, st, key, owner, err)
 		return val, false, exp, err

@@ -487,10 +487,14 @@ func (e *Engine) held(st *ksState, key string) heldAnswer {
 
 // readReplicas serves a Get whose owner could not be reached from the
 // key's other holders, in ring order (this node's own copy first, if it is
-// one): ok is false when none holds the key, and the caller degrades.
-func (e *Engine) readReplicas(ctx context.Context, st *ksState, key string, owner cluster.Member) ([]byte, bool) {
+// one): ok is false when none holds the key, and the caller degrades. A
+// holder that answers busy is writing the key as its new owner (its ring
+// already dropped the unreachable one): it is asked again until it answers
+// or ctx ends, and then err is set, since degrading would load a value
+// older than that write.
+func (e *Engine) readReplicas(ctx context.Context, st *ksState, key string, owner cluster.Member) ([]byte, bool, error) {
 	if st.rep == nil {
-		return nil, false
+		return nil, false, nil
 	}
 	for _, m := range e.cl.Ring().Replicas(key, st.rep.n) {
 		if m.Name == owner.Name {
@@ -500,15 +504,22 @@ func (e *Engine) readReplicas(ctx context.Context, st *ksState, key string, owne
 		if m.Name == e.selfName {
 			a = e.held(st, key)
 		} else {
-			p, err := e.peers.held(ctx, m, st.name, key)
+			var err error
+			for {
+				if a, err = e.peers.held(ctx, m, st.name, key); err != nil || !a.busy || ctx.Err() != nil {
+					break
+				}
+			}
 			if err != nil {
 				continue
 			}
-			a = p
+			if a.busy {
+				return nil, false, errWriteInProgress(ctx, m)
+			}
 		}
 		if a.found {
-			return a.value, true
+			return a.value, true, nil
 		}
 	}
-	return nil, false
+	return nil, false, nil
 }

@@ -371,3 +371,34 @@ func TestReplicaCopyRefusedByNonHolder(t *testing.T) {
 	require.False(t, engine.ReplicateRefused(resp.Payload))
 	require.EqualValues(t, 1, replicaEntries(t, c.Node(hs[1])), "the replica keeps it")
 }
+
+// A Get whose owner cannot be reached reads a replica; a replica that is
+// writing the key (it became the owner in its ring already) answers busy,
+// and the Get waits for it or fails, never degrading to the DataSource,
+// whose value is older than the replica's. Invariant: while the replica is
+// busy the Get fails by its deadline; afterwards it returns the replica's
+// copy; the DataSource is never asked.
+func TestReadReplicaWaitsForBusyReplica(t *testing.T) {
+	c := testutil.NewCluster(t, 3, testutil.ClusterConfig{Options: []engine.Option{engine.WithReplicas(2)}})
+	ctx := context.Background()
+	key := c.KeysOwnedBy(0, 1, "busy")[0]
+	hs := holderIndexes(t, c, 0, key, 2)
+	reader := 3 - hs[0] - hs[1]
+	require.NoError(t, c.Node(hs[0]).Put(ctx, ks, engine.Entry{Key: key, Value: []byte("written")}))
+	fetches := c.DataSource.Total()
+
+	ownerAddr := c.Node(hs[0]).Addr()
+	enginehook.Cluster(c.Node(reader)).Transport().SetBlocked(func(a string) bool { return a == ownerAddr })
+	defer enginehook.Cluster(c.Node(reader)).Transport().SetBlocked(nil)
+	release := engine.HoldWrite(c.Node(hs[1]), ks, key)
+	gctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	v, err := c.Node(reader).Get(gctx, ks, key)
+	cancel()
+	require.Error(t, err, "got %q while the replica was busy", v)
+	release()
+
+	v, err = c.Node(reader).Get(ctx, ks, key)
+	require.NoError(t, err)
+	require.Equal(t, "written", string(v))
+	require.Equal(t, fetches, c.DataSource.Total(), "the DataSource was never asked")
+}
