@@ -187,6 +187,39 @@ func (e *Engine) handoff(ctx context.Context, st *ksState, ring *membership.Ring
 	e.logHandoff(st.name, results)
 }
 
+// handoffWritten hands the entries of keys this node has just written as
+// owner, although its ring gives them to other members (a peer forwarded
+// the write under another ring, around a membership change), to those
+// members: their own entries were invalidated by the write, and this
+// node's copy goes when its purge drops keys it does not own, so without
+// it the write would live nowhere. Called under the keys' claim; best
+// effort (the owner's takeover asks this node too). The receiver's
+// hand-off rules apply: it refuses an entry older than a write it saw.
+func (e *Engine) handoffWritten(ctx context.Context, st *ksState, ring *membership.Ring, keys []string) {
+	if !e.cfg.Handoff {
+		return
+	}
+	byOwner := map[cluster.Member][]handoffEntry{}
+	for _, k := range keys {
+		o := ring.Owner(k)
+		if o.Name == e.selfName {
+			continue
+		}
+		if ent, ver, ok := st.store.PeekVersion(k); ok && !ent.Negative && ent.Fresh() {
+			byOwner[o] = append(byOwner[o], handoffEntry{Entry{Key: k, Value: ent.Value, Expiry: ent.ExpiresAt}, ver})
+		}
+	}
+	for owner, list := range byOwner {
+		for batch := range slices.Chunk(list, handoffBatch) {
+			if err := e.peers.handoff(ctx, owner, st.name, e.selfName, batch); err != nil {
+				e.log.Debug("hand-off of a write made outside this node's ring failed", "keyspace", st.name, "peer", owner.Name, "err", err)
+				break
+			}
+			st.stats.handedOff.Add(int64(len(batch)))
+		}
+	}
+}
+
 // handoffResult is what one hand-off sent to one new owner.
 type handoffResult struct {
 	to            cluster.Member

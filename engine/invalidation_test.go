@@ -467,8 +467,9 @@ func BenchmarkMessagesPerPut(b *testing.B) {
 // A write forwarded to a node that is not the key's owner in its own ring
 // (its sender's ring differs, around a membership change) is applied there
 // as owner, and must reach the member that owns the key in the receiver's
-// ring: no record covers that member's entry. Invariant: once the write
-// returns, no node reads the value it replaced.
+// ring: no record covers that member's entry, and the receiver's own entry
+// goes with its next purge. Invariant: once the write returns, every node
+// reads the written value, without asking the DataSource.
 func TestWriteAsNonOwnerReachesRingOwner(t *testing.T) {
 	const label = "write-non-owner"
 	secret := []byte("0123456789abcdef0123456789abcdef")
@@ -478,13 +479,15 @@ func TestWriteAsNonOwnerReachesRingOwner(t *testing.T) {
 	key := c.KeysOwnedBy(0, 1, "misrouted")[0]
 	require.NoError(t, c.Node(0).Put(ctx, ks, engine.Entry{Key: key, Value: []byte("old")}))
 
-	c.DataSource.SetValue(key, []byte("new")) // the database first, as writers do
+	fetches := c.DataSource.Total()
 	peer := rawPeer(t, label, c.Name(2), secret)
 	resp := peer(c.Node(1), engine.PutRequest(ks, key, []byte("new")))
 	require.Equal(t, uint8(0), resp.Status)
+	require.EqualValues(t, 1, ksStats(t, c.Node(0)).Entries, "the owner holds the written entry when the write returns")
 	for _, n := range c.Live() {
 		v, err := c.Node(n).Get(ctx, ks, key)
 		require.NoError(t, err)
 		require.Equal(t, "new", string(v), "node %d read the value the write replaced", n)
 	}
+	require.Equal(t, fetches, c.DataSource.Total(), "the owner got the write, not a DataSource load")
 }

@@ -322,6 +322,9 @@ func (e *Engine) applyAsOwner(ctx context.Context, st *ksState, entries []Entry,
 			errs[i] = e.putLocal(ctx, st, en)
 		}
 	}
+	if ring := e.cl.Ring(); kind == writePut && !e.ownsAll(ring, keys) {
+		e.handoffWritten(ctx, st, ring, keys)
+	}
 	return errs
 }
 
