@@ -28,8 +28,8 @@ func printOutcome(w io.Writer, o outcome) {
 	}
 	if o.timeline.End > 0 {
 		tl := o.timeline
-		fmt.Fprintf(w, "phases: steady 0-%s, fault %s-%s, recovery %s-%s\n",
-			fmtS(0), fmtS(tl.FaultStart), fmtS(tl.FaultEnd), fmtS(tl.FaultEnd), fmtS(tl.End))
+		fmt.Fprintf(w, "phases: warm-up 0-%s, steady %s-%s, fault %s-%s, recovery %s-%s\n",
+			fmtS(tl.Start), fmtS(tl.Start), fmtS(tl.FaultStart), fmtS(tl.FaultStart), fmtS(tl.FaultEnd), fmtS(tl.FaultEnd), fmtS(tl.End))
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "phase\tcalls\tgets\tputs\tdeletes\tfailed\tinterrupted\tstale\tsplit-brain\tlost writes\tlost reads\tfetches\tdegraded\tmax latency\t")
 		for p := check.Steady; p < check.NumPhases; p++ {
