@@ -147,15 +147,9 @@ func (e *Engine) handoff(ctx context.Context, st *ksState, ring *membership.Ring
 		if o.Name == e.selfName || st.pending.busy(k) {
 			continue
 		}
-		ent, ver, ok := st.store.PeekVersion(k)
-		if !ok || ent.Negative || !ent.Fresh() {
-			continue
+		if en, ok := handoffEntryOf(st, k, now); ok {
+			byOwner[o] = append(byOwner[o], en)
 		}
-		exp := ent.ExpiresAt
-		if !exp.IsZero() && !exp.After(now) {
-			continue
-		}
-		byOwner[o] = append(byOwner[o], handoffEntry{Entry{Key: k, Value: ent.Value, Expiry: exp}, ver})
 	}
 	var (
 		wg      sync.WaitGroup
@@ -165,19 +159,7 @@ func (e *Engine) handoff(ctx context.Context, st *ksState, ring *membership.Ring
 	for owner, list := range byOwner {
 		wg.Go(func() {
 			r := handoffResult{to: owner, entries: len(list)}
-			for len(list) > 0 {
-				n := min(len(list), handoffBatch)
-				cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-				err := e.peers.handoff(cctx, owner, st.name, e.selfName, list[:n])
-				cancel()
-				if err != nil {
-					r.err = err
-					break
-				}
-				st.stats.handedOff.Add(int64(n))
-				r.sent += n
-				list = list[n:]
-			}
+			r.sent, r.err = e.sendHandoff(ctx, st, owner, list, 2*time.Second)
 			mu.Lock()
 			results = append(results, r)
 			mu.Unlock()
@@ -187,35 +169,60 @@ func (e *Engine) handoff(ctx context.Context, st *ksState, ring *membership.Ring
 	e.logHandoff(st.name, results)
 }
 
+// handoffEntryOf is key's entry in st as a hand-off carries it (with its
+// store version), if this node holds a live value of it.
+func handoffEntryOf(st *ksState, key string, now time.Time) (handoffEntry, bool) {
+	ent, ver, ok := st.store.PeekVersion(key)
+	if !ok || ent.Negative || !ent.Fresh() || (!ent.ExpiresAt.IsZero() && !ent.ExpiresAt.After(now)) {
+		return handoffEntry{}, false
+	}
+	return handoffEntry{Entry{Key: key, Value: ent.Value, Expiry: ent.ExpiresAt}, ver}, true
+}
+
+// sendHandoff sends list to owner in batches, each within batchTimeout (0:
+// ctx alone), up to the first failure; it returns how many were sent.
+func (e *Engine) sendHandoff(ctx context.Context, st *ksState, owner cluster.Member, list []handoffEntry, batchTimeout time.Duration) (sent int, err error) {
+	for batch := range slices.Chunk(list, handoffBatch) {
+		bctx, cancel := ctx, func() {}
+		if batchTimeout > 0 {
+			bctx, cancel = context.WithTimeout(ctx, batchTimeout)
+		}
+		err = e.peers.handoff(bctx, owner, st.name, e.selfName, batch)
+		cancel()
+		if err != nil {
+			return sent, err
+		}
+		st.stats.handedOff.Add(int64(len(batch)))
+		sent += len(batch)
+	}
+	return sent, nil
+}
+
 // handoffWritten hands the entries of keys this node has just written as
 // owner, although its ring gives them to other members (a peer forwarded
 // the write under another ring, around a membership change), to those
 // members: their own entries were invalidated by the write, and this
 // node's copy goes when its purge drops keys it does not own, so without
-// it the write would live nowhere. Called under the keys' claim; best
-// effort (the owner's takeover asks this node too). The receiver's
-// hand-off rules apply: it refuses an entry older than a write it saw.
+// it the write would live nowhere. Called under the keys' claim (so not
+// through handoff, which skips keys with a write pending); best effort
+// (the owner's takeover asks this node too). The receiver's hand-off rules
+// apply: it refuses an entry older than a write it saw.
 func (e *Engine) handoffWritten(ctx context.Context, st *ksState, ring *membership.Ring, keys []string) {
 	if !e.cfg.Handoff {
 		return
 	}
 	byOwner := map[cluster.Member][]handoffEntry{}
+	now := time.Now()
 	for _, k := range keys {
-		o := ring.Owner(k)
-		if o.Name == e.selfName {
-			continue
-		}
-		if ent, ver, ok := st.store.PeekVersion(k); ok && !ent.Negative && ent.Fresh() {
-			byOwner[o] = append(byOwner[o], handoffEntry{Entry{Key: k, Value: ent.Value, Expiry: ent.ExpiresAt}, ver})
+		if o := ring.Owner(k); o.Name != e.selfName {
+			if en, ok := handoffEntryOf(st, k, now); ok {
+				byOwner[o] = append(byOwner[o], en)
+			}
 		}
 	}
 	for owner, list := range byOwner {
-		for batch := range slices.Chunk(list, handoffBatch) {
-			if err := e.peers.handoff(ctx, owner, st.name, e.selfName, batch); err != nil {
-				e.log.Debug("hand-off of a write made outside this node's ring failed", "keyspace", st.name, "peer", owner.Name, "err", err)
-				break
-			}
-			st.stats.handedOff.Add(int64(len(batch)))
+		if _, err := e.sendHandoff(ctx, st, owner, list, 0); err != nil {
+			e.log.Debug("hand-off of a write made outside this node's ring failed", "keyspace", st.name, "peer", owner.Name, "err", err)
 		}
 	}
 }
