@@ -505,12 +505,7 @@ func (e *Engine) readReplicas(ctx context.Context, st *ksState, key string, owne
 			a = e.held(st, key)
 		} else {
 			var err error
-			for {
-				if a, err = e.peers.held(ctx, m, st.name, key); err != nil || !a.busy || ctx.Err() != nil {
-					break
-				}
-			}
-			if err != nil {
+			if a, err = e.heldPastWrites(ctx, st, m, key, 0); err != nil {
 				continue
 			}
 			if a.busy {

@@ -127,6 +127,24 @@ func (e *Engine) takeOver(ctx context.Context, st *ksState, key string) (val []b
 	return v, x, took, nil
 }
 
+// heldPastWrites asks m what it holds of key (opHeld), each ask within
+// perAsk (0: ctx alone), and asks again while m answers busy (it waits for
+// its write before each answer) until ctx ends: the answer is busy only if
+// m still was then.
+func (e *Engine) heldPastWrites(ctx context.Context, st *ksState, m cluster.Member, key string, perAsk time.Duration) (heldAnswer, error) {
+	for {
+		actx, cancel := ctx, func() {}
+		if perAsk > 0 {
+			actx, cancel = context.WithTimeout(ctx, perAsk)
+		}
+		a, err := e.peers.held(actx, m, st.name, key)
+		cancel()
+		if err != nil || !a.busy || ctx.Err() != nil {
+			return a, err
+		}
+	}
+}
+
 // errWriteInProgress is a takeover's error when a holder of the key was
 // still writing it as the load's time ran out: the DataSource's value may
 // be older than that write, so the load fails instead of fetching.
@@ -352,30 +370,16 @@ func (e *Engine) fromReplicas(ctx context.Context, st *ksState, ring *membership
 	return nil, time.Time{}, false, nil
 }
 
-// askHeld asks m for its entry of key, within takeoverAskTimeout. found
-// reports that m answered with one; allowed, that the hand-off guards let
-// this node take it. An answer from m's store counts as a hand-off from m at
-// its version; a replica copy counts as from nobody, taken only if no write
-// of the key was noted.
-//
-// A holder with a write of the key in progress answers busy: m is asked
-// again (it waits for the write before it answers) until ctx ends, and a
-// answers busy if it still is then: the caller must not take the key as
-// absent, since the write may be the key's newest value.
+// askHeld asks m for its entry of key, each ask within takeoverAskTimeout
+// (heldPastWrites). found reports that m answered with one; allowed, that
+// the hand-off guards let this node take it. An answer from m's store
+// counts as a hand-off from m at its version; a replica copy counts as from
+// nobody, taken only if no write of the key was noted. a is busy if m was
+// still writing the key when ctx ended: the caller must not take the key
+// as absent, since the write may be the key's newest value.
 func (e *Engine) askHeld(ctx context.Context, st *ksState, m cluster.Member, key string) (a heldAnswer, found, allowed bool) {
-	for {
-		actx, cancel := context.WithTimeout(ctx, takeoverAskTimeout)
-		var err error
-		a, err = e.peers.held(actx, m, st.name, key)
-		cancel()
-		if err != nil {
-			return heldAnswer{}, false, false
-		}
-		if !a.busy || ctx.Err() != nil {
-			break
-		}
-	}
-	if !a.found {
+	a, err := e.heldPastWrites(ctx, st, m, key, takeoverAskTimeout)
+	if err != nil || !a.found {
 		return a, false, false
 	}
 	from, ver := m.Name, a.ver
