@@ -291,9 +291,7 @@ func (e *Engine) missedInvalidation(m cluster.Member, err error, at time.Time) {
 func (e *Engine) noteReturning(prev, next *membership.Ring) {
 	for _, m := range next.Members() {
 		if m.Name != e.selfName && !prev.Contains(m.Name) {
-			if at, ok := e.seenFailed(m.Name); ok {
-				e.missed.addAt(m.Name, at)
-			}
+			e.noteBack(m.Name)
 		}
 	}
 }
@@ -375,14 +373,17 @@ func (e *Engine) noteFailed(name string) {
 	e.failed[name] = time.Now()
 }
 
-// seenFailed reports, and forgets, whether name was recorded by noteFailed, and when
-// within failedKeep.
-func (e *Engine) seenFailed(name string) (at time.Time, ok bool) {
+// noteBack records that name, if noteFailed recorded it within failedKeep,
+// is back and is to be told to flush, as of its failure (it may have missed
+// any write since); it forgets the failure.
+func (e *Engine) noteBack(name string) {
 	e.failedMu.Lock()
-	defer e.failedMu.Unlock()
-	at, ok = e.failed[name]
+	at, ok := e.failed[name]
 	delete(e.failed, name)
-	return at, ok && time.Since(at) < failedKeep
+	e.failedMu.Unlock()
+	if ok && time.Since(at) < failedKeep {
+		e.missed.addAt(name, at)
+	}
 }
 
 // noticeReturningGossip sends flush notices to members that gossip shows
@@ -395,9 +396,7 @@ func (e *Engine) noticeReturningGossip() {
 	ring := e.cl.Ring()
 	for _, m := range e.cl.Members() {
 		if m.Name != e.selfName && !ring.Contains(m.Name) {
-			if at, ok := e.seenFailed(m.Name); ok {
-				e.missed.addAt(m.Name, at)
-			}
+			e.noteBack(m.Name)
 		}
 	}
 }
