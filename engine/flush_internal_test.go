@@ -19,12 +19,7 @@ import (
 // reads and are flushed, and writes acknowledged since are served and kept.
 func TestPartitionFlushKeepsNewerWrites(t *testing.T) {
 	ctx := context.Background()
-	ds := keyspace.DataSourceFunc(func(context.Context, string) ([]byte, error) { return []byte("from-ds"), nil })
-	e, err := New(NewConfig(static.NewDiscovery(nil), []keyspace.KeySpace{keyspace.New("t", 1<<20, ds)},
-		WithBindAddr("127.0.0.1"), WithBindPort(0), WithLabel("flush-"+t.Name())))
-	require.NoError(t, err)
-	require.NoError(t, e.Start(ctx))
-	t.Cleanup(func() { _ = e.Stop(ctx) })
+	e := startLone(t, fromDS)
 	for _, k := range []string{"read-in-window", "never-read"} {
 		require.NoError(t, e.Put(ctx, "t", Entry{Key: k, Value: []byte("stale")}))
 	}
@@ -74,12 +69,7 @@ func TestPauseMarksStoresUntrusted(t *testing.T) {
 		fetches.Add(1)
 		return []byte("from-ds"), nil
 	})
-	e, err := New(NewConfig(static.NewDiscovery(nil), []keyspace.KeySpace{keyspace.New("t", 1<<20, ds)},
-		WithBindAddr("127.0.0.1"), WithBindPort(0), WithLabel("pause-"+t.Name()),
-		WithClusterTuning(ClusterTuning{PauseLimit: time.Hour}))) // the watchdog stays quiet
-	require.NoError(t, err)
-	require.NoError(t, e.Start(ctx))
-	t.Cleanup(func() { _ = e.Stop(ctx) })
+	e := startLone(t, ds, WithClusterTuning(ClusterTuning{PauseLimit: time.Hour})) // the watchdog stays quiet
 	require.NoError(t, e.Put(ctx, "t", Entry{Key: "k", Value: []byte("before-pause")}))
 	v, err := e.Get(ctx, "t", "k")
 	require.NoError(t, err)
@@ -104,12 +94,7 @@ func TestPauseMarksStoresUntrusted(t *testing.T) {
 // refused, never applied; one within its deadline is applied.
 func TestLateWriteRequestRefused(t *testing.T) {
 	ctx := context.Background()
-	ds := keyspace.DataSourceFunc(func(context.Context, string) ([]byte, error) { return []byte("from-ds"), nil })
-	e, err := New(NewConfig(static.NewDiscovery(nil), []keyspace.KeySpace{keyspace.New("t", 1<<20, ds)},
-		WithBindAddr("127.0.0.1"), WithBindPort(0), WithLabel("late-"+t.Name())))
-	require.NoError(t, err)
-	require.NoError(t, e.Start(ctx))
-	t.Cleanup(func() { _ = e.Stop(ctx) })
+	e := startLone(t, fromDS)
 	put := func(deadline time.Time, v string) transport.Response {
 		return e.serveRPC(ctx, transport.Request{Op: opPut,
 			Payload: withWriteDeadline(deadline, encodePut("t", []Entry{{Key: "k", Value: []byte(v)}}))})
@@ -150,13 +135,7 @@ func BenchmarkCheckPause(b *testing.B) {
 // flushes nothing, so that the hand-offs and replica copies a restarted
 // node received are kept. A notice about a later miss flushes.
 func TestFlushNoticeAboutEarlierProcessIgnored(t *testing.T) {
-	ctx := context.Background()
-	ds := keyspace.DataSourceFunc(func(context.Context, string) ([]byte, error) { return []byte("from-ds"), nil })
-	e, err := New(NewConfig(static.NewDiscovery(nil), []keyspace.KeySpace{keyspace.New("t", 1<<20, ds)},
-		WithBindAddr("127.0.0.1"), WithBindPort(0), WithLabel("flush-"+t.Name())))
-	require.NoError(t, err)
-	require.NoError(t, e.Start(ctx))
-	t.Cleanup(func() { _ = e.Stop(ctx) })
+	e := startLone(t, fromDS)
 
 	before := e.flushGen()
 	e.serveFlush("peer", e.created.Add(-2*flushClockSkew))
@@ -173,12 +152,7 @@ func TestFlushNoticeAboutEarlierProcessIgnored(t *testing.T) {
 // DataSource's older value. Every asker is recorded as a holder.
 func TestHeldWaitsForWriteInProgress(t *testing.T) {
 	ctx := context.Background()
-	ds := keyspace.DataSourceFunc(func(context.Context, string) ([]byte, error) { return []byte("from-ds"), nil })
-	e, err := New(NewConfig(static.NewDiscovery(nil), []keyspace.KeySpace{keyspace.New("t", 1<<20, ds)},
-		WithBindAddr("127.0.0.1"), WithBindPort(0), WithLabel("held-"+t.Name())))
-	require.NoError(t, err)
-	require.NoError(t, e.Start(ctx))
-	t.Cleanup(func() { _ = e.Stop(ctx) })
+	e := startLone(t, fromDS)
 	st, err := e.keyspace("t")
 	require.NoError(t, err)
 	ask := func() heldAnswer {
@@ -211,4 +185,20 @@ func TestHeldWaitsForWriteInProgress(t *testing.T) {
 	require.False(t, a.busy)
 	require.True(t, a.found)
 	require.Equal(t, "written", string(a.value))
+}
+
+// fromDS answers every key with "from-ds".
+var fromDS = keyspace.DataSourceFunc(func(context.Context, string) ([]byte, error) { return []byte("from-ds"), nil })
+
+// startLone starts one engine with keyspace "t" over ds, alone in its
+// cluster on 127.0.0.1, and stops it at the end of the test.
+func startLone(t *testing.T, ds keyspace.DataSource, opts ...Option) *Engine {
+	t.Helper()
+	ctx := context.Background()
+	opts = append([]Option{WithBindAddr("127.0.0.1"), WithBindPort(0), WithLabel("lone-" + t.Name())}, opts...)
+	e, err := New(NewConfig(static.NewDiscovery(nil), []keyspace.KeySpace{keyspace.New("t", 1<<20, ds)}, opts...))
+	require.NoError(t, err)
+	require.NoError(t, e.Start(ctx))
+	t.Cleanup(func() { _ = e.Stop(ctx) })
+	return e
 }
