@@ -13,13 +13,16 @@ import (
 // reading the value it replaces: a copy refilled from that old value after
 // the invalidation would outlive the write. Writes of one key are
 // serialised by the same slot, so each owner applies a key's writes in one
-// order.
+// order (single-key writes that wait for it are combined, see writeRound).
 type pendingWrites struct {
 	// n counts pending keys: 0 (the common case) lets the serving path skip
 	// the map and its lock.
 	n    atomic.Int32
 	mu   sync.Mutex
 	keys map[string]chan struct{} // closed when the key's write is applied
+	// next holds, per pending key, the round of single-key writes that
+	// arrived meanwhile and will be applied as one (see writeRound).
+	next map[string]*writeRound
 }
 
 // claim takes the slots of keys, waiting for earlier writes of the same

@@ -277,7 +277,9 @@ func keysOf(entries []Entry) []string {
 // again). The order makes the write linearizable with every Get:
 //
 //  1. claim the keys' pending slots: from now on peers' Gets of them wait
-//     (pendingWrites) instead of reading the value being replaced;
+//     (pendingWrites) instead of reading the value being replaced (a
+//     write of one key that finds its slot taken joins the key's next
+//     round instead, see writeRound);
 //  2. invalidate every copy on the other nodes that may hold one (the
 //     holders it recorded, see copyHolders; opInvalidate: main-store
 //     copies, near copies, and forwards in flight there, whose answers may
@@ -302,18 +304,32 @@ func (e *Engine) applyAsOwner(ctx context.Context, st *ksState, entries []Entry,
 	if e.cachingPaused() {
 		return fillAll(fmt.Errorf("%w: this node cannot reach half of the cluster; writes are refused until it can", ErrClusterQuorum))
 	}
-	keys := keysOf(entries)
-	release, err := st.pending.claim(ctx, keys)
+	if len(entries) == 1 {
+		errs[0] = e.applyOneAsOwner(ctx, st, entries[0], kind)
+		return errs
+	}
+	release, err := st.pending.claim(ctx, keysOf(entries))
 	if err != nil {
 		return fillAll(err)
 	}
 	defer release()
+	return e.applyClaimed(ctx, st, entries, kind)
+}
+
+// applyClaimed is applyAsOwner's steps 2 and 3, for keys whose pending
+// slots the caller holds.
+func (e *Engine) applyClaimed(ctx context.Context, st *ksState, entries []Entry, kind writeKind) []error {
+	errs := make([]error, len(entries))
+	keys := keysOf(entries)
 	// With replicas, the write itself goes to them meanwhile (replicas.go).
 	rep := e.replicateWrite(ctx, st, entries, kind)
-	err = e.invalidateCopies(ctx, st, keys)
+	err := e.invalidateCopies(ctx, st, keys)
 	rep.wait(err == nil)
 	if err != nil {
-		return fillAll(err)
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
 	}
 	for i, en := range entries {
 		if kind == writeDelete {
