@@ -39,7 +39,7 @@ import (
 // isControlOp reports whether op is a control message.
 func isControlOp(op uint8) bool {
 	switch op {
-	case opLeaving, opHandoff, opInvalidate, opFlush, opDeleteKeySpace:
+	case opLeaving, opHandoff, opInvalidate, opPush, opFlush, opDeleteKeySpace:
 		return true
 	}
 	return false
@@ -70,7 +70,7 @@ func namedSender(op uint8, p []byte) ([]byte, bool) {
 	d := decoder{b: p}
 	switch op {
 	case opLeaving, opFlush: // sender's name
-	case opHandoff, opInvalidate: // keyspace, sender's name, ...
+	case opHandoff, opInvalidate, opPush: // keyspace, sender's name, ...
 		d.bytes()
 	default:
 		return nil, false

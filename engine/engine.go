@@ -30,10 +30,13 @@ type Engine struct {
 	// ksMu serialises keyspace changes (UpdateKeySpace, DeleteKeySpace).
 	ksMu sync.Mutex
 
-	cl       *membership.Cluster
-	peers    peers  // how the engine calls cl's members
-	selfName string // cl.Self().Name, set once in Start before any request
-	obs      *observer
+	cl    *membership.Cluster
+	peers peers // how the engine calls cl's members
+	// invalidations batches the invalidations sent to each member
+	// (invalidate_batch.go).
+	invalidations invalidationLines
+	selfName      string // cl.Self().Name, set once in Start before any request
+	obs           *observer
 
 	// base is cancelled by Stop: background loops and in-flight loads end.
 	base   context.Context

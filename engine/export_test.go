@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"time"
 
@@ -89,4 +90,34 @@ func HoldWrite(e *Engine, ks, key string) (release func()) {
 		panic(err)
 	}
 	return release
+}
+
+// Push hands e an owner's push of key (sent by from, stored there at
+// version ver), as opPush would.
+func Push(e *Engine, ks, from, key string, value []byte, ver uint64) {
+	st, err := e.keyspace(ks)
+	if err != nil {
+		panic(err)
+	}
+	e.servePush(st, handoffRequest{keyspace: ks, from: from, entries: []handoffEntry{{Entry: Entry{Key: key, Value: value}, ver: ver}}})
+}
+
+// NearTombstone returns the store version carried by e's tombstone of key
+// in its near cache, if it holds one.
+func NearTombstone(e *Engine, ks, key string) (uint64, bool) {
+	st, err := e.keyspace(ks)
+	if err != nil {
+		panic(err)
+	}
+	ent, ok := st.near.Peek(key)
+	if !ok || !ent.Negative || len(ent.Value) != nearTagLen+8 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(ent.Value[nearTagLen:]), true
+}
+
+// StopPushes makes owners skip the push of written values until t ends.
+func StopPushes(t interface{ Cleanup(func()) }) {
+	pushesOff.Store(true)
+	t.Cleanup(func() { pushesOff.Store(false) })
 }

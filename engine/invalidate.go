@@ -13,7 +13,8 @@ import (
 )
 
 // invalidateCopies drops keys' copies on the other nodes that may hold one
-// (copyHolders), in parallel, and returns ctx's error if ctx ended before
+// (copyHolders), in parallel, and returns the members that answered (for
+// the push of the written value, near_push.go), or ctx's error if ctx ended before
 // every one answered: the write is then not applied, so no copy went stale
 // and nobody needs to flush. A member that failed otherwise (unreachable,
 // leaving) may still serve its copy until the lease it was granted ends:
@@ -21,35 +22,33 @@ import (
 // ends first), and then records those members by missedInvalidation. A
 // write that fails puts back the records it took. A member without the
 // keyspace, or that is stopping (servesNoCopy), serves no copy.
-func (e *Engine) invalidateCopies(ctx context.Context, st *ksState, keys []string) error {
+func (e *Engine) invalidateCopies(ctx context.Context, st *ksState, keys []string) (reached []invalidationTarget, err error) {
 	var (
-		wg      sync.WaitGroup
-		payload []byte
-		mu      sync.Mutex
-		failed  []failedInvalidation
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		failed []failedInvalidation
 	)
 	targets, unknown := e.copyHolders(st, keys)
 	for _, t := range targets {
-		if payload == nil {
-			// Our store version now: the write will be stored above it, so
-			// a receiver refuses our hand-offs of older entries.
-			payload = encodeInvalidate(st.name, e.selfName, st.store.Version(), keys)
-		}
-		st.stats.invalidationsSent.Add(1)
 		wg.Go(func() {
-			call := ctx
+			var err error
 			if t.departed {
-				// Most likely gone for good: a short try, then a flush
-				// notice should it come back.
-				var cancel context.CancelFunc
-				call, cancel = context.WithTimeout(ctx, departedCallTimeout)
-				defer cancel()
+				// Most likely gone for good: a short try on its own, then a
+				// flush notice should it come back.
+				call, cancel := context.WithTimeout(ctx, departedCallTimeout)
+				err = e.sendInvalidation(call, st, t.Member, keys)
+				cancel()
+			} else {
+				err = e.invalidate(ctx, st, t.Member, keys)
 			}
-			if err := e.peers.invalidate(call, t.Member, payload); err != nil && !errors.Is(err, ErrKeySpaceNotFound) {
-				mu.Lock()
+			mu.Lock()
+			switch {
+			case err == nil && !t.departed:
+				reached = append(reached, t)
+			case err != nil && !errors.Is(err, ErrKeySpaceNotFound):
 				failed = append(failed, failedInvalidation{t, err, time.Now()})
-				mu.Unlock()
 			}
+			mu.Unlock()
 		})
 	}
 	wg.Wait()
@@ -77,12 +76,12 @@ func (e *Engine) invalidateCopies(ctx context.Context, st *ksState, keys []strin
 		for _, h := range unknown {
 			restoreHolders(st, keys, h.node, h.until)
 		}
-		return err
+		return nil, err
 	}
 	for _, f := range failed {
 		e.missedInvalidation(f.Member, f.err, f.at)
 	}
-	return nil
+	return reached, nil
 }
 
 // servesNoCopy reports whether m, whose invalidation failed with err, no

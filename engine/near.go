@@ -80,7 +80,7 @@ const expiryUnknown = 1
 // flush generation.
 func nearGet(st *ksState, ring *membership.Ring, gen uint64, key string, dst []byte) ([]byte, bool) {
 	ent, ok := st.near.Peek(key)
-	if !ok || !ent.Fresh() || !nearCurrent(ent.Value, ring, gen) {
+	if !ok || ent.Negative || !ent.Fresh() || !nearCurrent(ent.Value, ring, gen) { // Negative: a tombstone
 		return dst, false
 	}
 	st.stats.nearHits.Add(1)
@@ -113,21 +113,34 @@ func nearPut(st *ksState, key string, val []byte, exp time.Time, ringVersion, ge
 	copy(buf[nearTagLen:], val)
 	// Asynchronous: no wait for ristretto's admission on the forward path.
 	// A full near cache may refuse the copy (the next Get forwards again);
-	// a dropNear after this (it takes the stripe lock we hold) waits for it
-	// to be applied and then removed (DeleteSettled), so an invalidated
-	// copy never reappears.
+	// a write's removeWritten after this (its dropNear takes the stripe
+	// lock we hold) settles the store, so an invalidated copy never
+	// reappears.
 	st.near.SetAsync(key, cache.Entry{Value: buf, ExpiresAt: until})
 }
 
 // dropNear is the write side: it supersedes the key's forward in flight
 // (its response may predate the write) and removes it from the table, so
 // that a Get after the write starts a new forward rather than joining the
-// old one, and drops the key's near copy.
-func dropNear(st *ksState, key string) {
+// old one, and drops the key's near copy. A copy set just before may still
+// reappear until the caller settles the near store (removeWritten): ristretto
+// applies queued sets later, in order with the delete. A copy set after
+// the delete is one a forward started after the write's invalidation
+// fetched: the owner answers it with the written value.
+//
+// An invalidation from the key's owner (ver: its store version then)
+// leaves a tombstone in place of a copy it drops, for the owner's push of
+// the written value (near_push.go). The tombstone is queued behind the
+// delete, so a copy set before cannot outlast it either.
+func dropNear(st *ksState, key string, ver uint64, byOwner bool) {
 	l := st.forwards.Lock(key)
 	l.Supersede()
 	if st.near != nil {
-		st.near.DeleteSettled(key) // a copy set just before must not reappear
+		old, held := st.near.Peek(key)
+		st.near.Delete(key)
+		if byOwner && held && len(old.Value) >= nearTagLen {
+			st.near.SetAsync(key, cache.Entry{Value: nearTombstone(old.Value, ver), ExpiresAt: old.ExpiresAt, Negative: true})
+		}
 	}
 	l.Unlock()
 }

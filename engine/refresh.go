@@ -162,7 +162,7 @@ func (e *Engine) applyRefresh(ctx context.Context, st *ksState, key string, val 
 		en, kind = []Entry{{Key: key}}, writeDelete
 	}
 	rep := e.replicateWrite(ctx, st, en, kind)
-	err = e.invalidateCopies(ctx, st, keys)
+	reached, err := e.invalidateCopies(ctx, st, keys)
 	rep.wait(err == nil)
 	if err != nil {
 		return false
@@ -171,5 +171,9 @@ func (e *Engine) applyRefresh(ctx context.Context, st *ksState, key string, val 
 		e.deleteLocal(st, key)
 		return true
 	}
-	return e.putLocal(ctx, st, en[0]) == nil
+	if e.putLocal(ctx, st, en[0]) != nil {
+		return false
+	}
+	e.pushWritten(st, key, reached)
+	return true
 }

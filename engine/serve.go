@@ -124,6 +124,8 @@ func (e *Engine) serveRPC(ctx context.Context, req transport.Request) transport.
 		})
 	case opInvalidate:
 		return scoped(e, req.Payload, decodeInvalidate, e.serveInvalidate)
+	case opPush:
+		return scoped(e, req.Payload, decodeHandoff, e.servePush)
 	case opDeleteKeySpace:
 		return e.serveDeleteKeySpace(req.Payload)
 	case opHandoff:
@@ -415,9 +417,7 @@ func (e *Engine) serveWrite(ctx context.Context, st *ksState, entries []Entry, k
 // cache, loads and forwards in flight) at the request of their owner,
 // which is applying a write of them.
 func (e *Engine) serveInvalidate(st *ksState, r invalidateRequest) transport.Response {
-	for _, k := range r.keys {
-		e.removeWritten(st, k, writeNote{by: r.from, ver: r.ver})
-	}
+	e.removeWritten(st, r.keys, writeNote{by: r.from, ver: r.ver})
 	return transport.Response{Status: statusOK}
 }
 

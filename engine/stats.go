@@ -45,9 +45,14 @@ type KeySpaceStats struct {
 	Puts, Deletes, Rejected int64
 	// InvalidationsSent counts the requests this node sent, as the owner of
 	// written keys, to drop copies elsewhere (one per node and write batch;
-	// see WithKeySpaceNearCache). HolderRecords is the number of (key, node)
+	// concurrent writes to one node may share one: see
+	// WithKeySpaceNearCache). HolderRecords is the number of (key, node)
 	// copies it tracks for that.
 	InvalidationsSent, HolderRecords int64
+	// PushesSent counts written values this node, as their owner, sent to
+	// nodes whose near copies the write dropped; PushesTaken those this
+	// node received and kept in its near cache in place of the dropped copy.
+	PushesSent, PushesTaken int64
 	// RateLimited and CircuitOpen count fetches refused by the protections.
 	RateLimited, CircuitOpen int64
 	// HandedOff counts entries sent to their new owner on a ring change or a
@@ -139,6 +144,7 @@ func (st *ksState) snapshotOf(stats func(*cache.Store) cache.Stats) KeySpaceStat
 		NearHits: c.nearHits.Load(), NearEntries: ns.Entries, NearUsedBytes: ns.UsedBytes,
 		Puts: c.puts.Load(), Deletes: c.deletes.Load(), Rejected: c.rejected.Load(),
 		InvalidationsSent: c.invalidationsSent.Load(), HolderRecords: st.holders.records(),
+		PushesSent: c.pushesSent.Load(), PushesTaken: c.pushesTaken.Load(),
 		RateLimited: c.rateLimited.Load(), CircuitOpen: c.circuitOpen.Load(),
 		HandedOff: c.handedOff.Load(), HandoffsTaken: c.handoffsTaken.Load(),
 		BreakerState: st.protect.breakerState(),
@@ -159,7 +165,7 @@ type ksCounters struct {
 	forwarded, forwardsCoalesced, forwardErrors atomic.Int64
 	served, degraded, staleServed               atomic.Int64
 	puts, deletes, rejected                     atomic.Int64
-	invalidationsSent                           atomic.Int64
+	invalidationsSent, pushesSent, pushesTaken  atomic.Int64
 	rateLimited, circuitOpen                    atomic.Int64
 	handedOff, handoffsTaken                    atomic.Int64
 	// relookedHits and relookedMisses are store lookups of the inline

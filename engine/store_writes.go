@@ -53,22 +53,29 @@ func (e *Engine) putLocal(ctx context.Context, st *ksState, en Entry) error {
 // deleteLocal removes key on this node, its owner, and supersedes its
 // in-flight load.
 func (e *Engine) deleteLocal(st *ksState, key string) {
-	e.removeWritten(st, key, writeNote{})
+	e.removeWritten(st, []string{key}, writeNote{})
 	st.stats.deletes.Add(1)
 }
 
-// removeWritten drops key for a write (a delete here, or an owner's
-// invalidation; n is its note): it supersedes the key's in-flight load, notes
-// the write against stale hand-offs, and drops the key's near copy and
-// supersedes its forward in flight (see dropNear), so a Get after the write
-// cannot join a forward that may carry the old value.
-func (e *Engine) removeWritten(st *ksState, key string, n writeNote) {
-	l := st.loads.Lock(key)
-	l.Supersede()
-	st.store.Delete(key)
-	e.noteWrite(st, key, n)
-	l.Unlock()
-	dropNear(st, key)
+// removeWritten drops keys for a write (a delete here, or an owner's
+// invalidation; n is its note): it supersedes each key's in-flight load,
+// notes the write against stale hand-offs, and drops the key's near copy
+// and supersedes its forward in flight (see dropNear), so a Get after the
+// write cannot join a forward that may carry the old value. It returns once
+// no near copy of the keys filled before can reappear (one settle for
+// them all).
+func (e *Engine) removeWritten(st *ksState, keys []string, n writeNote) {
+	for _, key := range keys {
+		l := st.loads.Lock(key)
+		l.Supersede()
+		st.store.Delete(key)
+		e.noteWrite(st, key, n)
+		l.Unlock()
+		dropNear(st, key, n.ver, n.by != "")
+	}
+	if st.near != nil {
+		st.near.Settle()
+	}
 }
 
 // dropNotOwned drops key after the ring moved it elsewhere, superseding its

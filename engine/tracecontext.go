@@ -103,6 +103,8 @@ func opName(op uint8) string {
 		return "handoff"
 	case opInvalidate:
 		return "invalidate"
+	case opPush:
+		return "push"
 	case opDeleteKeySpace:
 		return "delete_keyspace"
 	}

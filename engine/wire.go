@@ -28,6 +28,7 @@ const (
 	opFlush          uint8 = 9  // node name, missed at -> (): the sender may have missed invalidating us: flush
 	opRingInfo       uint8 = 10 // () -> ring fingerprint (8 bytes, big endian)
 	opClusterView    uint8 = 11 // () -> the member's admin report, JSON (cluster_view.go)
+	opPush           uint8 = 12 // as opHandoff -> (): a written entry for a node whose near copy the write invalidated (near_push.go)
 )
 
 // Statuses.

@@ -323,7 +323,7 @@ func (e *Engine) applyClaimed(ctx context.Context, st *ksState, entries []Entry,
 	keys := keysOf(entries)
 	// With replicas, the write itself goes to them meanwhile (replicas.go).
 	rep := e.replicateWrite(ctx, st, entries, kind)
-	err := e.invalidateCopies(ctx, st, keys)
+	reached, err := e.invalidateCopies(ctx, st, keys)
 	rep.wait(err == nil)
 	if err != nil {
 		for i := range errs {
@@ -337,6 +337,9 @@ func (e *Engine) applyClaimed(ctx context.Context, st *ksState, entries []Entry,
 		} else {
 			errs[i] = e.putLocal(ctx, st, en)
 		}
+	}
+	if kind == writePut && len(entries) == 1 && errs[0] == nil {
+		e.pushWritten(st, keys[0], reached)
 	}
 	if ring := e.cl.Ring(); kind == writePut && !e.ownsAll(ring, keys) {
 		e.handoffWritten(ctx, st, ring, keys)

@@ -255,20 +255,18 @@ func (s *Store) Delete(key string) {
 	s.stats.deletes.Add(1)
 }
 
-// DeleteSettled is Delete for a store filled with SetAsync: it returns
-// once no SetAsync of key issued before it can make the key visible again.
-// (ristretto removes a key at once but applies queued sets later, so an
-// earlier SetAsync could reinsert the key until the delete queued behind it
-// is applied; this waits for the queue.)
-func (s *Store) DeleteSettled(key string) {
+// Settle returns once every SetAsync and Delete issued before it has been
+// applied. ristretto removes a key at once but applies queued sets later,
+// so an earlier SetAsync could reinsert a deleted key until the delete
+// queued behind it is applied: after Deletes, one Settle rules that out
+// for them all.
+func (s *Store) Settle() {
 	slot, ok := s.guard.enter()
 	if !ok {
 		return
 	}
 	defer s.guard.exit(slot)
-	s.c.Del(key)
 	s.c.Wait()
-	s.stats.deletes.Add(1)
 }
 
 // Stats returns a snapshot of the counters, Entries included: O(entries),

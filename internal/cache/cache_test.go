@@ -225,17 +225,25 @@ func TestCloseConcurrentWithUse(t *testing.T) {
 	require.Zero(t, s.Stats().Entries)
 }
 
-// After DeleteSettled returns, no earlier SetAsync of the key shows it
-// again, not even before the store's buffers are drained (with Delete, a
-// queued set is applied after the immediate removal and the key is visible
-// until the delete queued behind it runs).
-func TestDeleteSettled(t *testing.T) {
+// After Deletes and one Settle, no earlier SetAsync of the keys shows them
+// again, not even before the store's buffers are drained (with Delete
+// alone, a queued set is applied after the immediate removal and the key is
+// visible until the delete queued behind it runs).
+func TestDeleteThenSettle(t *testing.T) {
 	s := newStore(t, Config{MaxBytes: 1 << 20})
-	for i := range 500 {
-		k := fmt.Sprintf("k-%d", i)
-		s.SetAsync(k, Entry{Value: []byte("x")})
-		s.DeleteSettled(k)
-		_, ok := s.Peek(k)
-		require.False(t, ok, "%s visible after DeleteSettled", k)
+	for i := range 100 {
+		keys := make([]string, 5)
+		for j := range keys {
+			keys[j] = fmt.Sprintf("k-%d-%d", i, j)
+			s.SetAsync(keys[j], Entry{Value: []byte("x")})
+		}
+		for _, k := range keys {
+			s.Delete(k)
+		}
+		s.Settle()
+		for _, k := range keys {
+			_, ok := s.Peek(k)
+			require.False(t, ok, "%s visible after Delete and Settle", k)
+		}
 	}
 }

@@ -1,0 +1,117 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"sync/atomic"
+	"time"
+
+	"github.com/distcache/distcache/cluster"
+	"github.com/distcache/distcache/internal/cache"
+	"github.com/distcache/distcache/internal/transport"
+)
+
+// After a Put, the owner pushes the new value to the nodes whose near
+// copies the write invalidated (opPush), so that they need not forward
+// their next Get to refill them. Under a skewed workload the keys written
+// most are the keys read most, and such refills were most of the forwards:
+// each a Get that waited on the network.
+//
+// The push is sent after the write is applied, and asynchronously; these
+// rules keep reads linearizable:
+//   - an invalidation replaces a holder's copy with a tombstone
+//     (nearTombstone) that is never served: the copy's ring and flush tags,
+//     its expiry, and the owner's store version that the invalidation
+//     carries;
+//   - a holder installs a push only over a tombstone with the current tags,
+//     only from the key's owner in its own ring, and only if the pushed
+//     entry's store version is above the tombstone's. The next write's
+//     invalidation carries a version at or above that entry's (the owner
+//     stored the entry before it), so a push that arrives after it is
+//     refused, and one that arrives before it is dropped by it;
+//   - the pushed copy keeps the tombstone's expiry: a push never extends
+//     the lease the holder was granted (holders.go), and the owner records
+//     the holder again, until that lease's end, before the write releases
+//     the key, so the next write invalidates it.
+//
+// A push that is lost or refused costs only the forward it would have
+// saved.
+
+// pushTimeout bounds a push: a late one is refused or useless anyway.
+const pushTimeout = time.Second
+
+// pushesOff, set by tests (see export_test.go), skips pushes: the
+// holder's tombstone then waits for a push the test sends itself.
+var pushesOff atomic.Bool
+
+// nearTombstone is the stored form of an invalidated near copy: the
+// copy's tags (ring version, flush generation), then the store version of
+// the owner that invalidated it.
+func nearTombstone(tags []byte, ver uint64) []byte {
+	return binary.BigEndian.AppendUint64(bytes.Clone(tags[:nearTagLen]), ver)
+}
+
+// pushWritten records the holders that the write of key reached (reached)
+// again, until their leases end, and pushes them the entry the store now
+// holds. The caller holds key's pending slot and has just stored it.
+func (e *Engine) pushWritten(st *ksState, key string, reached []invalidationTarget) {
+	if len(reached) == 0 {
+		return
+	}
+	ent, ver, ok := st.store.PeekVersion(key)
+	if !ok || ent.Negative {
+		return
+	}
+	for _, t := range reached {
+		st.holders.restore(key, t.Name, t.leaseEnd)
+	}
+	if pushesOff.Load() {
+		return
+	}
+	payload := encodeHandoff(st.name, e.selfName, []handoffEntry{{Entry{Key: key, Value: ent.Value, Expiry: ent.ExpiresAt}, ver}})
+	for _, t := range reached {
+		m := t.Member
+		e.spawn(func() {
+			ctx, cancel := context.WithTimeout(e.base, pushTimeout)
+			defer cancel()
+			if e.peers.push(ctx, m, payload) == nil {
+				st.stats.pushesSent.Add(1)
+			}
+		})
+	}
+}
+
+// servePush installs pushed entries over this node's tombstones of them
+// (see the rules above).
+func (e *Engine) servePush(st *ksState, r handoffRequest) transport.Response {
+	if st.near == nil {
+		return transport.Response{Status: statusOK}
+	}
+	ring, gen := e.cl.Ring(), e.flushGen()
+	for _, en := range r.entries {
+		if ring.Owner(en.Key).Name != r.from {
+			continue
+		}
+		l := st.forwards.Lock(en.Key)
+		if tomb, ok := st.near.Peek(en.Key); ok && tomb.Negative && tomb.Fresh() && len(tomb.Value) == nearTagLen+8 &&
+			nearCurrent(tomb.Value, ring, gen) && binary.BigEndian.Uint64(tomb.Value[nearTagLen:]) < en.ver {
+			until := tomb.ExpiresAt
+			if !en.Expiry.IsZero() && en.Expiry.Before(until) {
+				until = en.Expiry
+			}
+			buf := append(bytes.Clone(tomb.Value[:nearTagLen]), en.Value...)
+			if st.near.Set(en.Key, cache.Entry{Value: buf, ExpiresAt: until}) == nil {
+				st.stats.pushesTaken.Add(1)
+			}
+		}
+		l.Unlock()
+	}
+	return transport.Response{Status: statusOK}
+}
+
+// push sends m an opPush payload (encodeHandoff's form).
+func (p peers) push(ctx context.Context, m cluster.Member, payload []byte) error {
+	_, err := p.send(ctx, m, transport.Request{Op: opPush, Payload: payload}, time.Time{})
+	return err
+}
