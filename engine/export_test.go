@@ -121,3 +121,11 @@ func StopPushes(t interface{ Cleanup(func()) }) {
 	pushesOff.Store(true)
 	t.Cleanup(func() { pushesOff.Store(false) })
 }
+
+// InvalidationLines is the number of members e has invalidations in flight
+// to or waiting for (invalidate_batch.go).
+func InvalidationLines(e *Engine) int {
+	e.invalidations.mu.Lock()
+	defer e.invalidations.mu.Unlock()
+	return len(e.invalidations.lines)
+}

@@ -63,7 +63,7 @@ func parse(args []string) (options, error) {
 	fs.IntVar(&o.valueSize, "value", 100, "value size in bytes")
 	fs.StringVar(&o.only, "only", "", `run only the "put" or the "get" loops`)
 	fs.BoolVar(&o.local, "local", false, "testutil.LocalOptions' fast failure detection (200 ms probes) instead of memberlist's LAN profile")
-	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the Get loop at the largest N to this file")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the throughput loop at the largest N to this file (the Get loop; the Put loop with -only put)")
 	fs.DurationVar(&o.settle, "settle", 11*time.Second, "wait after the cluster formed, before the loops: for 10 s after its ring changes a node's writes invalidate every member (DESIGN.md, targeted invalidation), which is not the steady cost of a write")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -172,6 +172,14 @@ func measure(o options, n int, sink *gossipSink, cpuprofile string) (row, error)
 		})
 		r.PutP50 = h.Quantile(0.5)
 
+		profile := ""
+		if o.only == "put" {
+			profile = cpuprofile
+		}
+		stopProfile, err := startProfile(profile)
+		if err != nil {
+			return r, err
+		}
 		calls0 := transportCalls(engines)
 		puts, secs := loop(o.duration, o.callers, func(c int, i int) {
 			key := "q" + strconv.Itoa(c) + "-" + strconv.Itoa(i%1000)
@@ -179,6 +187,7 @@ func measure(o options, n int, sink *gossipSink, cpuprofile string) (row, error)
 				errs.Add(1)
 			}
 		})
+		stopProfile()
 		r.PutsPerSec = float64(puts) / secs
 		r.MsgsPerPut = float64(transportCalls(engines)-calls0) / float64(puts)
 	}
@@ -191,17 +200,9 @@ func measure(o options, n int, sink *gossipSink, cpuprofile string) (row, error)
 				errs.Add(1)
 			}
 		}
-		var stopProfile func()
-		if cpuprofile != "" {
-			f, err := os.Create(cpuprofile)
-			if err != nil {
-				return r, err
-			}
-			if err := pprof.StartCPUProfile(f); err != nil {
-				f.Close()
-				return r, err
-			}
-			stopProfile = func() { pprof.StopCPUProfile(); f.Close() }
+		stopProfile, err := startProfile(cpuprofile)
+		if err != nil {
+			return r, err
 		}
 		fwd0 := forwarded(engines)
 		gets, secs := loop(o.duration, o.callers, func(c int, i int) {
@@ -211,15 +212,30 @@ func measure(o options, n int, sink *gossipSink, cpuprofile string) (row, error)
 				errs.Add(1)
 			}
 		})
-		if stopProfile != nil {
-			stopProfile()
-		}
+		stopProfile()
 		r.GetsPerSec = float64(gets) / secs
 		r.RemotePerGet = float64(forwarded(engines)-fwd0) / float64(gets)
 	}
 	r.GossipBytesSec = float64(sink.bytes.Load()-gossip0) / float64(n) / time.Since(start).Seconds()
 	r.Errors = errs.Load()
 	return r, nil
+}
+
+// startProfile starts a CPU profile to path; stop ends it. With no path,
+// stop does nothing.
+func startProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // loop runs fn from callers goroutines for d; fn gets the caller's index and
