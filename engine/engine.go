@@ -33,8 +33,9 @@ type Engine struct {
 	cl    *membership.Cluster
 	peers peers // how the engine calls cl's members
 	// invalidations batches the invalidations sent to each member
-	// (invalidate_batch.go).
+	// (invalidate_batch.go), pushes the written values (near_push.go).
 	invalidations invalidationLines
+	pushes        pushLines
 	selfName      string // cl.Self().Name, set once in Start before any request
 	obs           *observer
 

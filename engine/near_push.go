@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -69,16 +70,68 @@ func (e *Engine) pushWritten(st *ksState, key string, reached []invalidationTarg
 	if pushesOff.Load() {
 		return
 	}
-	payload := encodeHandoff(st.name, e.selfName, []handoffEntry{{Entry{Key: key, Value: ent.Value, Expiry: ent.ExpiresAt}, ver}})
+	en := handoffEntry{Entry{Key: key, Value: ent.Value, Expiry: ent.ExpiresAt}, ver}
 	for _, t := range reached {
-		m := t.Member
-		e.spawn(func() {
-			ctx, cancel := context.WithTimeout(e.base, pushTimeout)
-			defer cancel()
-			if e.peers.push(ctx, m, payload) == nil {
-				st.stats.pushesSent.Add(1)
-			}
-		})
+		e.queuePush(invalidationDest{t.Member, st}, en)
+	}
+}
+
+// Pushes to one member (for one keyspace) go one request at a time: those
+// queued while one is in flight go together in the next, so that under a
+// write-heavy load pushes cost few requests. A line holds at most
+// maxKeysPerRequest entries; pushes beyond are dropped (the holder then
+// forwards its next Get).
+type pushLines struct {
+	mu    sync.Mutex
+	lines map[invalidationDest]*pushLine
+}
+
+type pushLine struct {
+	queued []handoffEntry
+}
+
+// queuePush queues en for d, starting d's sender if none runs.
+func (e *Engine) queuePush(d invalidationDest, en handoffEntry) {
+	p := &e.pushes
+	p.mu.Lock()
+	if p.lines == nil {
+		p.lines = map[invalidationDest]*pushLine{}
+	}
+	line, running := p.lines[d]
+	if !running {
+		line = &pushLine{}
+		p.lines[d] = line
+	}
+	if len(line.queued) < maxKeysPerRequest {
+		line.queued = append(line.queued, en)
+	}
+	p.mu.Unlock()
+	if !running && !e.spawn(func() { e.sendPushes(d, line) }) {
+		p.mu.Lock()
+		delete(p.lines, d)
+		p.mu.Unlock()
+	}
+}
+
+// sendPushes sends line's queued pushes until none is left, then retires
+// the line.
+func (e *Engine) sendPushes(d invalidationDest, line *pushLine) {
+	p := &e.pushes
+	for {
+		p.mu.Lock()
+		batch := line.queued
+		line.queued = nil
+		if len(batch) == 0 {
+			delete(p.lines, d)
+			p.mu.Unlock()
+			return
+		}
+		p.mu.Unlock()
+		ctx, cancel := context.WithTimeout(e.base, pushTimeout)
+		if e.peers.push(ctx, d.m, encodeHandoff(d.st.name, e.selfName, batch)) == nil {
+			d.st.stats.pushesSent.Add(int64(len(batch)))
+		}
+		cancel()
 	}
 }
 
