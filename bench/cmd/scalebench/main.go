@@ -51,6 +51,7 @@ type options struct {
 	local      bool
 	cpuprofile string
 	settle     time.Duration
+	noNear     bool
 }
 
 func parse(args []string) (options, error) {
@@ -64,6 +65,7 @@ func parse(args []string) (options, error) {
 	fs.StringVar(&o.only, "only", "", `run only the "put" or the "get" loops`)
 	fs.BoolVar(&o.local, "local", false, "testutil.LocalOptions' fast failure detection (200 ms probes) instead of memberlist's LAN profile")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the throughput loop at the largest N to this file (the Get loop; the Put loop with -only put)")
+	fs.BoolVar(&o.noNear, "nonear", false, "turn the near cache off (WithKeySpaceNearCache(ks, 0, 0)), as before it was on by default")
 	fs.DurationVar(&o.settle, "settle", 11*time.Second, "wait after the cluster formed, before the loops: for 10 s after its ring changes a node's writes invalidate every member (DESIGN.md, targeted invalidation), which is not the steady cost of a write")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -138,8 +140,11 @@ func measure(o options, n int, sink *gossipSink, cpuprofile string) (row, error)
 		tuning = testutil.LocalTuning()
 	}
 	tuning.MaxConnsPerIP, tuning.MaxPendingConns = -1, -1
-	sys := distcache.NewVariant("distcache", fmt.Sprintf("scale-%d", n), "connection caps per IP lifted",
-		engine.WithClusterTuning(tuning))
+	opts := []engine.Option{engine.WithClusterTuning(tuning)}
+	if o.noNear {
+		opts = append(opts, engine.WithKeySpaceNearCache(distcache.KeySpace, 0, 0))
+	}
+	sys := distcache.NewVariant("distcache", fmt.Sprintf("scale-%d", n), "connection caps per IP lifted", opts...)
 	gossip0, start := sink.bytes.Load(), time.Now()
 	if err := sys.Start(ctx, n, src); err != nil {
 		return r, err
