@@ -134,7 +134,7 @@ func (e *Engine) startBatch(d invalidationDest, b *invalidationBatch) {
 
 // sendBatch sends b, a request counted in flight to d.
 func (e *Engine) sendBatch(d invalidationDest, b *invalidationBatch) {
-	ctx, cancel := context.WithDeadline(context.Background(), b.deadline)
+	ctx, cancel := context.WithDeadline(e.base, b.deadline) // Stop does not wait for it
 	b.err = e.sendInvalidation(ctx, d.st, d.m, b.keys)
 	cancel()
 	close(b.done)
