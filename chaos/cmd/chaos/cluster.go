@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	crand "crypto/rand"
 	"encoding/hex"
@@ -86,6 +87,32 @@ func newCluster(cfg *config, procs *proc.Group, nw *netns.Net, dir, label string
 	return c, nil
 }
 
+// errPortTaken reports a node that could not bind its port: another
+// process took it between freePort and the node's start.
+var errPortTaken = errors.New("port taken since it was chosen")
+
+// launch creates a cluster and starts every node (see newCluster and
+// startAll). A start that loses its port to another process is retried with
+// fresh ports, up to three times. The caller stops the cluster.
+func launch(ctx context.Context, cfg *config, procs *proc.Group, nw *netns.Net, dir, label string, epoch time.Time, nodeArgs []string) (*cluster, error) {
+	for attempt := 1; ; attempt++ {
+		c, err := newCluster(cfg, procs, nw, dir, label, epoch)
+		if err != nil {
+			return nil, err
+		}
+		c.nodeArgs = nodeArgs
+		err = c.startAll(ctx)
+		if err == nil {
+			return c, nil
+		}
+		c.stopAll()
+		if !errors.Is(err, errPortTaken) || attempt == 3 {
+			return nil, err
+		}
+		fmt.Fprintf(os.Stderr, "chaos: %v; again with new ports\n", err)
+	}
+}
+
 // freePort returns a port free for TCP and UDP on 127.0.0.1 a moment ago.
 // The node binds it itself (a restarted node must come back at the same
 // address, as a real one does); a collision in between makes its start
@@ -152,6 +179,9 @@ func (c *cluster) start(ctx context.Context, i int) error {
 	defer cancel()
 	p, err := c.procs.Start(sctx, spec)
 	if err != nil {
+		if log, rerr := os.ReadFile(logf.Name()); rerr == nil && bytes.Contains(log, []byte("address already in use")) {
+			err = fmt.Errorf("%w: %w", errPortTaken, err)
+		}
 		return fmt.Errorf("%s: %w (log %s)", n.name, err, logf.Name())
 	}
 	n.proc = p

@@ -109,17 +109,13 @@ func (env *env) runRefresh(ctx context.Context, sc scenario) (out outcome) {
 	}
 	defer db.Close()
 
-	c, err := newCluster(cfg, env.procs, nil, out.logs, fmt.Sprintf("chaos-%d-%s", os.Getpid(), sc.name), time.Now())
+	c, err := launch(ctx, cfg, env.procs, nil, out.logs, fmt.Sprintf("chaos-%d-%s", os.Getpid(), sc.name), time.Now(),
+		append(slices.Clone(sc.nodeArgs), "-db", db.URL()))
 	if err != nil {
 		out.err = err
 		return out
 	}
 	defer c.stopAll()
-	c.nodeArgs = append(slices.Clone(sc.nodeArgs), "-db", db.URL())
-	if err := c.startAll(ctx); err != nil {
-		out.err = err
-		return out
-	}
 	if err := c.waitServing(ctx, 30*time.Second); err != nil {
 		out.err = fmt.Errorf("before the workload: %w", err)
 		return out

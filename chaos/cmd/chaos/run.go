@@ -70,17 +70,12 @@ func (env *env) runScenario(ctx context.Context, sc scenario) (out outcome) {
 	}
 
 	epoch := time.Now()
-	c, err := newCluster(cfg, env.procs, nw, out.logs, fmt.Sprintf("chaos-%d-%s", os.Getpid(), sc.name), epoch)
+	c, err := launch(ctx, cfg, env.procs, nw, out.logs, fmt.Sprintf("chaos-%d-%s", os.Getpid(), sc.name), epoch, sc.nodeArgs)
 	if err != nil {
 		out.err = err
 		return out
 	}
 	defer c.stopAll()
-	c.nodeArgs = sc.nodeArgs
-	if err := c.startAll(ctx); err != nil {
-		out.err = err
-		return out
-	}
 	if err := c.waitServing(ctx, 30*time.Second); err != nil {
 		out.err = fmt.Errorf("before the workload: %w", err)
 		return out
