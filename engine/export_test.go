@@ -110,7 +110,7 @@ func NearTombstone(e *Engine, ks, key string) (uint64, bool) {
 		panic(err)
 	}
 	ent, ok := st.near.Peek(key)
-	if !ok || !ent.Negative || len(ent.Value) != nearTagLen+8 {
+	if !ok || !ent.Negative || len(ent.Value) != nearTombstoneLen {
 		return 0, false
 	}
 	return binary.BigEndian.Uint64(ent.Value[nearTagLen:]), true

@@ -198,6 +198,13 @@ func later(a, b time.Time) time.Time {
 	return b
 }
 
+func earlier(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
 // records returns the number of records held (lapsed ones included until
 // a write or a sweep drops them).
 func (t *holderTable) records() int64 { return t.n.Load() }

@@ -13,10 +13,10 @@ import (
 )
 
 // invalidateCopies drops keys' copies on the other nodes that may hold one
-// (copyHolders), in parallel, and returns the members that answered (for
-// the push of the written value, near_push.go), or ctx's error if ctx ended before
-// every one answered: the write is then not applied, so no copy went stale
-// and nobody needs to flush. A member that failed otherwise (unreachable,
+// (copyHolders), in parallel, and returns the recorded holders that
+// answered (for the push of the written value, near_push.go), or ctx's
+// error if ctx ended before every one answered: the write is then not
+// applied, so no copy went stale and nobody needs to flush. A member that failed otherwise (unreachable,
 // leaving) may still serve its copy until the lease it was granted ends:
 // the call returns once every such lease has lapsed (ctx's error if ctx
 // ends first), and then records those members by missedInvalidation. A
@@ -43,7 +43,7 @@ func (e *Engine) invalidateCopies(ctx context.Context, st *ksState, keys []strin
 			}
 			mu.Lock()
 			switch {
-			case err == nil && !t.departed:
+			case err == nil && t.recorded && !t.departed:
 				reached = append(reached, t)
 			case err != nil && !errors.Is(err, ErrKeySpaceNotFound):
 				failed = append(failed, failedInvalidation{t, err, time.Now()})
@@ -162,15 +162,16 @@ func (e *Engine) copyHolders(st *ksState, keys []string) (targets []invalidation
 	}
 	ring := e.cl.Ring()
 	var gossip []cluster.Member // read only when needed: it copies every member
-	add := func(m cluster.Member, departed bool, until time.Time) {
+	add := func(m cluster.Member, departed, recorded bool, until time.Time) {
 		if m.Name == e.selfName {
 			return
 		}
 		if i := slices.IndexFunc(targets, func(t invalidationTarget) bool { return t.Name == m.Name }); i >= 0 {
 			targets[i].leaseEnd = later(targets[i].leaseEnd, until)
+			targets[i].recorded = targets[i].recorded || recorded
 			return
 		}
-		targets = append(targets, invalidationTarget{m, departed, until})
+		targets = append(targets, invalidationTarget{m, departed, recorded, until})
 	}
 	if st.holders.broadcasting() || !e.settled() || !e.ownsAll(ring, keys) {
 		gossip = e.cl.Members()
@@ -181,24 +182,24 @@ func (e *Engine) copyHolders(st *ksState, keys []string) (targets []invalidation
 		// lease.
 		until := time.Now().Add(holderLease(st, getFlagExpiry))
 		for _, m := range ring.Members() {
-			add(m, false, until)
+			add(m, false, false, until)
 		}
 		for _, m := range gossip {
-			add(m, false, until)
+			add(m, false, false, until)
 		}
 	}
 	for _, h := range held {
 		if m, ok := ring.Member(h.node); ok {
-			add(m, false, h.until)
+			add(m, false, true, h.until)
 			continue
 		}
 		if gossip == nil {
 			gossip = e.cl.Members()
 		}
 		if i := slices.IndexFunc(gossip, func(g cluster.Member) bool { return g.Name == h.node }); i >= 0 {
-			add(gossip[i], false, h.until)
+			add(gossip[i], false, true, h.until)
 		} else if m, ok := e.departedMember(h.node); ok {
-			add(m, true, h.until)
+			add(m, true, true, h.until)
 		} else if h.node != e.selfName {
 			e.missed.add(h.node)
 			unknown = append(unknown, h)
@@ -221,11 +222,13 @@ func (e *Engine) ownsAll(ring *membership.Ring, keys []string) bool {
 }
 
 // invalidationTarget is a node a write invalidates; departed: it has left
-// this node's ring; leaseEnd: until when it may hold a copy.
+// this node's ring; recorded: this node answered it a Get of one of the
+// keys (holders.go), rather than invalidating it for want of records;
+// leaseEnd: until when it may hold a copy.
 type invalidationTarget struct {
 	cluster.Member
-	departed bool
-	leaseEnd time.Time
+	departed, recorded bool
+	leaseEnd           time.Time
 }
 
 // departedCallTimeout bounds an invalidation sent to a member that left the

@@ -139,7 +139,8 @@ func dropNear(st *ksState, key string, ver uint64, byOwner bool) {
 		old, held := st.near.Peek(key)
 		st.near.Delete(key)
 		if byOwner && held && len(old.Value) >= nearTagLen {
-			st.near.SetAsync(key, cache.Entry{Value: nearTombstone(old.Value, ver), ExpiresAt: old.ExpiresAt, Negative: true})
+			exp := earlier(old.ExpiresAt, time.Now().Add(pushLease))
+			st.near.SetAsync(key, cache.Entry{Value: nearTombstone(old.Value, ver), ExpiresAt: exp, Negative: true})
 		}
 	}
 	l.Unlock()

@@ -31,10 +31,15 @@ import (
 //     invalidation carries a version at or above that entry's (the owner
 //     stored the entry before it), so a push that arrives after it is
 //     refused, and one that arrives before it is dropped by it;
-//   - the pushed copy keeps the tombstone's expiry: a push never extends
-//     the lease the holder was granted (holders.go), and the owner records
-//     the holder again, until that lease's end, before the write releases
-//     the key, so the next write invalidates it.
+//   - the pushed copy expires with the tombstone: pushLease after the holder
+//     took the invalidation, or with the lease the holder was granted
+//     (holders.go) if that ends first; the owner records the holder again
+//     before the write releases the key, until pushLease from then (after
+//     the holder took the invalidation, whose answer the owner has) or that
+//     lease's end, whichever comes first, so the next write invalidates
+//     it. The short lease bounds what a push adds to the records: a holder
+//     that leaves or is cut off after a write is waited for (by the next
+//     write, see invalidateCopies) at most pushLease, not a near lease.
 //
 // A push that is lost or refused costs only the forward it would have
 // saved.
@@ -42,16 +47,26 @@ import (
 // pushTimeout bounds a push: a late one is refused or useless anyway.
 const pushTimeout = time.Second
 
+// pushLease is how long a pushed copy may live after its holder took the
+// invalidation. Hot keys are pushed again at every write; a key written
+// less often goes back to being fetched, with a full near lease.
+const pushLease = 500 * time.Millisecond
+
 // pushesOff, set by tests (see export_test.go), skips pushes: the
 // holder's tombstone then waits for a push the test sends itself.
 var pushesOff atomic.Bool
 
 // nearTombstone is the stored form of an invalidated near copy: the
 // copy's tags (ring version, flush generation), then the store version of
-// the owner that invalidated it.
+// the owner that invalidated it. It expires pushLease after the
+// invalidation, or with the copy if that comes first, and a pushed copy
+// with it.
 func nearTombstone(tags []byte, ver uint64) []byte {
 	return binary.BigEndian.AppendUint64(bytes.Clone(tags[:nearTagLen]), ver)
 }
+
+// nearTombstoneLen is the length of nearTombstone's form.
+const nearTombstoneLen = nearTagLen + 8
 
 // pushWritten records the holders that the write of key reached (reached)
 // again, until their leases end, and pushes them the entry the store now
@@ -64,8 +79,9 @@ func (e *Engine) pushWritten(st *ksState, key string, reached []invalidationTarg
 	if !ok || ent.Negative {
 		return
 	}
+	until := time.Now().Add(pushLease)
 	for _, t := range reached {
-		st.holders.restore(key, t.Name, t.leaseEnd)
+		st.holders.restore(key, t.Name, earlier(t.leaseEnd, until))
 	}
 	if pushesOff.Load() {
 		return
@@ -147,11 +163,11 @@ func (e *Engine) servePush(st *ksState, r handoffRequest) transport.Response {
 			continue
 		}
 		l := st.forwards.Lock(en.Key)
-		if tomb, ok := st.near.Peek(en.Key); ok && tomb.Negative && tomb.Fresh() && len(tomb.Value) == nearTagLen+8 &&
+		if tomb, ok := st.near.Peek(en.Key); ok && tomb.Negative && tomb.Fresh() && len(tomb.Value) == nearTombstoneLen &&
 			nearCurrent(tomb.Value, ring, gen) && binary.BigEndian.Uint64(tomb.Value[nearTagLen:]) < en.ver {
 			until := tomb.ExpiresAt
-			if !en.Expiry.IsZero() && en.Expiry.Before(until) {
-				until = en.Expiry
+			if !en.Expiry.IsZero() {
+				until = earlier(until, en.Expiry)
 			}
 			// In place of the tombstone at once, with no wait for ristretto's
 			// buffer. (Were the tombstone evicted meanwhile, the copy is

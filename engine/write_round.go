@@ -38,7 +38,7 @@ func (e *Engine) applyOneAsOwner(ctx context.Context, st *ksState, en Entry, kin
 			return e.applyClaimed(ctx, st, []Entry{en}, kind)[0]
 		}
 		if lead {
-			return e.leadRound(ctx, st, r)
+			return e.leadRound(ctx, st, r, en.Key)
 		}
 		select {
 		case <-r.done:
@@ -55,10 +55,10 @@ func (e *Engine) applyOneAsOwner(ctx context.Context, st *ksState, en Entry, kin
 	}
 }
 
-// leadRound waits for the key's slot, claims it for round r and applies
-// r's latest write; the outcome is every joined write's.
-func (e *Engine) leadRound(ctx context.Context, st *ksState, r *writeRound) error {
-	en, kind, release, err := st.pending.claimRound(ctx, r)
+// leadRound waits for key's slot, claims it for round r and applies r's
+// latest write; the outcome is every joined write's.
+func (e *Engine) leadRound(ctx context.Context, st *ksState, r *writeRound, key string) error {
+	en, kind, release, err := st.pending.claimRound(ctx, r, key)
 	if err == nil {
 		// (applyClaimed counts the latest write; the others count
 		// themselves when they return.)
@@ -124,10 +124,10 @@ func (p *pendingWrites) takeLocked(key string) (release func()) {
 }
 
 // claimRound waits until r's key is free, claims it and closes r to
-// joiners, returning the write to apply. If ctx ends first the round is
-// withdrawn (nothing of it is applied).
-func (p *pendingWrites) claimRound(ctx context.Context, r *writeRound) (en Entry, kind writeKind, release func(), err error) {
-	key := r.en.Key
+// joiners, returning the write to apply (r's fields change under p.mu
+// until then). If ctx ends first the round is withdrawn (nothing of it is
+// applied).
+func (p *pendingWrites) claimRound(ctx context.Context, r *writeRound, key string) (en Entry, kind writeKind, release func(), err error) {
 	for {
 		p.mu.Lock()
 		busy := p.keys[key]
