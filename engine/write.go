@@ -294,23 +294,15 @@ func keysOf(entries []Entry) []string {
 // missedInvalidation); if ctx ends before step 3, nothing is applied and
 // every key reports ctx's error.
 func (e *Engine) applyAsOwner(ctx context.Context, st *ksState, entries []Entry, kind writeKind) []error {
-	errs := make([]error, len(entries))
-	fillAll := func(err error) []error {
-		for i := range errs {
-			errs[i] = err
-		}
-		return errs
-	}
 	if e.cachingPaused() {
-		return fillAll(fmt.Errorf("%w: this node cannot reach half of the cluster; writes are refused until it can", ErrClusterQuorum))
+		return sameErr(len(entries), fmt.Errorf("%w: this node cannot reach half of the cluster; writes are refused until it can", ErrClusterQuorum))
 	}
 	if len(entries) == 1 {
-		errs[0] = e.applyOneAsOwner(ctx, st, entries[0], kind)
-		return errs
+		return []error{e.applyOneAsOwner(ctx, st, entries[0], kind)}
 	}
 	release, err := st.pending.claim(ctx, keysOf(entries))
 	if err != nil {
-		return fillAll(err)
+		return sameErr(len(entries), err)
 	}
 	defer release()
 	return e.applyClaimed(ctx, st, entries, kind)
@@ -319,18 +311,15 @@ func (e *Engine) applyAsOwner(ctx context.Context, st *ksState, entries []Entry,
 // applyClaimed is applyAsOwner's steps 2 and 3, for keys whose pending
 // slots the caller holds.
 func (e *Engine) applyClaimed(ctx context.Context, st *ksState, entries []Entry, kind writeKind) []error {
-	errs := make([]error, len(entries))
 	keys := keysOf(entries)
 	// With replicas, the write itself goes to them meanwhile (replicas.go).
 	rep := e.replicateWrite(ctx, st, entries, kind)
 	reached, err := e.invalidateCopies(ctx, st, keys)
 	rep.wait(err == nil)
 	if err != nil {
-		for i := range errs {
-			errs[i] = err
-		}
-		return errs
+		return sameErr(len(entries), err)
 	}
+	errs := make([]error, len(entries))
 	for i, en := range entries {
 		if kind == writeDelete {
 			e.deleteLocal(st, en.Key)
@@ -343,6 +332,15 @@ func (e *Engine) applyClaimed(ctx context.Context, st *ksState, entries []Entry,
 	}
 	if ring := e.cl.Ring(); kind == writePut && !e.ownsAll(ring, keys) {
 		e.handoffWritten(ctx, st, ring, keys)
+	}
+	return errs
+}
+
+// sameErr is the outcome of a batch of n writes that all failed with err.
+func sameErr(n int, err error) []error {
+	errs := make([]error, n)
+	for i := range errs {
+		errs[i] = err
 	}
 	return errs
 }
