@@ -33,28 +33,19 @@ func (p *pendingWrites) claim(ctx context.Context, keys []string) (release func(
 	sorted := slices.Clone(keys)
 	slices.Sort(sorted)
 	sorted = slices.Compact(sorted)
-	chans := make([]chan struct{}, 0, len(sorted))
+	releases := make([]func(), 0, len(sorted))
 	release = func() {
-		p.mu.Lock()
-		for i, ch := range chans {
-			delete(p.keys, sorted[i])
-			close(ch)
+		for _, r := range releases {
+			r()
 		}
-		p.mu.Unlock()
-		p.n.Add(-int32(len(chans)))
 	}
 	for _, k := range sorted {
 		for {
 			p.mu.Lock()
-			if p.keys == nil {
-				p.keys = map[string]chan struct{}{}
-			}
+			p.initLocked()
 			busy := p.keys[k]
 			if busy == nil {
-				ch := make(chan struct{})
-				p.keys[k] = ch
-				chans = append(chans, ch)
-				p.n.Add(1)
+				releases = append(releases, p.takeLocked(k))
 				p.mu.Unlock()
 				break
 			}
@@ -68,6 +59,28 @@ func (p *pendingWrites) claim(ctx context.Context, keys []string) (release func(
 		}
 	}
 	return release, nil
+}
+
+// initLocked makes the maps on first use; the caller holds p.mu.
+func (p *pendingWrites) initLocked() {
+	if p.keys == nil {
+		p.keys, p.next = map[string]chan struct{}{}, map[string]*writeRound{}
+	}
+}
+
+// takeLocked claims the free key and returns its release; the caller holds
+// p.mu.
+func (p *pendingWrites) takeLocked(key string) (release func()) {
+	ch := make(chan struct{})
+	p.keys[key] = ch
+	p.n.Add(1)
+	return func() {
+		p.mu.Lock()
+		delete(p.keys, key)
+		p.mu.Unlock()
+		close(ch)
+		p.n.Add(-1)
+	}
 }
 
 // busy reports whether key has a write pending.

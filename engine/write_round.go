@@ -84,12 +84,7 @@ func countWrite(st *ksState, kind writeKind) {
 func (p *pendingWrites) claimOrJoin(en Entry, kind writeKind) (release func(), r *writeRound, lead bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.keys == nil {
-		p.keys = map[string]chan struct{}{}
-	}
-	if p.next == nil {
-		p.next = map[string]*writeRound{}
-	}
+	p.initLocked()
 	r = p.next[en.Key]
 	if r == nil && p.keys[en.Key] == nil {
 		return p.takeLocked(en.Key), nil, false
@@ -107,20 +102,6 @@ func (p *pendingWrites) claimOrJoin(en Entry, kind writeKind) (release func(), r
 	r = &writeRound{en: en, kind: kind, n: 1, done: make(chan struct{})}
 	p.next[en.Key] = r
 	return nil, r, true
-}
-
-// takeLocked claims the free key and returns its release.
-func (p *pendingWrites) takeLocked(key string) (release func()) {
-	ch := make(chan struct{})
-	p.keys[key] = ch
-	p.n.Add(1)
-	return func() {
-		p.mu.Lock()
-		delete(p.keys, key)
-		p.mu.Unlock()
-		close(ch)
-		p.n.Add(-1)
-	}
 }
 
 // claimRound waits until r's key is free, claims it and closes r to
