@@ -75,8 +75,8 @@ func (e *Engine) pushWritten(st *ksState, key string, reached []invalidationTarg
 	if len(reached) == 0 {
 		return
 	}
-	ent, ver, ok := st.store.PeekVersion(key)
-	if !ok || ent.Negative {
+	en, ok := handoffEntryOf(st, key, time.Now())
+	if !ok {
 		return
 	}
 	until := time.Now().Add(pushLease)
@@ -86,7 +86,6 @@ func (e *Engine) pushWritten(st *ksState, key string, reached []invalidationTarg
 	if pushesOff.Load() {
 		return
 	}
-	en := handoffEntry{Entry{Key: key, Value: ent.Value, Expiry: ent.ExpiresAt}, ver}
 	for _, t := range reached {
 		e.queuePush(invalidationDest{t.Member, st}, en)
 	}
