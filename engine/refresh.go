@@ -148,8 +148,7 @@ func (e *Engine) refreshKey(ctx context.Context, st *ksState, key string, c *war
 func (e *Engine) applyRefresh(ctx context.Context, st *ksState, key string, val []byte, gone bool, ver0 uint64) bool {
 	ctx, cancel := context.WithTimeout(ctx, st.settings.WriteTimeout)
 	defer cancel()
-	keys := []string{key}
-	release, err := st.pending.claim(ctx, keys)
+	release, err := st.pending.claim(ctx, []string{key})
 	if err != nil {
 		return false
 	}
@@ -161,19 +160,5 @@ func (e *Engine) applyRefresh(ctx context.Context, st *ksState, key string, val 
 	if gone {
 		en, kind = []Entry{{Key: key}}, writeDelete
 	}
-	rep := e.replicateWrite(ctx, st, en, kind)
-	reached, err := e.invalidateCopies(ctx, st, keys)
-	rep.wait(err == nil)
-	if err != nil {
-		return false
-	}
-	if gone {
-		e.deleteLocal(st, key)
-		return true
-	}
-	if e.putLocal(ctx, st, en[0]) != nil {
-		return false
-	}
-	e.pushWritten(st, key, reached)
-	return true
+	return e.applyClaimed(ctx, st, en, kind)[0] == nil
 }
