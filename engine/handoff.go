@@ -183,10 +183,7 @@ func handoffEntryOf(st *ksState, key string, now time.Time) (handoffEntry, bool)
 // ctx alone), up to the first failure; it returns how many were sent.
 func (e *Engine) sendHandoff(ctx context.Context, st *ksState, owner cluster.Member, list []handoffEntry, batchTimeout time.Duration) (sent int, err error) {
 	for batch := range slices.Chunk(list, handoffBatch) {
-		bctx, cancel := ctx, func() {}
-		if batchTimeout > 0 {
-			bctx, cancel = context.WithTimeout(ctx, batchTimeout)
-		}
+		bctx, cancel := timeoutUnlessZero(ctx, batchTimeout)
 		err = e.peers.handoff(bctx, owner, st.name, e.selfName, batch)
 		cancel()
 		if err != nil {

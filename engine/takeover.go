@@ -133,16 +133,22 @@ func (e *Engine) takeOver(ctx context.Context, st *ksState, key string) (val []b
 // m still was then.
 func (e *Engine) heldPastWrites(ctx context.Context, st *ksState, m cluster.Member, key string, perAsk time.Duration) (heldAnswer, error) {
 	for {
-		actx, cancel := ctx, func() {}
-		if perAsk > 0 {
-			actx, cancel = context.WithTimeout(ctx, perAsk)
-		}
+		actx, cancel := timeoutUnlessZero(ctx, perAsk)
 		a, err := e.peers.held(actx, m, st.name, key)
 		cancel()
 		if err != nil || !a.busy || ctx.Err() != nil {
 			return a, err
 		}
 	}
+}
+
+// timeoutUnlessZero is context.WithTimeout(ctx, d), or ctx itself when d
+// is not positive.
+func timeoutUnlessZero(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, d)
 }
 
 // errWriteInProgress is a takeover's error when a holder of the key was
