@@ -233,6 +233,68 @@ func TestSlowLoadDoesNotOverwritePut(t *testing.T) {
 	require.Equal(t, "new", string(v), "the late load did not overwrite the Put")
 }
 
+// A load that a Delete superseded answers its callers with the key's next
+// load, not with its own fetch. That fetch may run late and read a database
+// value newer than the one the next load read (writers update the database
+// before the cache); a caller handed it, followed by a Get that joins the
+// next load, would see the key go back in time (found by
+// TestLinearizableWrites).
+func TestSupersededLoadAnswersWithNextLoad(t *testing.T) {
+	t.Parallel()
+	var (
+		mu      sync.Mutex
+		db      = "v1"
+		started atomic.Int32
+		ended   atomic.Int32
+		// The first fetch waits before it reads the database, the second
+		// after it has read it.
+		beforeRead = make(chan struct{})
+		afterRead  = make(chan struct{})
+	)
+	ds := keyspace.DataSourceFunc(func(ctx context.Context, _ string) ([]byte, error) {
+		defer ended.Add(1)
+		n := started.Add(1)
+		if n == 1 {
+			<-beforeRead
+		}
+		mu.Lock()
+		v := db
+		mu.Unlock()
+		if n == 2 {
+			<-afterRead
+		}
+		return []byte(v), nil
+	})
+	e := newEngine(t, []keyspace.KeySpace{keyspace.New(ks, 64<<20, ds)})
+	ctx := context.Background()
+	require.NoError(t, e.Start(ctx))
+	get := func() <-chan string {
+		out := make(chan string, 1)
+		go func() {
+			v, err := e.Get(ctx, ks, "k")
+			if err != nil {
+				v = []byte(err.Error())
+			}
+			out <- string(v)
+		}()
+		return out
+	}
+	early := get()
+	testutil.WaitFor(t, 0, func() bool { return started.Load() == 1 }, "first load in flight")
+	require.NoError(t, e.Delete(ctx, ks, "k")) // supersedes it
+	next := get()
+	testutil.WaitFor(t, 0, func() bool { return started.Load() == 2 }, "next load read v1")
+	mu.Lock()
+	db = "v2" // a write has updated the database, not yet the cache
+	mu.Unlock()
+	close(beforeRead)
+	testutil.WaitFor(t, 0, func() bool { return ended.Load() == 1 }, "first fetch read v2 and returned")
+	close(afterRead)
+	require.Equal(t, "v1", <-next)
+	require.Equal(t, "v1", <-early, "the superseded load answers with the next load's value")
+	require.EqualValues(t, 2, started.Load(), "no fetch of its own")
+}
+
 // After Delete returns, Get never returns the deleted value, even when a
 // load was in flight during the Delete.
 func TestDeleteSupersedesInFlightLoad(t *testing.T) {

@@ -200,18 +200,16 @@ func (e *Engine) runLoad(st *ksState, key string, f *flight.Flight, stale *cache
 	switch {
 	case l.Superseded(f):
 		// A write replaced the key while this load ran. Its waiters began
-		// before that write was applied, so what the store holds now is a
+		// before that write was applied, so the key's answer now is a
 		// valid answer for them, and it must be the answer: the fetch may
-		// have read a database value newer than the store's (writers update
-		// the database before the cache), and handing that out while later
-		// Gets read the store's older value would let reads go back in
-		// time. With nothing stored (a Delete), the fetched value stands.
-		if cur, ok := e.peek(st, key); ok && cur.Fresh() {
-			val, err, stale = cur.Value, nil, nil
-			if cur.Negative {
-				val, err = nil, keyspace.ErrNotFound
-			}
-		}
+		// have read a database value newer than that answer (writers
+		// update the database before the cache, and a fetch may start
+		// late), and handing that out while later Gets read the older one
+		// would let reads go back in time.
+		l.Unlock()
+		val, stale, err = e.supersededAnswer(ctx, st, key, val, stale, err)
+		e.publish(st, f, stale, val, err)
+		return
 	case store && f.Gen() == e.flushGen() && !e.cachingPaused() && e.ownsNow(key):
 		// (A load that began before a flush decision may have read a value
 		// replaced while this node was not listening: its waiters get it,
@@ -230,6 +228,39 @@ func (e *Engine) runLoad(st *ksState, key string, f *flight.Flight, stale *cache
 	}
 	l.Unlock()
 	e.publish(st, f, stale, val, err)
+}
+
+// supersededAnswer is what a superseded load's waiters get (see runLoad):
+// what the store holds now; else the result of the key's current load,
+// which began after the write and may have read an older database value
+// than this fetch did; else, with neither (the write was a Delete and no
+// Get has come since), the fetched value val (or err): any later Get loads
+// afresh, from a database at least as new.
+func (e *Engine) supersededAnswer(ctx context.Context, st *ksState, key string, val []byte, stale *cache.Entry, err error) ([]byte, *cache.Entry, error) {
+	for {
+		l := st.loads.Lock(key)
+		if cur, ok := e.peek(st, key); ok && cur.Fresh() {
+			l.Unlock()
+			if cur.Negative {
+				return nil, nil, keyspace.ErrNotFound
+			}
+			return cur.Value, nil, nil
+		}
+		next := l.Current()
+		l.Unlock()
+		if next == nil {
+			return val, stale, err
+		}
+		select {
+		case <-next.Done():
+		case <-ctx.Done():
+			return nil, stale, ctx.Err()
+		}
+		if v, nerr := next.Result(); nerr == nil || errors.Is(nerr, keyspace.ErrNotFound) {
+			return v, nil, nerr
+		}
+		// The next load failed (its waiters got no value): look again.
+	}
 }
 
 // ownsNow reports whether this node's ring makes it key's owner.
