@@ -103,14 +103,11 @@ func (e *Engine) refreshKey(ctx context.Context, st *ksState, key string, c *war
 	l = st.loads.Lock(key)
 	l.Finish(f) // a refresh is never abandoned: it has no AfterFunc
 	cur, ver, held := st.store.PeekVersion(key)
+	// Gets that joined the refresh get the key's answer now (see
+	// supersededAnswer) whenever the refresh does not store what it read.
 	current := func() ([]byte, error) {
-		if held && cur.Fresh() && !cur.Negative {
-			return cur.Value, nil
-		}
-		if err == nil {
-			return val, nil
-		}
-		return nil, err
+		v, _, err := e.supersededAnswer(ctx, st, key, val, nil, err)
+		return v, err
 	}
 	switch {
 	case err != nil && !gone:
@@ -137,7 +134,6 @@ func (e *Engine) refreshKey(ctx context.Context, st *ksState, key string, c *war
 		f.Publish(val, err)
 		return
 	}
-	cur, _, held = st.store.PeekVersion(key)
 	f.Publish(current())
 }
 
