@@ -61,8 +61,8 @@
 // copy: it never asked the owner, its lease lapsed, or it keeps nothing it
 // loaded without being the owner), so writes are linearizable with
 // Gets on every node. A load superseded by a write hands its waiters what
-// the store holds by then: it may have read a database value newer than
-// the store's. A write with a done context writes nothing; one whose
+// the store holds by then, or else the key's next load's result: it may
+// have read a database value newer than either. A write with a done context writes nothing; one whose
 // context ends in flight reports the context's error and may or may not
 // have been applied, but never leaves a copy older than what the owner
 // holds. A member that step 2 cannot reach may still serve its copy until
