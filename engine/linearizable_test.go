@@ -26,7 +26,7 @@ import (
 // register whose writes are "update the database, then Put the new value
 // (or Delete the key) through a random node — its owner or not", and whose
 // reads are Gets and GetManys through random nodes. The DataSource is slow
-// (it reads the database, then sleeps), so loads race writes. Porcupine
+// (it sleeps, reads the database, then sleeps), so loads race writes. Porcupine
 // checks the recorded history of each key against a single-copy register:
 // every read returns the value of a write that may be the latest at some
 // instant inside the read's interval, and reads never go back in time.
@@ -173,6 +173,10 @@ func checkLinearizable(t *testing.T, c *testutil.Cluster, d time.Duration) {
 		minReads = 1000
 	)
 	db := c.DataSource
+	// A fetch reads the database at a random moment of its first 300 µs,
+	// then takes 300 µs more: fetches that start late read values newer
+	// than fetches begun after them.
+	db.SetReadDelay(300 * time.Microsecond)
 	db.SetLatency(300 * time.Microsecond)
 	keys := make([]string, nKeys)
 	for i := range keys {

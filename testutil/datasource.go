@@ -3,6 +3,7 @@ package testutil
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,8 +21,9 @@ type DataSource struct {
 	missing map[string]bool
 	values  map[string][]byte
 
-	total   atomic.Int64
-	latency atomic.Int64 // time.Duration
+	total     atomic.Int64
+	latency   atomic.Int64 // time.Duration
+	readDelay atomic.Int64 // time.Duration: the most a fetch waits before it reads
 	failAll atomic.Pointer[error]
 	// fetching counts fetches in progress (for tests of coalescing).
 	fetching atomic.Int64
@@ -42,6 +44,11 @@ func (d *DataSource) Fetch(ctx context.Context, key string) ([]byte, error) {
 	d.total.Add(1)
 	d.fetching.Add(1)
 	defer d.fetching.Add(-1)
+	if max := time.Duration(d.readDelay.Load()); max > 0 {
+		if err := sleepCtx(ctx, rand.N(max)); err != nil {
+			return nil, err
+		}
+	}
 	d.mu.Lock()
 	d.counts[key]++
 	err, missing, val, hasVal := d.errs[key], d.missing[key], d.values[key], false
@@ -81,6 +88,25 @@ func (d *DataSource) Fetch(ctx context.Context, key string) ([]byte, error) {
 
 // SetLatency makes every fetch take d (honouring ctx).
 func (d *DataSource) SetLatency(l time.Duration) { d.latency.Store(int64(l)) }
+
+// SetReadDelay makes every fetch wait a random time up to max (honouring
+// ctx) before it reads its value, on top of the latency it waits after: a
+// query that starts late reads a newer value, as a real one does on a busy
+// database. Linearizability checks use it to make such interleavings
+// common.
+func (d *DataSource) SetReadDelay(max time.Duration) { d.readDelay.Store(int64(max)) }
+
+// sleepCtx waits for d or ctx's end, whichever comes first.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
 
 // SetError makes fetches of key fail with err (nil clears).
 func (d *DataSource) SetError(key string, err error) {
