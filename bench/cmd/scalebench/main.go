@@ -7,6 +7,7 @@
 // gossip bytes per node per second. It prints a Markdown table.
 //
 //	cd bench && go run ./cmd/scalebench                    # N = 3, 9, 27; 3 s per loop (~1.5 min)
+//	cd bench && go run ./cmd/scalebench -nodes 3,27 -repeat 5 -only put
 //	cd bench && go run ./cmd/scalebench -nodes 27 -only get -duration 10s -cpuprofile get27.pprof
 package main
 
@@ -18,6 +19,7 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,7 +53,10 @@ type options struct {
 	local      bool
 	cpuprofile string
 	settle     time.Duration
+	warmup     time.Duration
 	noNear     bool
+	repeat     int
+	maxBytes   int64
 }
 
 func parse(args []string) (options, error) {
@@ -65,6 +70,9 @@ func parse(args []string) (options, error) {
 	fs.StringVar(&o.only, "only", "", `run only the "put" or the "get" loops`)
 	fs.BoolVar(&o.local, "local", false, "testutil.LocalOptions' fast failure detection (200 ms probes) instead of memberlist's LAN profile")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the throughput loop at the largest N to this file (the Get loop; the Put loop with -only put)")
+	fs.IntVar(&o.repeat, "repeat", 1, "measure the whole -nodes list this many times, interleaved; the table shows each figure's median, and each ratio's median and range over the repetitions")
+	fs.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured Puts (all callers) before the Put loops: a fresh store faults in its frequency sketch (8 MB) over its first writes, a start-up cost that N fresh stores pay N times")
+	fs.Int64Var(&o.maxBytes, "maxbytes", 0, "each node's store budget in bytes (WithKeySpaceMaxBytes); 0: the bench systems' 256 MB. A store's frequency sketch grows with it (8 MB at 256 MB), and N sketches in one process compete for one CPU cache")
 	fs.BoolVar(&o.noNear, "nonear", false, "turn the near cache off (WithKeySpaceNearCache(ks, 0, 0)), as before it was on by default")
 	fs.DurationVar(&o.settle, "settle", 11*time.Second, "wait after the cluster formed, before the loops: for 10 s after its ring changes a node's writes invalidate every member (DESIGN.md, targeted invalidation), which is not the steady cost of a write")
 	if err := fs.Parse(args); err != nil {
@@ -78,10 +86,10 @@ func parse(args []string) (options, error) {
 		o.nodes = append(o.nodes, n)
 	}
 	switch {
-	case o.duration <= 0, o.callers < 1, o.warmKeys < 1, o.valueSize < 1:
-		return o, errors.New("-duration, -callers, -keys and -value must be positive")
-	case o.settle < 0:
-		return o, errors.New("-settle must not be negative")
+	case o.duration <= 0, o.callers < 1, o.warmKeys < 1, o.valueSize < 1, o.repeat < 1:
+		return o, errors.New("-duration, -callers, -keys, -value and -repeat must be positive")
+	case o.settle < 0, o.warmup < 0, o.maxBytes < 0:
+		return o, errors.New("-settle, -warmup and -maxbytes must not be negative")
 	case o.only != "" && o.only != "put" && o.only != "get":
 		return o, fmt.Errorf(`-only %q: want "put" or "get"`, o.only)
 	}
@@ -110,21 +118,91 @@ func run(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var rows []row
-	for i, n := range o.nodes {
-		profile := ""
-		if i == len(o.nodes)-1 {
-			profile = o.cpuprofile
+	reps := make([][]row, o.repeat)
+	for k := range reps {
+		for i, n := range o.nodes {
+			profile := ""
+			if k == 0 && i == len(o.nodes)-1 {
+				profile = o.cpuprofile
+			}
+			r, err := measure(o, n, sink, profile)
+			if err != nil {
+				return fmt.Errorf("%d nodes: %w", n, err)
+			}
+			reps[k] = append(reps[k], r)
+			fmt.Fprintf(os.Stderr, "N=%d done (repetition %d of %d)\n", n, k+1, o.repeat)
 		}
-		r, err := measure(o, n, sink, profile)
-		if err != nil {
-			return fmt.Errorf("%d nodes: %w", n, err)
-		}
-		rows = append(rows, r)
-		fmt.Fprintf(os.Stderr, "N=%d done\n", n)
 	}
-	writeTable(out, o, rows)
+	writeTable(out, o, summarize(reps))
 	return nil
+}
+
+// summary is one N's figures over the repetitions: each figure's median,
+// and the ratios of its throughputs to the first N's in the same
+// repetition (runs far apart in time see different machine load).
+type summary struct {
+	row
+	puts, gets spread
+}
+
+// spread is a median with the range it was taken from.
+type spread struct{ med, lo, hi float64 }
+
+func spreadOf(xs []float64) spread {
+	xs = slices.Clone(xs)
+	slices.Sort(xs)
+	m := xs[len(xs)/2]
+	if len(xs)%2 == 0 {
+		m = (xs[len(xs)/2-1] + m) / 2
+	}
+	return spread{m, xs[0], xs[len(xs)-1]}
+}
+
+// summarize turns reps[k][i], repetition k's row for the i-th N, into one
+// summary per N.
+func summarize(reps [][]row) []summary {
+	out := make([]summary, len(reps[0]))
+	for i := range out {
+		fig := func(f func(row) float64) float64 {
+			xs := make([]float64, len(reps))
+			for k, rs := range reps {
+				xs[k] = f(rs[i])
+			}
+			return spreadOf(xs).med
+		}
+		ratio := func(f func(row) float64) spread {
+			xs := make([]float64, 0, len(reps))
+			for _, rs := range reps {
+				if b := f(rs[0]); b > 0 {
+					xs = append(xs, f(rs[i])/b)
+				}
+			}
+			if len(xs) == 0 {
+				return spread{}
+			}
+			return spreadOf(xs)
+		}
+		r := reps[0][i]
+		s := summary{row: row{
+			N:              r.N,
+			PutP50:         time.Duration(fig(func(r row) float64 { return float64(r.PutP50) })),
+			PutsPerSec:     fig(func(r row) float64 { return r.PutsPerSec }),
+			MsgsPerPut:     fig(func(r row) float64 { return r.MsgsPerPut }),
+			GetsPerSec:     fig(func(r row) float64 { return r.GetsPerSec }),
+			RemotePerGet:   fig(func(r row) float64 { return r.RemotePerGet }),
+			Busiest:        r.Busiest, // a function of the member set alone
+			GossipBytesSec: fig(func(r row) float64 { return r.GossipBytesSec }),
+		}}
+		for _, rs := range reps {
+			s.Errors += rs[i].Errors
+		}
+		if i > 0 {
+			s.puts = ratio(func(r row) float64 { return r.PutsPerSec })
+			s.gets = ratio(func(r row) float64 { return r.GetsPerSec })
+		}
+		out[i] = s
+	}
+	return out
 }
 
 func measure(o options, n int, sink *gossipSink, cpuprofile string) (row, error) {
@@ -143,6 +221,9 @@ func measure(o options, n int, sink *gossipSink, cpuprofile string) (row, error)
 	opts := []engine.Option{engine.WithClusterTuning(tuning)}
 	if o.noNear {
 		opts = append(opts, engine.WithKeySpaceNearCache(distcache.KeySpace, 0, 0))
+	}
+	if o.maxBytes > 0 {
+		opts = append(opts, engine.WithKeySpaceMaxBytes(distcache.KeySpace, o.maxBytes))
 	}
 	sys := distcache.NewVariant("distcache", fmt.Sprintf("scale-%d", n), "connection caps per IP lifted", opts...)
 	gossip0, start := sink.bytes.Load(), time.Now()
@@ -176,6 +257,15 @@ func measure(o options, n int, sink *gossipSink, cpuprofile string) (row, error)
 			h.Record(time.Since(t))
 		})
 		r.PutP50 = h.Quantile(0.5)
+		put := func(c int, i int) {
+			key := "q" + strconv.Itoa(c) + "-" + strconv.Itoa(i%1000)
+			if err := engines[c%n].Put(ctx, distcache.KeySpace, engine.Entry{Key: key, Value: value}); err != nil {
+				errs.Add(1)
+			}
+		}
+		if o.warmup > 0 {
+			loop(o.warmup, o.callers, put)
+		}
 
 		profile := ""
 		if o.only == "put" {
@@ -186,12 +276,7 @@ func measure(o options, n int, sink *gossipSink, cpuprofile string) (row, error)
 			return r, err
 		}
 		calls0 := transportCalls(engines)
-		puts, secs := loop(o.duration, o.callers, func(c int, i int) {
-			key := "q" + strconv.Itoa(c) + "-" + strconv.Itoa(i%1000)
-			if err := engines[c%n].Put(ctx, distcache.KeySpace, engine.Entry{Key: key, Value: value}); err != nil {
-				errs.Add(1)
-			}
-		})
+		puts, secs := loop(o.duration, o.callers, put)
 		stopProfile()
 		r.PutsPerSec = float64(puts) / secs
 		r.MsgsPerPut = float64(transportCalls(engines)-calls0) / float64(puts)
@@ -328,26 +413,32 @@ func (*gossipSink) EmitKey([]string, float32)                              {}
 func (*gossipSink) AddSample([]string, float32)                            {}
 func (*gossipSink) AddSampleWithLabels([]string, float32, []metrics.Label) {}
 
-func writeTable(w io.Writer, o options, rows []row) {
+func writeTable(w io.Writer, o options, rows []summary) {
 	profile := "memberlist LAN profile"
 	if o.local {
 		profile = "testutil.LocalOptions (200 ms probes)"
 	}
-	fmt.Fprintf(w, "N engines per row on 127.0.0.1 in one process, static discovery, %s, %v per loop, %d callers, %d warm keys of %d B\n\n",
-		profile, o.duration, o.callers, o.warmKeys, o.valueSize)
+	fmt.Fprintf(w, "N engines per row on 127.0.0.1 in one process, static discovery, %s, %v per loop (Puts after %v of warm-up), %d callers, %d warm keys of %d B",
+		profile, o.duration, o.warmup, o.callers, o.warmKeys, o.valueSize)
+	if o.repeat > 1 {
+		fmt.Fprintf(w, "; medians of %d interleaved repetitions, ratios as median (range)", o.repeat)
+	}
+	fmt.Fprint(w, "\n\n")
 	fmt.Fprintln(w, "| N | Put p50 (1 caller) | Puts/s | messages/Put | Gets/s | remote/Get | busiest owner (ideal) | gossip B/node/s | errors |")
 	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-	base := rows[0]
-	for _, r := range rows {
-		rel := func(v, b float64) string {
-			if b == 0 || r.N == base.N {
+	for i, r := range rows {
+		rel := func(s spread) string {
+			switch {
+			case i == 0 || s.med == 0:
 				return ""
+			case o.repeat == 1:
+				return fmt.Sprintf(" (%.2fx)", s.med)
 			}
-			return fmt.Sprintf(" (%.2fx)", v/b)
+			return fmt.Sprintf(" (%.2fx, %.2f–%.2f)", s.med, s.lo, s.hi)
 		}
 		fmt.Fprintf(w, "| %d | %v | %.0f%s | %.2f | %.0f%s | %.2f | %.1f %% (%.1f %%) | %.0f | %d |\n",
-			r.N, r.PutP50.Round(time.Microsecond), r.PutsPerSec, rel(r.PutsPerSec, base.PutsPerSec), r.MsgsPerPut,
-			r.GetsPerSec, rel(r.GetsPerSec, base.GetsPerSec), r.RemotePerGet, 100*r.Busiest, 100/float64(r.N),
+			r.N, r.PutP50.Round(time.Microsecond), r.PutsPerSec, rel(r.puts), r.MsgsPerPut,
+			r.GetsPerSec, rel(r.gets), r.RemotePerGet, 100*r.Busiest, 100/float64(r.N),
 			r.GossipBytesSec, r.Errors)
 	}
 }
