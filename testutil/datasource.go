@@ -24,7 +24,7 @@ type DataSource struct {
 	total     atomic.Int64
 	latency   atomic.Int64 // time.Duration
 	readDelay atomic.Int64 // time.Duration: the most a fetch waits before it reads
-	failAll atomic.Pointer[error]
+	failAll   atomic.Pointer[error]
 	// fetching counts fetches in progress (for tests of coalescing).
 	fetching atomic.Int64
 	// gate, when set, blocks every fetch until it is closed.
