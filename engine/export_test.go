@@ -78,6 +78,13 @@ func HoldForwardAnswers(t interface{ Cleanup(func()) }, hold func(key string)) {
 	t.Cleanup(func() { forwardAnswered.Store(nil) })
 }
 
+// HoldInvalidations makes every invalidation received wait for
+// hold(node), node being the receiver's name, until t ends.
+func HoldInvalidations(t interface{ Cleanup(func()) }, hold func(node string)) {
+	invalidationReceived.Store(&hold)
+	t.Cleanup(func() { invalidationReceived.Store(nil) })
+}
+
 // HoldWrite claims key in e's keyspace ks as a write in progress would,
 // until release is called.
 func HoldWrite(e *Engine, ks, key string) (release func()) {

@@ -20,8 +20,13 @@ import (
 // leaving) may still serve its copy until the lease it was granted ends:
 // the call returns once every such lease has lapsed (ctx's error if ctx
 // ends first), and then records those members by missedInvalidation. A
-// write that fails puts back the records it took. A member without the
-// keyspace, or that is stopping (servesNoCopy), serves no copy.
+// member that has not answered by then is given up in the same way (it
+// answers within invalidationPatience, or serves no copy past its lease
+// and is told to flush): a paused or silently cut-off holder delays the
+// write, and holds the key's claim, for the rest of its lease, not until
+// the write's deadline. A write that fails puts back the records it took.
+// A member without the keyspace, or that is stopping (servesNoCopy),
+// serves no copy.
 func (e *Engine) invalidateCopies(ctx context.Context, st *ksState, keys []string) (reached []invalidationTarget, err error) {
 	var (
 		wg     sync.WaitGroup
@@ -39,7 +44,9 @@ func (e *Engine) invalidateCopies(ctx context.Context, st *ksState, keys []strin
 				err = e.sendInvalidation(call, st, t.Member, keys)
 				cancel()
 			} else {
-				err = e.invalidate(ctx, st, t.Member, keys)
+				call, cancel := context.WithDeadline(ctx, later(t.leaseEnd, time.Now().Add(invalidationPatience)))
+				err = e.invalidate(call, st, t.Member, keys)
+				cancel()
 			}
 			mu.Lock()
 			switch {
@@ -83,6 +90,12 @@ func (e *Engine) invalidateCopies(ctx context.Context, st *ksState, keys []strin
 	}
 	return reached, nil
 }
+
+// invalidationPatience is the least time a write waits for a member's
+// answer to its invalidation, even once the member's lease has lapsed: one
+// that answers later is told to flush, which a healthy but busy member
+// should not pay for.
+const invalidationPatience = time.Second
 
 // servesNoCopy reports whether m, whose invalidation failed with err, no
 // longer serves copies to its callers: a node refuses their Gets from the

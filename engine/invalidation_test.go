@@ -228,6 +228,35 @@ func TestWriteWaitsOutUnreachableNearHolder(t *testing.T) {
 	require.Equal(t, ring, enginehook.Cluster(c.Node(1)).Ring().Version(), "the ring changed, which drops near copies anyway: inconclusive")
 }
 
+// A holder that takes the invalidation but never answers (a paused
+// process, a link that drops packets) delays the write for the rest of its
+// lease, or invalidationPatience (1 s), not until the write's deadline:
+// the write succeeds, and the holder serves no copy after it.
+func TestWriteGivesUpOnSilentHolderAtItsLease(t *testing.T) {
+	const lease = 1500 * time.Millisecond
+	c := nearCluster(t, lease)
+	settleAll(c)
+	key := c.KeysOwnedBy(0, 1, "silent")[0]
+	awaitNear(t, c, 1, key)
+	frozen, holder := make(chan struct{}), c.Name(1)
+	engine.HoldInvalidations(t, func(node string) {
+		if node == holder {
+			<-frozen
+		}
+	})
+	t.Cleanup(func() { close(frozen) })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	require.NoError(t, c.Node(0).Put(ctx, ks, engine.Entry{Key: key, Value: []byte("new")}))
+	took := time.Since(start)
+	require.Less(t, took, lease+time.Second, "the write waits for the lease, not for its deadline")
+	v, err := c.Node(1).Get(ctx, ks, key)
+	require.NoError(t, err)
+	require.Equal(t, "new", string(v), "the silent holder served its copy after the write was acknowledged (in %v)", took)
+}
+
 // A write that cannot reach a node whose forward of the key is in flight
 // waits until that forward can no longer be joined (the owner records a
 // plain Get's asker for that long): a Get there after the write's

@@ -413,10 +413,18 @@ func (e *Engine) serveWrite(ctx context.Context, st *ksState, entries []Entry, k
 	return transport.Response{Status: statusOK, Payload: encodeResults(rs)}
 }
 
+// invalidationReceived, when set (by tests, see export_test.go), runs on
+// the receiving node before it handles an invalidation: a test holds it
+// there, as a frozen node would.
+var invalidationReceived atomic.Pointer[func(node string)]
+
 // serveInvalidate drops this node's copies of keys (main store, near
 // cache, loads and forwards in flight) at the request of their owner,
 // which is applying a write of them.
 func (e *Engine) serveInvalidate(st *ksState, r invalidateRequest) transport.Response {
+	if h := invalidationReceived.Load(); h != nil {
+		(*h)(e.selfName)
+	}
 	e.removeWritten(st, r.keys, writeNote{by: r.from, ver: r.ver})
 	return transport.Response{Status: statusOK}
 }
