@@ -30,7 +30,8 @@ import (
 // checks the recorded history of each key against a single-copy register:
 // every read returns the value of a write that may be the latest at some
 // instant inside the read's interval, and reads never go back in time.
-// Checked with and without near caches.
+// Checked without near caches, with the default one, and with near copies
+// that lapse every 100 ms or live a minute.
 
 // linOp is an operation's input: a write of version v, or a read.
 type linOp struct {
@@ -142,13 +143,19 @@ func version(t *testing.T, v []byte) int {
 }
 
 func TestLinearizableWrites(t *testing.T) {
-	for _, near := range []bool{false, true} {
-		t.Run(fmt.Sprintf("near=%v", near), func(t *testing.T) {
-			opts := []engine.Option{engine.WithKeySpaceNearCache(ks, 0, 0)} // on by default
-			if near {
-				opts = []engine.Option{engine.WithKeySpaceNearCache(ks, 8<<20, time.Minute)}
-			}
-			c := testutil.NewCluster(t, 3, testutil.ClusterConfig{Options: opts})
+	for _, v := range []struct {
+		name string
+		opts []engine.Option
+	}{
+		{"near=off", []engine.Option{engine.WithKeySpaceNearCache(ks, 0, 0)}},
+		// The default near cache (2 s): copies, pushes and their 500 ms lease.
+		{"near=default", nil},
+		// Copies lapse and are refilled all the time.
+		{"near=100ms", []engine.Option{engine.WithKeySpaceNearCache(ks, 8<<20, 100*time.Millisecond)}},
+		{"near=1m", []engine.Option{engine.WithKeySpaceNearCache(ks, 8<<20, time.Minute)}},
+	} {
+		t.Run(v.name, func(t *testing.T) {
+			c := testutil.NewCluster(t, 3, testutil.ClusterConfig{Options: v.opts})
 			// Writes invalidate only the nodes their owner recorded as
 			// holders, as in a cluster that has been stable for a while.
 			settleAll(c)
