@@ -28,12 +28,15 @@ import (
 // A member without the keyspace, or that is stopping (servesNoCopy),
 // serves no copy.
 func (e *Engine) invalidateCopies(ctx context.Context, st *ksState, keys []string) (reached []invalidationTarget, err error) {
+	targets, unknown := e.copyHolders(st, keys)
+	if len(targets) == 0 && len(unknown) == 0 {
+		return nil, ctxEnded(ctx) // nobody holds a copy (no allocation below)
+	}
 	var (
 		wg     sync.WaitGroup
 		mu     sync.Mutex
 		failed []failedInvalidation
 	)
-	targets, unknown := e.copyHolders(st, keys)
 	for _, t := range targets {
 		wg.Go(func() {
 			var err error

@@ -193,9 +193,24 @@ func (e *Engine) awaitNewOwners(ctx context.Context, entries []Entry, failedGrou
 }
 
 // writeOnce sends entries to their current owners, one request per owner
-// in parallel, and returns the grouping and the failures by key.
+// in parallel, and returns the grouping and the failures by key (both nil
+// when a single write succeeds).
 func (e *Engine) writeOnce(ctx context.Context, st *ksState, entries []Entry, kind writeKind) (map[cluster.Member][]Entry, map[string]error) {
 	ring := e.cl.Ring()
+	if len(entries) == 1 {
+		// Every Put and Delete: one owner, and no map or goroutine.
+		owner := ring.Owner(entries[0].Key)
+		var err error
+		if owner.Name == e.selfName {
+			err = e.applyAsOwner(ctx, st, entries, kind)[0]
+		} else {
+			e.writeRemote(ctx, st, owner, entries, kind, func(_ string, ferr error) { err = ferr })
+		}
+		if err == nil {
+			return nil, nil
+		}
+		return map[cluster.Member][]Entry{owner: entries}, map[string]error{entries[0].Key: err}
+	}
 	groups := map[cluster.Member][]Entry{}
 	for _, en := range entries {
 		o := ring.Owner(en.Key)
@@ -223,7 +238,7 @@ func (e *Engine) writeOnce(ctx context.Context, st *ksState, entries []Entry, ki
 		e.writeRemote(ctx, st, owner, group, kind, fail)
 	}
 	if len(groups) == 1 {
-		// One owner (every single-key write): no goroutine to wait for.
+		// One owner: no goroutine to wait for.
 		for owner, group := range groups {
 			if len(group) <= maxKeysPerRequest {
 				write(owner, group)
