@@ -19,7 +19,9 @@ import (
 // Only a key's owner refreshes it (one fetch per hot key per interval for
 // the whole cluster), and only keys it holds: a key its tracker counts at
 // or above MinHits but that is not cached here is loaded by the next Get as
-// usual. A refresh is a load: it leads the key's flight (Gets that miss
+// usual. A remembered miss (a negative entry) is refreshed like a value,
+// so that a row created in the DataSource reaches every node as a changed
+// one does. A refresh is a load: it leads the key's flight (Gets that miss
 // meanwhile join it instead of fetching), and goes through the keyspace's
 // rate limiter and circuit breaker. Its outcome:
 //
@@ -32,7 +34,8 @@ import (
 //     the negative TTL);
 //   - a write or another store of the key happened meanwhile (the entry's
 //     store version moved): that one wins;
-//   - the same value: stored again with a fresh expiry, and sent to the
+//   - the same value, or still no row for a remembered miss: stored again
+//     with a fresh expiry (the negative TTL for a miss), and sent to the
 //     replicas;
 //   - a new value: applied as the owner applies a write (claim, replicas,
 //     invalidation of every copy, near copies included, then the store),
@@ -83,8 +86,8 @@ func (e *Engine) refreshKey(ctx context.Context, st *ksState, key string, c *war
 	if !e.storeTrusted() {
 		return
 	}
-	old, ver0, ok := st.store.PeekVersion(key)
-	if !ok || old.Negative {
+	_, ver0, ok := st.store.PeekVersion(key)
+	if !ok {
 		return
 	}
 	l := st.loads.Lock(key)
@@ -117,7 +120,16 @@ func (e *Engine) refreshKey(ctx context.Context, st *ksState, key string, c *war
 		l.Unlock()
 		f.Publish(current())
 		return
-	case !gone && bytes.Equal(val, cur.Value):
+	case gone && cur.Negative:
+		// Still absent: the remembered miss lives another negative TTL.
+		ent := cache.Entry{Negative: true, ExpiresAt: time.Now().Add(st.settings.NegativeTTL)}
+		if st.store.Set(key, ent) == nil {
+			e.fillReplicas(st, key, ent)
+		}
+		l.Unlock()
+		f.Publish(nil, err)
+		return
+	case !gone && !cur.Negative && bytes.Equal(val, cur.Value):
 		if exp, xerr := e.expiry(ctx, st, key, time.Time{}); xerr == nil {
 			ent := cache.Entry{Value: val, ExpiresAt: exp}
 			if st.store.Set(key, ent) == nil {

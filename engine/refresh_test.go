@@ -111,3 +111,42 @@ func TestRefreshAheadDeletedRow(t *testing.T) {
 	require.Positive(t, s.Changed)
 	require.Zero(t, s.RefreshFailed, "a deleted row is not a failed refresh")
 }
+
+// A row created in the DataSource is a change too: a hot key whose absence
+// is remembered (for a minute here) is refreshed like a value, and after a
+// refresh every node reads the new row, without a Put.
+func TestRefreshAheadCreatedRow(t *testing.T) {
+	const interval = 300 * time.Millisecond
+	c := testutil.NewCluster(t, 3, testutil.ClusterConfig{Options: []engine.Option{
+		engine.WithWarmup(warmup.Config{RefreshInterval: interval, MinHits: 3, DecayInterval: time.Hour}),
+		engine.WithKeySpaceNegativeTTL(ks, time.Minute),
+	}})
+	ctx := context.Background()
+	owner := 0
+	hot := c.KeysOwnedBy(owner, 1, "refresh-born")[0]
+	c.DataSource.SetMissing(hot, true)
+	for range 5 {
+		for _, n := range c.Live() {
+			_, err := c.Node(n).Get(ctx, ks, hot)
+			require.ErrorIs(t, err, keyspace.ErrNotFound)
+		}
+	}
+	testutil.WaitFor(t, 10*time.Second, func() bool {
+		return c.Node(owner).WarmupStats().Refreshed >= 2
+	}, "the owner refreshes the remembered miss")
+	_, err := c.Node(owner).Get(ctx, ks, hot)
+	require.ErrorIs(t, err, keyspace.ErrNotFound, "still absent after refreshes that found no row")
+	require.Zero(t, c.Node(owner).WarmupStats().Changed, "no row is no change")
+
+	c.DataSource.SetMissing(hot, false)
+	c.DataSource.SetValue(hot, []byte("born"))
+	testutil.WaitFor(t, 10*time.Second, func() bool {
+		for _, n := range c.Live() {
+			if v, err := c.Node(n).Get(ctx, ks, hot); err != nil || string(v) != "born" {
+				return false
+			}
+		}
+		return true
+	}, "the created row reaches every node before the negative TTL ends, without a Put")
+	require.Positive(t, c.Node(owner).WarmupStats().Changed)
+}
