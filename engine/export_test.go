@@ -85,6 +85,10 @@ func HoldInvalidations(t interface{ Cleanup(func()) }, hold func(node string)) {
 	t.Cleanup(func() { invalidationReceived.Store(nil) })
 }
 
+// Missed reports whether e is to tell name to flush (a write of e's
+// could not invalidate it).
+func (e *Engine) Missed(name string) bool { return e.missed.pending(name) }
+
 // HoldWrite claims key in e's keyspace ks as a write in progress would,
 // until release is called.
 func HoldWrite(e *Engine, ks, key string) (release func()) {

@@ -56,7 +56,7 @@ func (e *Engine) invalidateCopies(ctx context.Context, st *ksState, keys []strin
 			case err == nil && t.recorded && !t.departed:
 				reached = append(reached, t)
 			case err != nil && !errors.Is(err, ErrKeySpaceNotFound):
-				failed = append(failed, failedInvalidation{t, err, time.Now()})
+				failed = append(failed, failedInvalidation{t, err, time.Now(), e.servesNoCopy(t.Member, err)})
 			}
 			mu.Unlock()
 		})
@@ -64,7 +64,7 @@ func (e *Engine) invalidateCopies(ctx context.Context, st *ksState, keys []strin
 	wg.Wait()
 	var lapse time.Time
 	for _, f := range failed {
-		if !e.servesNoCopy(f.Member, f.err) {
+		if !f.noCopy {
 			lapse = later(lapse, f.leaseEnd)
 		}
 	}
@@ -89,7 +89,9 @@ func (e *Engine) invalidateCopies(ctx context.Context, st *ksState, keys []strin
 		return nil, err
 	}
 	for _, f := range failed {
-		e.missedInvalidation(f.Member, f.err, f.at)
+		if !f.noCopy {
+			e.missedInvalidation(f.Member, f.err, f.at)
+		}
 	}
 	return reached, nil
 }
@@ -120,11 +122,17 @@ func (e *Engine) servesNoCopy(m cluster.Member, err error) bool {
 }
 
 // failedInvalidation is a target whose invalidation failed, why and when
-// (the flush notice says when: see serveFlush).
+// (the flush notice says when: see serveFlush). noCopy: it serves no copy
+// (servesNoCopy), so the write need not wait for its lease, nor tell it to
+// flush: it is stopping or gone, and the next process under its name
+// starts as empty as any new node. (Told to flush, that process dropped the
+// hand-offs and writes it had taken since it started: acknowledged writes
+// lost in chaos term.)
 type failedInvalidation struct {
 	invalidationTarget
-	err error
-	at  time.Time
+	err    error
+	at     time.Time
+	noCopy bool
 }
 
 // ctxEnded returns ctx's error, or context.DeadlineExceeded once its

@@ -371,6 +371,9 @@ func TestWriteDoesNotWaitForLeftHolder(t *testing.T) {
 	v, err := c.Node(2).Get(ctx, ks, key)
 	require.NoError(t, err)
 	require.Equal(t, "new", string(v))
+	// Nor does it tell the next process under that name to flush: that one
+	// starts empty, and a flush would drop what it takes over meanwhile.
+	require.False(t, c.Node(0).Missed(c.Name(1)), "the writer would tell the node's next incarnation to flush")
 }
 
 // A holder never serves a near copy past the lease its owner granted, even
