@@ -206,17 +206,21 @@ func (s *Store) Set(key string, e Entry) error {
 	}
 	it := item{Entry: e, key: key, version: s.version.Add(1)}
 	cost := int64(len(key)+len(e.Value)) + EntryOverheadBytes
+	stored := func() bool {
+		cur, ok := s.c.Get(key)
+		return ok && cur.version >= it.version
+	}
 	for range setAttempts {
 		s.c.SetWithTTL(key, it, cost, ttl)
 		// ristretto updates a key it holds in place, at once; only a new
 		// key goes through its buffer, which Wait drains. An update then
 		// costs no hand-off to ristretto's goroutine.
-		if cur, ok := s.c.Get(key); ok && cur.version >= it.version {
-			s.stats.sets.Add(1)
-			return nil
+		done := stored()
+		if !done {
+			s.c.Wait()
+			done = stored()
 		}
-		s.c.Wait()
-		if cur, ok := s.c.Get(key); ok && cur.version >= it.version {
+		if done {
 			s.stats.sets.Add(1)
 			return nil
 		}
