@@ -136,9 +136,15 @@ func dropNear(st *ksState, key string, ver uint64, byOwner bool) {
 	l := st.forwards.Lock(key)
 	l.Supersede()
 	if st.near != nil {
-		old, held := st.near.Peek(key)
+		var (
+			old  cache.Entry
+			held bool
+		)
+		if byOwner { // only an owner's invalidation leaves a tombstone
+			old, held = st.near.Peek(key)
+		}
 		st.near.Delete(key)
-		if byOwner && held && len(old.Value) >= nearTagLen {
+		if held && len(old.Value) >= nearTagLen {
 			exp := earlier(old.ExpiresAt, time.Now().Add(pushLease))
 			st.near.SetAsync(key, cache.Entry{Value: nearTombstone(old.Value, ver), ExpiresAt: exp, Negative: true})
 		}
