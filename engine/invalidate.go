@@ -51,12 +51,14 @@ func (e *Engine) invalidateCopies(ctx context.Context, st *ksState, keys []strin
 				err = e.invalidate(call, st, t.Member, keys)
 				cancel()
 			}
+			fail := err != nil && !errors.Is(err, ErrKeySpaceNotFound)
+			noCopy := fail && e.servesNoCopy(t.Member, err) // it copies the member list: not under mu
 			mu.Lock()
 			switch {
 			case err == nil && t.recorded && !t.departed:
 				reached = append(reached, t)
-			case err != nil && !errors.Is(err, ErrKeySpaceNotFound):
-				failed = append(failed, failedInvalidation{t, err, time.Now(), e.servesNoCopy(t.Member, err)})
+			case fail:
+				failed = append(failed, failedInvalidation{t, err, time.Now(), noCopy})
 			}
 			mu.Unlock()
 		})
