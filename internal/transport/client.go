@@ -115,7 +115,7 @@ func (t *Transport) call(ctx context.Context, addr string, req Request, deadline
 	if !deadline.IsZero() {
 		dl = t.mono(deadline)
 	}
-	id, ok := cc.register(c, dl)
+	id, alone, ok := cc.register(c, dl)
 	if !ok {
 		t.putCall(c)
 		return Response{}, cc.failErr()
@@ -127,7 +127,15 @@ func (t *Transport) call(ctx context.Context, addr string, req Request, deadline
 	if len(req.Trace) > 0 {
 		h.flags |= frameFlagTrace
 	}
-	if !cc.w.enqueueTraced(h, req.Trace, req.Payload) {
+	// A call alone on a quiet connection writes its frame itself (connWriter.send); with
+	// others in flight, more frames are likely to follow at once and the writer batches them.
+	var queued bool
+	if alone {
+		queued = cc.w.send(h, req.Trace, req.Payload)
+	} else {
+		queued = cc.w.enqueueTraced(h, req.Trace, req.Payload)
+	}
+	if !queued {
 		if cc.unregister(id) {
 			t.putCall(c)
 			return Response{}, cc.failErr()
@@ -516,21 +524,25 @@ type clientConn struct {
 	// mu guards the fields below.
 	mu      sync.Mutex
 	pending pendingTable
+	load    trickle // calls pending, for send
 	closed  bool
 	err     error
 }
 
 func (cc *clientConn) usable() bool { return !cc.dead.Load() && !cc.goaway.Load() }
 
-func (cc *clientConn) register(c *call, deadline int64) (uint64, bool) {
+func (cc *clientConn) register(c *call, deadline int64) (id uint64, alone, ok bool) {
 	cc.mu.Lock()
 	if cc.closed {
 		cc.mu.Unlock()
-		return 0, false
+		return 0, false, false
 	}
-	id := cc.pending.add(c, deadline)
+	id = cc.pending.add(c, deadline)
+	n := cc.pending.len()
+	cc.load.observe(n)
+	alone = n == 1 && cc.load.quiet()
 	cc.mu.Unlock()
-	return id, true
+	return id, alone, true
 }
 
 // unregister removes a pending call and reports whether it was still pending (if not,

@@ -35,6 +35,16 @@ const maxSpareWriteBuf = 1 << 20
 // go out together in the next one, so a busy connection batches many frames per syscall and
 // an idle one writes a lone frame at once: batching without a Nagle-style delay.
 //
+// A call or a reply alone on a quiet connection (no other call pending or handler
+// running, and few as a rule: trickle) goes through send, which writes a small frame in place when the writer is idle
+// (nothing queued, no Write in progress, the writer not woken): handing it to the writer
+// goroutine cost a wake-up and a trip through the run queue per frame, and on a large
+// cluster, where each connection carries a trickle, most frames are alone. Frames that
+// arrive during that Write queue for the writer goroutine as before, and frames with
+// company always queue, since they batch. Only callers and handler goroutines may write in
+// place: a reader that blocked in Write (its peer not reading) would stop reading, and two
+// such readers facing each other would never resume.
+//
 // queued counts the bytes queued or being written, so that a server reader can stop
 // reading a connection whose peer does not read its replies (waitRoom).
 type connWriter struct {
@@ -54,6 +64,11 @@ type connWriter struct {
 	// re-reading queued, and the writer lowers queued before loading it, so either the
 	// reader sees the room or the writer sees the waiter; the writer takes mu only then.
 	waiting atomic.Bool
+	// writing is set (under mu) while a Write is in progress, by the writer goroutine or
+	// by a sender writing in place; whoever set it owns conn's write side and refreshAt.
+	writing   bool
+	refreshAt time.Time // when the write deadline is next pushed forward
+	err       error     // a failed in-place Write, for the writer goroutine to report
 }
 
 func newConnWriter(conn net.Conn, timeout time.Duration, bytes *atomic.Uint64, limit int) *connWriter {
@@ -82,9 +97,71 @@ func (w *connWriter) enqueueTraced(h frameHeader, trace, payload []byte) bool {
 	}
 	w.buf = append(w.buf, payload...)
 	w.queued.Add(int64(frameHeaderLen + frameLen(trace, payload)))
-	w.signalLocked()
+	if !w.writing { // else whoever is writing takes it up when its Write returns
+		w.signalLocked()
+	}
 	w.mu.Unlock()
 	return true
+}
+
+// maxDirectFrame is the largest frame a sender writes in place (send); a larger one could
+// keep the caller in Write well past its own deadline, which the writer goroutine's queue
+// does not.
+const maxDirectFrame = 16 << 10
+
+// send is enqueueTraced for a caller or a handler, which may write the frame itself while
+// the connection is idle (see connWriter). Never call it from a connection's reader.
+func (w *connWriter) send(h frameHeader, trace, payload []byte) bool {
+	w.mu.Lock()
+	if w.writing || w.signaled || len(w.buf) > 0 || w.state != writerOpen || frameHeaderLen+frameLen(trace, payload) > maxDirectFrame {
+		w.mu.Unlock()
+		return w.enqueueTraced(h, trace, payload)
+	}
+	out := appendHeader(w.buf, h)
+	if len(trace) > 0 {
+		out = appendTraceField(out, trace)
+	}
+	out = append(out, payload...)
+	w.buf = nil
+	w.writing = true
+	w.queued.Add(int64(len(out)))
+	w.mu.Unlock()
+
+	err := w.write(out)
+
+	w.mu.Lock()
+	w.writing = false
+	if w.buf == nil && w.state == writerOpen {
+		w.buf = out[:0] // reuse the buffer unless frames came meanwhile
+	}
+	if err != nil && w.state != writerClosed {
+		w.err = err
+		w.state = writerClosed
+		w.buf = nil
+		w.wakeReaderLocked()
+	}
+	if len(w.buf) > 0 || w.state != writerOpen {
+		w.signalLocked() // frames that came meanwhile, or a finish or failure to carry out
+	}
+	w.mu.Unlock()
+	return true
+}
+
+// write writes out, pushing the write deadline forward once per half timeout, and
+// releases its bytes from queued. The caller holds writing.
+func (w *connWriter) write(out []byte) error {
+	if now := time.Now(); now.After(w.refreshAt) {
+		_ = w.conn.SetWriteDeadline(now.Add(w.timeout))
+		w.refreshAt = now.Add(w.timeout / 2)
+	}
+	n, err := w.conn.Write(out)
+	w.bytes.Add(uint64(n))
+	if w.queued.Add(-int64(len(out))) < w.limit && w.waiting.Load() {
+		w.mu.Lock()
+		w.wakeReaderLocked()
+		w.mu.Unlock()
+	}
+	return err
 }
 
 // full reports whether the queue has reached its limit.
@@ -155,19 +232,29 @@ func (w *connWriter) abort() {
 }
 
 // loop runs the writer until finish, abort or a write error. It always closes the
-// connection on exit and reports a write error (not caused by abort) to onErr.
+// connection on exit and reports a write error (not caused by abort) to onErr, including
+// one met by a sender writing in place.
 func (w *connWriter) loop(onErr func(error)) {
 	defer func() {
 		w.mu.Lock()
 		w.state = writerClosed
 		w.buf = nil
+		err := w.err
+		w.err = nil
 		w.wakeReaderLocked()
 		w.mu.Unlock()
 		_ = w.conn.Close()
+		if err != nil {
+			onErr(err)
+		}
 	}()
 	var spare []byte
-	var refreshAt time.Time
-	for range w.wake {
+	again := false // frames were queued during the last Write: no wake-up comes for them
+	for {
+		if !again {
+			<-w.wake
+		}
+		again = false
 		// Let goroutines that are already runnable (callers, handlers) queue their frames
 		// first, and keep yielding (bounded) while that adds frames: under load one Write
 		// carries dozens of frames; on an idle connection this costs one Gosched.
@@ -185,45 +272,41 @@ func (w *connWriter) loop(onErr func(error)) {
 			}
 		}
 		w.mu.Lock()
-		out := w.buf
-		w.buf = spare[:0]
-		w.signaled = false
 		state := w.state
 		if state == writerClosed {
-			w.buf = nil
 			w.mu.Unlock()
 			return
 		}
+		if w.writing {
+			// A sender is writing in place (this wake-up came from finish or abort); it
+			// wakes the writer again when it is done if frames are queued or the
+			// connection is finishing.
+			w.signaled = false
+			w.mu.Unlock()
+			continue
+		}
+		out := w.buf
+		w.buf = spare[:0]
+		w.signaled = false
+		w.writing = len(out) > 0
 		w.mu.Unlock()
 		if len(out) > 0 {
-			if now := time.Now(); now.After(refreshAt) {
-				_ = w.conn.SetWriteDeadline(now.Add(w.timeout))
-				refreshAt = now.Add(w.timeout / 2)
-			}
-			n, err := w.conn.Write(out)
-			w.bytes.Add(uint64(n))
-			if w.queued.Add(-int64(len(out))) < w.limit && w.waiting.Load() {
-				w.mu.Lock()
-				w.wakeReaderLocked()
-				w.mu.Unlock()
-			}
+			err := w.write(out)
+			w.mu.Lock()
+			w.writing = false
 			if err != nil {
-				w.mu.Lock()
-				aborted := w.state == writerClosed
-				w.state = writerClosed
-				w.buf = nil
-				w.mu.Unlock()
-				if !aborted {
-					onErr(err)
+				if w.state != writerClosed { // not aborted
+					w.err = err
 				}
+				w.mu.Unlock()
 				return
 			}
+			if len(w.buf) > 0 && !w.signaled {
+				w.signaled, again = true, true
+			}
+			w.mu.Unlock()
 		}
 		if state == writerFinishing {
-			w.mu.Lock()
-			w.state = writerClosed
-			w.buf = nil
-			w.mu.Unlock()
 			return
 		}
 		if cap(out) <= maxSpareWriteBuf {

@@ -43,6 +43,9 @@ func (p *pendingTable) add(c *call, deadline int64) uint64 {
 	return id
 }
 
+// len is the number of pending calls.
+func (p *pendingTable) len() int { return len(p.slots) - len(p.free) }
+
 // expire removes the calls whose deadline is at or before now and appends
 // them and their ids to calls and ids; next is the earliest deadline among
 // the calls that remain (0: none).

@@ -153,9 +153,10 @@ type serverConn struct {
 	idleSince  time.Time // when reqs last changed (zero: not yet observed)
 	idleGoAway bool      // GOAWAY sent for idleness
 
-	// mu guards running and closed.
+	// mu guards running, load and closed.
 	mu      sync.Mutex
 	running map[uint64]*reqCtx // request id -> its handler ctx
+	load    trickle            // handlers running, for reply
 	closed  bool
 }
 
@@ -322,6 +323,7 @@ func (sc *serverConn) dispatch(h frameHeader, trace, payload []byte) bool {
 		return !dup
 	}
 	sc.running[h.id] = rc
+	sc.load.observe(len(sc.running))
 	sc.mu.Unlock()
 	t.wg.Add(1) // safe: called from the tracked reader goroutine
 	go rc.serve()
@@ -339,7 +341,7 @@ func (sc *serverConn) serveInline(ih InlineHandler, h frameHeader, req Request) 
 		return true
 	}
 	if handled {
-		sc.reply(h.id, resp)
+		sc.reply(h.id, resp, false)
 	}
 	return handled
 }
@@ -354,8 +356,10 @@ func runInline(ih InlineHandler, req Request) (resp Response, handled bool, pani
 	return resp, handled, nil
 }
 
-// reply queues a handler's response, or a frame-too-large error in its place.
-func (sc *serverConn) reply(id uint64, resp Response) {
+// reply queues a handler's response, or a frame-too-large error in its place. direct lets
+// a handler goroutine write it in place (connWriter.send), which it does when it is alone
+// on a quiet connection (trickle); the reader, which runs inline handlers, must not.
+func (sc *serverConn) reply(id uint64, resp Response, direct bool) {
 	t := sc.t
 	if len(resp.Payload) > t.maxFrame-frameHeaderLen {
 		msg := fmt.Sprintf("response of %d bytes exceeds the %d byte frame limit", len(resp.Payload)+frameHeaderLen, t.maxFrame)
@@ -363,7 +367,12 @@ func (sc *serverConn) reply(id uint64, resp Response) {
 		return
 	}
 	t.st.requests.Add(1)
-	sc.w.enqueue(frameHeader{typ: frameResp, code: resp.Status, id: id, length: uint32(len(resp.Payload))}, resp.Payload)
+	h := frameHeader{typ: frameResp, code: resp.Status, id: id, length: uint32(len(resp.Payload))}
+	if direct {
+		sc.w.send(h, nil, resp.Payload)
+	} else {
+		sc.w.enqueue(h, resp.Payload)
+	}
 }
 
 func (sc *serverConn) reject(id uint64, code byte) {
@@ -382,6 +391,7 @@ func (rc *reqCtx) serve() {
 	if sc.running != nil {
 		delete(sc.running, h.id)
 	}
+	alone := len(sc.running) == 0 && sc.load.quiet()
 	sc.mu.Unlock()
 	rc.cancel(context.Canceled) // releases the timer and derived contexts, if any
 	if panicked != nil {
@@ -390,7 +400,7 @@ func (rc *reqCtx) serve() {
 		sc.reject(h.id, errCodeHandlerPanic)
 		return
 	}
-	sc.reply(h.id, resp)
+	sc.reply(h.id, resp, alone)
 }
 
 func runHandler(ctx context.Context, h Handler, req Request) (resp Response, panicked any) {
