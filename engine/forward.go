@@ -60,8 +60,9 @@ func (e *Engine) forwardGet(ctx context.Context, deadline time.Time, st *ksState
 	select {
 	case <-f.Done():
 		val, err := f.Result()
-		if err != nil && ctx.Err() == nil && time.Now().Before(deadline) && isContextErr(err) {
-			// The leader's own deadline expired; ours has not: try ourselves.
+		if err != nil && ctx.Err() == nil && time.Now().Before(deadline) && (isContextErr(err) || errors.Is(err, errRenewalFailed)) {
+			// The leader's own deadline expired, or it was a renewal that got
+			// no answer (near_renew.go); ours has not: try ourselves.
 			val, owned, _, err = e.forwardOnce(ctx, deadline, st, key, owner)
 			return val, owned, err
 		}

@@ -23,6 +23,9 @@ type ksState struct {
 	// near holds values fetched from their owners (nil: near cache off); see
 	// near.go.
 	near *cache.Store
+	// renewQuietUntil is when near copies may be renewed again after a
+	// renewal failed (unix ns; near_renew.go).
+	renewQuietUntil atomic.Int64
 
 	// loads coalesces DataSource fetches per key (owner side); forwards
 	// coalesces forwarded Gets per key (caller side).

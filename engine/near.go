@@ -77,14 +77,22 @@ func holderLease(st *ksState, flags uint16) time.Duration {
 const expiryUnknown = 1
 
 // nearGet appends a servable near copy of key to dst; gen is the current
-// flush generation.
-func nearGet(st *ksState, ring *membership.Ring, gen uint64, key string, dst []byte) ([]byte, bool) {
+// flush generation. renew reports that the copy is due for renewal
+// (near_renew.go).
+func nearGet(st *ksState, ring *membership.Ring, gen uint64, key string, dst []byte) (_ []byte, ok, renew bool) {
 	ent, ok := st.near.Peek(key)
-	if !ok || ent.Negative || !ent.Fresh() || !nearCurrent(ent.Value, ring, gen) { // Negative: a tombstone
-		return dst, false
+	if !ok || ent.Negative || !nearCurrent(ent.Value, ring, gen) { // Negative: a tombstone
+		return dst, false, false
+	}
+	if !ent.ExpiresAt.IsZero() { // Fresh, spelled out: renewDue needs the same clock reading
+		now := time.Now()
+		if !now.Before(ent.ExpiresAt) {
+			return dst, false, false
+		}
+		renew = renewDue(st, ent.ExpiresAt, now)
 	}
 	st.stats.nearHits.Add(1)
-	return appendValue(dst, ent.Value[nearTagLen:]), true
+	return appendValue(dst, ent.Value[nearTagLen:]), true, renew
 }
 
 // nearCurrent reports whether a stored near copy was filled under ring and

@@ -288,3 +288,112 @@ func TestNearCacheConfigValidation(t *testing.T) {
 		require.ErrorContains(t, err, ks)
 	}
 }
+
+// A copy read often is renewed in the background before it lapses, so no
+// Get after the first waits for the owner; a copy no longer read lapses.
+// Invariants: every Get is a near hit after the first (Forwarded stays 1),
+// one renewal per half-life while read, one fetch from the DataSource, and
+// no renewal from a copy read with between pushLease/2 and pushLease left.
+func TestNearCopyRenewedWhileRead(t *testing.T) {
+	t.Parallel()
+	testutil.Bubble(t, func(t *testing.T) {
+		const ttl = 2 * time.Second
+		c := testutil.NewCluster(t, 3, testutil.ClusterConfig{InMemory: true, Options: []engine.Option{
+			engine.WithKeySpaceNearCache(ks, 8<<20, ttl),
+		}})
+		ctx := context.Background()
+		keys := c.KeysOwnedBy(1, 2, "renew")
+		hot, cold := keys[0], keys[1]
+		for _, k := range keys {
+			_, err := c.Node(0).Get(ctx, ks, k)
+			require.NoError(t, err)
+		}
+		synctest.Wait()
+		start := ksStats(t, c.Node(0))
+		require.EqualValues(t, 2, start.Forwarded)
+
+		// The hot key is read every 100 ms for three near TTLs.
+		for range 60 {
+			time.Sleep(100 * time.Millisecond)
+			v, err := c.Node(0).Get(ctx, ks, hot)
+			require.NoError(t, err)
+			require.Equal(t, testutil.ValueOf(hot), v)
+			synctest.Wait() // a renewal started by this Get has finished
+		}
+		st := ksStats(t, c.Node(0))
+		require.EqualValues(t, 2, st.Forwarded, "no Get of the hot key waited for its owner")
+		require.EqualValues(t, 60, st.NearHits)
+		// Renewed at the first read with less than half its life left (age
+		// 1.1 s), then every 1.1 s: 5 in 6 s.
+		require.EqualValues(t, 5, st.NearRenewals)
+		require.Equal(t, 1, c.DataSource.Fetches(hot))
+
+		// The cold copy (6 s old) lapsed unrenewed: its next Get forwards.
+		_, err := c.Node(0).Get(ctx, ks, cold)
+		require.NoError(t, err)
+		synctest.Wait()
+		st = ksStats(t, c.Node(0))
+		require.EqualValues(t, 3, st.Forwarded)
+		require.EqualValues(t, 5, st.NearRenewals)
+
+		// Read only in its last pushLease (1.6 s after the forward above),
+		// the copy is served but not renewed.
+		time.Sleep(1600 * time.Millisecond)
+		_, err = c.Node(0).Get(ctx, ks, cold)
+		require.NoError(t, err)
+		synctest.Wait()
+		st = ksStats(t, c.Node(0))
+		require.EqualValues(t, 3, st.Forwarded, "a near hit")
+		require.EqualValues(t, 5, st.NearRenewals, "a pushed copy's life left: not renewed")
+
+		// In its last half pushLease a copy renews again (a pushed copy, which
+		// lives pushLease, renews only there; a key written every few
+		// milliseconds gets a new push before).
+		time.Sleep(200 * time.Millisecond)
+		_, err = c.Node(0).Get(ctx, ks, cold)
+		require.NoError(t, err)
+		synctest.Wait()
+		st = ksStats(t, c.Node(0))
+		require.EqualValues(t, 3, st.Forwarded, "a near hit")
+		require.EqualValues(t, 6, st.NearRenewals)
+		time.Sleep(time.Second) // past the first copy's lease, within the renewed one
+		_, err = c.Node(0).Get(ctx, ks, cold)
+		require.NoError(t, err)
+		require.EqualValues(t, 3, ksStats(t, c.Node(0)).Forwarded, "served from the renewed copy")
+	})
+}
+
+// A renewal that cannot reach the owner leaves the copy to lapse; the
+// keyspace renews nothing for a while after each failure, so a hot key does
+// not spin against an unreachable owner, and Gets keep being served from
+// the copy until it lapses.
+func TestNearRenewalBacksOffWhenOwnerUnreachable(t *testing.T) {
+	t.Parallel()
+	testutil.Bubble(t, func(t *testing.T) {
+		const ttl = 2 * time.Second
+		c := testutil.NewCluster(t, 3, testutil.ClusterConfig{InMemory: true, Options: []engine.Option{
+			engine.WithKeySpaceNearCache(ks, 8<<20, ttl),
+		}})
+		ctx := context.Background()
+		key := c.KeysOwnedBy(1, 1, "backoff")[0]
+		_, err := c.Node(0).Get(ctx, ks, key)
+		require.NoError(t, err)
+		synctest.Wait()
+		time.Sleep(ttl/2 + time.Millisecond) // the copy is due for renewal
+		c.Isolate(1)
+		defer c.Heal()
+		// 40 reads in 400 ms, each a near hit: renewals at most every
+		// renewBackoff (100 ms).
+		for range 40 {
+			v, err := c.Node(0).Get(ctx, ks, key)
+			require.NoError(t, err)
+			require.Equal(t, testutil.ValueOf(key), v)
+			time.Sleep(10 * time.Millisecond)
+		}
+		st := ksStats(t, c.Node(0))
+		require.EqualValues(t, 40, st.NearHits)
+		require.EqualValues(t, 1, st.Forwarded)
+		require.GreaterOrEqual(t, st.NearRenewals, int64(1))
+		require.LessOrEqual(t, st.NearRenewals, int64(5), "one renewal per backoff at most")
+	})
+}

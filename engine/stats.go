@@ -53,6 +53,9 @@ type KeySpaceStats struct {
 	// nodes whose near copies the write dropped; PushesTaken those this
 	// node received and kept in its near cache in place of the dropped copy.
 	PushesSent, PushesTaken int64
+	// NearRenewals counts the forwards this node sent in the background to
+	// renew near copies that were read often (they are not in Forwarded).
+	NearRenewals int64
 	// RateLimited and CircuitOpen count fetches refused by the protections.
 	RateLimited, CircuitOpen int64
 	// HandedOff counts entries sent to their new owner on a ring change or a
@@ -144,7 +147,7 @@ func (st *ksState) snapshotOf(stats func(*cache.Store) cache.Stats) KeySpaceStat
 		NearHits: c.nearHits.Load(), NearEntries: ns.Entries, NearUsedBytes: ns.UsedBytes,
 		Puts: c.puts.Load(), Deletes: c.deletes.Load(), Rejected: c.rejected.Load(),
 		InvalidationsSent: c.invalidationsSent.Load(), HolderRecords: st.holders.records(),
-		PushesSent: c.pushesSent.Load(), PushesTaken: c.pushesTaken.Load(),
+		PushesSent: c.pushesSent.Load(), PushesTaken: c.pushesTaken.Load(), NearRenewals: c.nearRenewals.Load(),
 		RateLimited: c.rateLimited.Load(), CircuitOpen: c.circuitOpen.Load(),
 		HandedOff: c.handedOff.Load(), HandoffsTaken: c.handoffsTaken.Load(),
 		BreakerState: st.protect.breakerState(),
@@ -166,6 +169,7 @@ type ksCounters struct {
 	served, degraded, staleServed               atomic.Int64
 	puts, deletes, rejected                     atomic.Int64
 	invalidationsSent, pushesSent, pushesTaken  atomic.Int64
+	nearRenewals                                atomic.Int64
 	rateLimited, circuitOpen                    atomic.Int64
 	handedOff, handoffsTaken                    atomic.Int64
 	// relookedHits and relookedMisses are store lookups of the inline
