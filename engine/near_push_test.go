@@ -65,6 +65,9 @@ func TestWritePushesValueToNearHolders(t *testing.T) {
 			got, err := c.Node(n).Get(ctx, ks, key)
 			require.NoError(t, err)
 			require.Equal(t, "v1", string(got))
+			// The copy is stored asynchronously; an invalidation that came
+			// first would find nothing to leave a tombstone for.
+			awaitNear(t, c, n, key)
 		}
 		taken := []int64{ksStats(t, c.Node(1)).PushesTaken, ksStats(t, c.Node(2)).PushesTaken}
 		// Through node 1, which forwards it to the owner.
