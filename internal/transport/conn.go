@@ -36,14 +36,14 @@ const maxSpareWriteBuf = 1 << 20
 // an idle one writes a lone frame at once: batching without a Nagle-style delay.
 //
 // A call or a reply alone on a quiet connection (no other call pending or handler
-// running, and few as a rule: trickle) goes through send, which writes a small frame in place when the writer is idle
-// (nothing queued, no Write in progress, the writer not woken): handing it to the writer
-// goroutine cost a wake-up and a trip through the run queue per frame, and on a large
-// cluster, where each connection carries a trickle, most frames are alone. Frames that
-// arrive during that Write queue for the writer goroutine as before, and frames with
-// company always queue, since they batch. Only callers and handler goroutines may write in
-// place: a reader that blocked in Write (its peer not reading) would stop reading, and two
-// such readers facing each other would never resume.
+// running, and few as a rule: trickle) goes through send, which writes a small frame in
+// place when the writer is idle (nothing queued, no Write in progress, the writer not
+// woken): handing it to the writer goroutine cost a wake-up and a trip through the run
+// queue per frame, and on a large cluster, where each connection carries a trickle, most
+// frames are alone. Frames that arrive during that Write queue for the writer goroutine as
+// before, and frames with company always queue, since they batch. Only callers and handler
+// goroutines may write in place: a reader that blocked in Write (its peer not reading)
+// would stop reading, and two such readers facing each other would never resume.
 //
 // queued counts the bytes queued or being written, so that a server reader can stop
 // reading a connection whose peer does not read its replies (waitRoom).
