@@ -2,7 +2,7 @@ package engine
 
 import (
 	"errors"
-		"time"
+	"time"
 
 	"github.com/distcache/distcache/cluster"
 	"github.com/distcache/distcache/internal/flight"
