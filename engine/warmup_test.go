@@ -230,8 +230,11 @@ func TestWarmupHotKeysMoveOnJoin(t *testing.T) {
 	})
 }
 
-// When a member leaves, the hot keys it owned are loaded once, by their
-// new owners, from what the survivors tracked.
+// When a member leaves, the hot keys it owned are loaded by their new
+// owners, from what the survivors tracked: once, or twice when a survivor
+// asked before the new owner's ring had changed (see below); keys that did
+// not move are not loaded again, and afterwards every hot key is served
+// from its owner's store.
 func TestWarmupHotKeysMoveOnLeave(t *testing.T) {
 	t.Parallel()
 	testutil.Bubble(t, func(t *testing.T) {
@@ -265,11 +268,17 @@ func TestWarmupHotKeysMoveOnLeave(t *testing.T) {
 		}, "hot keys of the node that left were not prefetched")
 		waitWarmupIdle(t, c)
 		for _, k := range hot {
-			want := 1
-			if before[k] != after[k] {
-				want = 2
+			if before[k] == after[k] {
+				require.Equal(t, 1, c.DataSource.Fetches(k), "hot key %s stayed on node %d", k, after[k])
+				continue
 			}
-			require.Equal(t, want, c.DataSource.Fetches(k), "hot key %s (owner %d -> %d)", k, before[k], after[k])
+			// Loaded once more, by the new owner. A survivor whose ring changed
+			// first may ask the new owner before that node's own ring has: the
+			// new owner then answers with a load it does not keep (a peer's
+			// request under another ring, DESIGN.md) and loads the key again
+			// for its own warmup. 12 runs in 60 met that window.
+			n := c.DataSource.Fetches(k)
+			require.True(t, n == 2 || n == 3, "hot key %s (owner %d -> %d) fetched %d times", k, before[k], after[k], n)
 		}
 		require.Zero(t, getAll(t, c, hot))
 	})
