@@ -123,13 +123,8 @@ func (e *Engine) forwardOnce(ctx context.Context, deadline time.Time, st *ksStat
 	case err == nil:
 		val = payload
 		if withExpiry {
-			var lease time.Duration
-			if val, exp, lease, err = splitExpiry(val); err != nil {
+			if val, exp, err = nearAnswer(val, sent); err != nil {
 				return nil, false, exp, fmt.Errorf("distcache: get %q from %s: %w", key, owner.Name, err)
-			}
-			// The near copy lapses with the owner's lease (holders.go).
-			if end := sent.Add(lease); exp.IsZero() || end.Before(exp) {
-				exp = end
 			}
 		}
 		if val == nil {

@@ -189,6 +189,23 @@ func withExpiry(exp time.Time, lease time.Duration, val []byte) []byte {
 	return append(b, val...)
 }
 
+// nearAnswer splits an owner's answer to a getFlagExpiry Get sent at sent
+// into the value (non-nil, even empty) and the copy's expiry: the entry's,
+// or the end of the owner's lease if that comes first (holders.go).
+func nearAnswer(payload []byte, sent time.Time) (val []byte, exp time.Time, err error) {
+	val, exp, lease, err := splitExpiry(payload)
+	if err != nil {
+		return nil, exp, err
+	}
+	if end := sent.Add(lease); exp.IsZero() || end.Before(exp) {
+		exp = end
+	}
+	if val == nil {
+		val = []byte{}
+	}
+	return val, exp, nil
+}
+
 // splitExpiry decodes a getFlagExpiry response.
 func splitExpiry(p []byte) (val []byte, exp time.Time, lease time.Duration, err error) {
 	if len(p) < 16 {

@@ -41,12 +41,9 @@ const renewBackoff = 100 * time.Millisecond
 // the degraded fallbacks a renewal does not take.
 var errRenewalFailed = errors.New("distcache: near copy renewal failed")
 
-// renewDue reports whether a copy that expires at exp, served at now, should
-// be renewed (see above).
+// renewDue reports whether a copy that expires at exp (not zero), served at
+// now, should be renewed (see above).
 func renewDue(st *ksState, exp, now time.Time) bool {
-	if exp.IsZero() {
-		return false
-	}
 	left := exp.Sub(now)
 	return left < st.settings.NearCacheTTL/2 && (left > pushLease || left < pushLease/2)
 }
@@ -79,18 +76,11 @@ func (e *Engine) runRenewal(st *ksState, key string, owner cluster.Member, ringV
 	sent := time.Now()
 	payload, err := e.peers.get(e.base, owner, st.name, key, true, sent.Add(st.settings.ReadTimeout))
 	var (
-		val   []byte
-		exp   time.Time
-		lease time.Duration
+		val []byte
+		exp time.Time
 	)
 	if err == nil {
-		val, exp, lease, err = splitExpiry(payload)
-		if end := sent.Add(lease); err == nil && (exp.IsZero() || end.Before(exp)) {
-			exp = end
-		}
-		if val == nil {
-			val = []byte{}
-		}
+		val, exp, err = nearAnswer(payload, sent)
 	}
 	l := st.forwards.Lock(key)
 	l.Unlink(f)
