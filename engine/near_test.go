@@ -289,6 +289,18 @@ func TestNearCacheConfigValidation(t *testing.T) {
 	}
 }
 
+// renewTTL is the near TTL of renewCluster.
+const renewTTL = 2 * time.Second
+
+// renewCluster is three nodes on the in-memory network (call it inside a
+// bubble) with near copies that live renewTTL.
+func renewCluster(t *testing.T) *testutil.Cluster {
+	t.Helper()
+	return testutil.NewCluster(t, 3, testutil.ClusterConfig{InMemory: true, Options: []engine.Option{
+		engine.WithKeySpaceNearCache(ks, 8<<20, renewTTL),
+	}})
+}
+
 // A copy read often is renewed in the background before it lapses, so no
 // Get after the first waits for the owner; a copy no longer read lapses.
 // Invariants: every Get is a near hit after the first (Forwarded stays 1),
@@ -297,10 +309,7 @@ func TestNearCacheConfigValidation(t *testing.T) {
 func TestNearCopyRenewedWhileRead(t *testing.T) {
 	t.Parallel()
 	testutil.Bubble(t, func(t *testing.T) {
-		const ttl = 2 * time.Second
-		c := testutil.NewCluster(t, 3, testutil.ClusterConfig{InMemory: true, Options: []engine.Option{
-			engine.WithKeySpaceNearCache(ks, 8<<20, ttl),
-		}})
+		c := renewCluster(t)
 		ctx := context.Background()
 		keys := c.KeysOwnedBy(1, 2, "renew")
 		hot, cold := keys[0], keys[1]
@@ -370,16 +379,13 @@ func TestNearCopyRenewedWhileRead(t *testing.T) {
 func TestNearRenewalBacksOffWhenOwnerUnreachable(t *testing.T) {
 	t.Parallel()
 	testutil.Bubble(t, func(t *testing.T) {
-		const ttl = 2 * time.Second
-		c := testutil.NewCluster(t, 3, testutil.ClusterConfig{InMemory: true, Options: []engine.Option{
-			engine.WithKeySpaceNearCache(ks, 8<<20, ttl),
-		}})
+		c := renewCluster(t)
 		ctx := context.Background()
 		key := c.KeysOwnedBy(1, 1, "backoff")[0]
 		_, err := c.Node(0).Get(ctx, ks, key)
 		require.NoError(t, err)
 		synctest.Wait()
-		time.Sleep(ttl/2 + time.Millisecond) // the copy is due for renewal
+		time.Sleep(renewTTL/2 + time.Millisecond) // the copy is due for renewal
 		c.Isolate(1)
 		defer c.Heal()
 		// 40 reads in 400 ms, each a near hit: renewals at most every

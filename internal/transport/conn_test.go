@@ -247,12 +247,8 @@ func TestCallsAcrossQuietAndBusySpells(t *testing.T) {
 				} else {
 					spell.RUnlock()
 				}
-				if err != nil {
+				if err := echoed(resp, err, want, uint8(i)); err != nil {
 					errs <- fmt.Errorf("call %d of caller %d: %w", i, g, err)
-					return
-				}
-				if string(resp.Payload) != want || resp.Status != uint8(i) {
-					errs <- fmt.Errorf("got %q/%d want %q/%d", resp.Payload, resp.Status, want, i)
 					return
 				}
 			}

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strconv"
 	"testing"
@@ -48,4 +49,15 @@ func (inlineEcho) ServeInline(req Request) (Response, bool) {
 		panic("inline boom")
 	}
 	return Response{}, false
+}
+
+// echoed checks an echo handler's answer to a Call with op and payload want.
+func echoed(resp Response, err error, want string, op uint8) error {
+	if err != nil {
+		return err
+	}
+	if string(resp.Payload) != want || resp.Status != op {
+		return fmt.Errorf("got %q/%d want %q/%d", resp.Payload, resp.Status, want, op)
+	}
+	return nil
 }

@@ -53,12 +53,8 @@ func TestManyConcurrentCalls(t *testing.T) {
 			for i := range perCaller {
 				want := fmt.Sprintf("g%d-i%d", g, i)
 				resp, err := cli.Call(context.Background(), addrOf(srv), Request{Op: uint8(i), Payload: []byte(want)})
-				if err != nil {
+				if err := echoed(resp, err, want, uint8(i)); err != nil {
 					errs <- err
-					return
-				}
-				if string(resp.Payload) != want || resp.Status != uint8(i) {
-					errs <- fmt.Errorf("got %q/%d want %q/%d", resp.Payload, resp.Status, want, i)
 					return
 				}
 			}
