@@ -129,13 +129,7 @@ func (t *Transport) call(ctx context.Context, addr string, req Request, deadline
 	}
 	// A call alone on a quiet connection writes its frame itself (connWriter.send); with
 	// others in flight, more frames are likely to follow at once and the writer batches them.
-	var queued bool
-	if alone {
-		queued = cc.w.send(h, req.Trace, req.Payload)
-	} else {
-		queued = cc.w.enqueueTraced(h, req.Trace, req.Payload)
-	}
-	if !queued {
+	if !cc.w.send(h, req.Trace, req.Payload, alone) {
 		if cc.unregister(id) {
 			t.putCall(c)
 			return Response{}, cc.failErr()

@@ -109,11 +109,12 @@ func (w *connWriter) enqueueTraced(h frameHeader, trace, payload []byte) bool {
 // does not.
 const maxDirectFrame = 16 << 10
 
-// send is enqueueTraced for a caller or a handler, which may write the frame itself while
-// the connection is idle (see connWriter). Never call it from a connection's reader.
-func (w *connWriter) send(h frameHeader, trace, payload []byte) bool {
+// send is enqueueTraced for a caller or a handler, which with inPlace (it is alone on a
+// quiet connection) writes the frame itself while the connection is idle (see
+// connWriter). Never pass inPlace from a connection's reader.
+func (w *connWriter) send(h frameHeader, trace, payload []byte, inPlace bool) bool {
 	w.mu.Lock()
-	if w.writing || w.signaled || len(w.buf) > 0 || w.state != writerOpen || frameHeaderLen+frameLen(trace, payload) > maxDirectFrame {
+	if !inPlace || w.writing || w.signaled || len(w.buf) > 0 || w.state != writerOpen || frameHeaderLen+frameLen(trace, payload) > maxDirectFrame {
 		w.mu.Unlock()
 		return w.enqueueTraced(h, trace, payload)
 	}

@@ -79,14 +79,14 @@ func respFrame(id uint64, payload []byte) frameHeader {
 func TestSendWritesInPlaceWhenIdle(t *testing.T) {
 	conn := newGatedConn(false)
 	w := newConnWriter(conn, time.Second, new(atomic.Uint64), 1<<20)
-	require.True(t, w.send(respFrame(1, []byte("a")), nil, []byte("a")))
+	require.True(t, w.send(respFrame(1, []byte("a")), nil, []byte("a"), true))
 	require.Equal(t, []uint64{1}, conn.ids(t), "written in place, without the writer goroutine")
 	require.Zero(t, w.queued.Load())
 
 	require.True(t, w.enqueue(respFrame(2, nil), nil))
 	require.Equal(t, []uint64{1}, conn.ids(t), "enqueue only queues")
 	// With a frame queued the connection is no longer idle: send queues behind it.
-	require.True(t, w.send(respFrame(3, nil), nil, nil))
+	require.True(t, w.send(respFrame(3, nil), nil, nil, true))
 	require.Equal(t, []uint64{1}, conn.ids(t))
 
 	done := make(chan struct{})
@@ -107,10 +107,10 @@ func TestSendInPlaceThenWriterCarriesTheRest(t *testing.T) {
 	go func() { defer close(done); w.loop(func(error) {}) }()
 
 	sent := make(chan bool)
-	go func() { sent <- w.send(respFrame(1, []byte("x")), nil, []byte("x")) }()
+	go func() { sent <- w.send(respFrame(1, []byte("x")), nil, []byte("x"), true) }()
 	<-conn.entered // the sender is in Write
 	require.True(t, w.enqueue(respFrame(2, nil), nil))
-	require.True(t, w.send(respFrame(3, nil), nil, nil), "a send during a Write queues")
+	require.True(t, w.send(respFrame(3, nil), nil, nil, true), "a send during a Write queues")
 	select {
 	case <-conn.entered:
 		t.Fatal("the writer started a Write while the sender's was in progress")
@@ -138,11 +138,11 @@ func TestFinishDuringInPlaceWrite(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); w.loop(func(error) {}) }()
 
-	go w.send(respFrame(1, nil), nil, nil)
+	go w.send(respFrame(1, nil), nil, nil, true)
 	<-conn.entered
 	require.True(t, w.enqueue(respFrame(2, nil), nil))
 	w.finish()
-	require.False(t, w.send(respFrame(3, nil), nil, nil), "refused once finishing")
+	require.False(t, w.send(respFrame(3, nil), nil, nil, true), "refused once finishing")
 	conn.gate <- struct{}{}
 	<-conn.entered
 	conn.gate <- struct{}{}
@@ -161,7 +161,7 @@ func TestInPlaceWriteFailureIsReported(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); w.loop(func(err error) { reported <- err }) }()
 
-	require.True(t, w.send(respFrame(1, nil), nil, nil), "accepted: the failure is the connection's")
+	require.True(t, w.send(respFrame(1, nil), nil, nil, true), "accepted: the failure is the connection's")
 	select {
 	case err := <-reported:
 		require.ErrorIs(t, err, conn.fail)
@@ -170,7 +170,7 @@ func TestInPlaceWriteFailureIsReported(t *testing.T) {
 	}
 	<-done
 	require.True(t, conn.closed.Load())
-	require.False(t, w.send(respFrame(2, nil), nil, nil))
+	require.False(t, w.send(respFrame(2, nil), nil, nil, true))
 	require.False(t, w.enqueue(respFrame(3, nil), nil))
 }
 
@@ -184,7 +184,7 @@ func TestAbortDuringInPlaceWriteIsNotReported(t *testing.T) {
 	go func() { defer close(done); w.loop(func(err error) { reported <- err }) }()
 
 	sent := make(chan bool)
-	go func() { sent <- w.send(respFrame(1, nil), nil, nil) }()
+	go func() { sent <- w.send(respFrame(1, nil), nil, nil, true) }()
 	<-conn.entered
 	w.abort()
 	conn.gate <- struct{}{}
@@ -198,14 +198,20 @@ func TestAbortDuringInPlaceWriteIsNotReported(t *testing.T) {
 }
 
 // Large frames are never written in place: the caller would sit in Write past its own
-// deadline while the peer is slow to read.
+// deadline while the peer is slow to read. Nor are frames that may batch.
 func TestSendQueuesLargeFrames(t *testing.T) {
 	conn := newGatedConn(false)
 	w := newConnWriter(conn, time.Second, new(atomic.Uint64), 1<<20)
 	big := make([]byte, maxDirectFrame)
-	require.True(t, w.send(respFrame(1, big), nil, big))
+	require.True(t, w.send(respFrame(1, big), nil, big, true))
 	require.Empty(t, conn.ids(t), "queued for the writer")
 	require.Equal(t, int64(frameHeaderLen+len(big)), w.queued.Load())
+
+	// Nor a frame whose sender is not alone on a quiet connection (inPlace false).
+	conn = newGatedConn(false)
+	w = newConnWriter(conn, time.Second, new(atomic.Uint64), 1<<20)
+	require.True(t, w.send(respFrame(2, nil), nil, nil, false))
+	require.Empty(t, conn.ids(t), "queued for the writer")
 }
 
 // Calls on a connection that keeps switching between a trickle (frames written in place)

@@ -367,12 +367,7 @@ func (sc *serverConn) reply(id uint64, resp Response, direct bool) {
 		return
 	}
 	t.st.requests.Add(1)
-	h := frameHeader{typ: frameResp, code: resp.Status, id: id, length: uint32(len(resp.Payload))}
-	if direct {
-		sc.w.send(h, nil, resp.Payload)
-	} else {
-		sc.w.enqueue(h, resp.Payload)
-	}
+	sc.w.send(frameHeader{typ: frameResp, code: resp.Status, id: id, length: uint32(len(resp.Payload))}, nil, resp.Payload, direct)
 }
 
 func (sc *serverConn) reject(id uint64, code byte) {
