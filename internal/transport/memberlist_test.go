@@ -84,7 +84,10 @@ func TestMemberlistThroughTransport(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, m.Name, string(resp.Payload))
 	}
-	assert.Positive(t, trs[2].Stats().StreamsForwarded, "memberlist streams were demultiplexed to memberlist")
+	// Counted once the stream is handed over, which memberlist may read (and deliver
+	// the message above) first.
+	require.Eventually(t, func() bool { return trs[2].Stats().StreamsForwarded > 0 }, 10*time.Second, time.Millisecond,
+		"memberlist streams were demultiplexed to memberlist")
 }
 
 func TestMemberlistPartitionWithSetBlocked(t *testing.T) {
