@@ -81,7 +81,8 @@
 // The accepting goroutine becomes the connection's reader. Each REQ is admitted against
 // MaxConcurrentRequests (when full it is answered ERR overloaded at once: the reader never
 // stops reading, so one slow request cannot block the connection) and served by the
-// [Handler] on its own goroutine under a context that carries the caller's deadline and
+// [Handler] on a goroutine of its own (a worker kept from an earlier request when one is
+// waiting) under a context that carries the caller's deadline and
 // is cancelled by CANCEL, a broken connection or Shutdown. That context is allocated with
 // the request and only arms a timer if someone waits on Done. A Handler may also implement
 // [InlineHandler] to answer cheap requests (cache hits) on the reader goroutine, skipping

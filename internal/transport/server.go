@@ -326,7 +326,7 @@ func (sc *serverConn) dispatch(h frameHeader, trace, payload []byte) bool {
 	sc.load.observe(len(sc.running))
 	sc.mu.Unlock()
 	t.wg.Add(1) // safe: called from the tracked reader goroutine
-	go rc.serve()
+	t.startHandler(rc)
 	return true
 }
 

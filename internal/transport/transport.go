@@ -53,6 +53,7 @@ type Transport struct {
 	goAwayed        atomic.Bool
 	lastRefusalWarn atomic.Int64  // unix ns of the last refusal logged at warn level
 	active          atomic.Int64  // handlers running
+	idleWorkers     chan *reqCtx  // unbuffered: handler workers waiting for a request (handler_workers.go)
 	idleCh          chan struct{} // signalled when active drops to 0 while draining
 	callPool        sync.Pool
 	sweep           sweeper // expires calls at their deadline
@@ -114,6 +115,7 @@ func New(cfg Config) (*Transport, error) {
 		t.readIdle = 3 * cfg.KeepaliveInterval
 	}
 	t.baseCtx, t.baseCancel = context.WithCancel(context.Background())
+	t.idleWorkers = make(chan *reqCtx)
 	t.callPool.New = func() any { return &call{ch: make(chan struct{}, 1)} }
 	if cfg.Handler != nil {
 		t.handler.Store(newHandlerBox(cfg.Handler))
