@@ -338,3 +338,37 @@ func BenchmarkPutReplicas(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPutHeldKey is the write of a hot key, as under a skewed load: a
+// Put on node 0 of a key owned by node 1 whose near copy nodes 0 and 2
+// hold (each Get of the loop refills it, by the owner's push or by a
+// forward). One op is a Put and a Get on each non-owner; allocations and
+// CPU are the whole cluster's (three nodes in one process). Run:
+//
+//	go test -run '^$' -bench PutHeldKey -benchmem -count 5 ./engine/
+func BenchmarkPutHeldKey(b *testing.B) {
+	c, keys := remoteSetup(b)
+	ctx := context.Background()
+	key, v := keys[0], make([]byte, 100)
+	writer, other := c.Node(0), c.Node(2)
+	for _, e := range []*engine.Engine{writer, other} {
+		if _, err := e.Get(ctx, ks, key); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	for i := 0; i < b.N; i++ {
+		v[0] = byte(i)
+		if err := writer.Put(ctx, ks, engine.Entry{Key: key, Value: v}); err != nil {
+			b.Fatal(err)
+		}
+		for _, e := range []*engine.Engine{writer, other} {
+			if _, err := e.Get(ctx, ks, key); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(time.Microsecond)/float64(b.N), "cpu-µs/op")
+}

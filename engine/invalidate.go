@@ -37,19 +37,18 @@ func (e *Engine) invalidateCopies(ctx context.Context, st *ksState, keys []strin
 		mu     sync.Mutex
 		failed []failedInvalidation
 	)
-	for _, t := range targets {
-		wg.Go(func() {
+	// Each target's call has a deadline of its own, passed to the transport
+	// rather than as a derived context (no timer, no allocation per call).
+	// The last target is served in this goroutine.
+	for i, t := range targets {
+		one := func() {
 			var err error
 			if t.departed {
 				// Most likely gone for good: a short try on its own, then a
 				// flush notice should it come back.
-				call, cancel := context.WithTimeout(ctx, departedCallTimeout)
-				err = e.sendInvalidation(call, st, t.Member, keys)
-				cancel()
+				err = e.sendInvalidation(ctx, st, t.Member, keys, time.Now().Add(departedCallTimeout))
 			} else {
-				call, cancel := context.WithDeadline(ctx, later(t.leaseEnd, time.Now().Add(invalidationPatience)))
-				err = e.invalidate(call, st, t.Member, keys)
-				cancel()
+				err = e.invalidate(ctx, st, t.Member, keys, later(t.leaseEnd, time.Now().Add(invalidationPatience)))
 			}
 			fail := err != nil && !errors.Is(err, ErrKeySpaceNotFound)
 			noCopy := fail && e.servesNoCopy(t.Member, err) // it copies the member list: not under mu
@@ -61,7 +60,12 @@ func (e *Engine) invalidateCopies(ctx context.Context, st *ksState, keys []strin
 				failed = append(failed, failedInvalidation{t, err, time.Now(), noCopy})
 			}
 			mu.Unlock()
-		})
+		}
+		if i == len(targets)-1 {
+			one()
+		} else {
+			wg.Go(one)
+		}
 	}
 	wg.Wait()
 	var lapse time.Time

@@ -49,8 +49,9 @@ type invalidationBatch struct {
 }
 
 // invalidate tells m to drop its copies of st's keys, in a batch with
-// other writes' keys when requests to m are already in flight.
-func (e *Engine) invalidate(ctx context.Context, st *ksState, m cluster.Member, keys []string) error {
+// other writes' keys when requests to m are already in flight; the
+// answer is waited for until ctx ends or deadline passes.
+func (e *Engine) invalidate(ctx context.Context, st *ksState, m cluster.Member, keys []string, deadline time.Time) error {
 	d := invalidationDest{m, st}
 	l := &e.invalidations
 	l.mu.Lock()
@@ -65,10 +66,13 @@ func (e *Engine) invalidate(ctx context.Context, st *ksState, m cluster.Member, 
 	if line.inFlight < maxInvalidationsInFlight || len(keys) > maxKeysPerRequest/2 {
 		line.inFlight++
 		l.mu.Unlock()
-		err := e.sendInvalidation(ctx, st, m, keys)
+		err := e.sendInvalidation(ctx, st, m, keys, deadline)
 		e.invalidationAnswered(d)
 		return err
 	}
+	// Waiting for a batch needs a timer for the deadline.
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
 	b := line.next
 	if b == nil || len(b.keys)+len(keys) > maxKeysPerRequest {
 		if b != nil {
@@ -94,12 +98,12 @@ func (e *Engine) invalidate(ctx context.Context, st *ksState, m cluster.Member, 
 	}
 }
 
-// sendInvalidation is one opInvalidate request.
-func (e *Engine) sendInvalidation(ctx context.Context, st *ksState, m cluster.Member, keys []string) error {
+// sendInvalidation is one opInvalidate request, answered by deadline.
+func (e *Engine) sendInvalidation(ctx context.Context, st *ksState, m cluster.Member, keys []string, deadline time.Time) error {
 	st.stats.invalidationsSent.Add(1)
 	// Our store version now: the writes will be stored above it, so the
 	// receiver refuses our hand-offs of older entries.
-	return e.peers.invalidate(ctx, m, encodeInvalidate(st.name, e.selfName, st.store.Version(), keys))
+	return e.peers.invalidate(ctx, m, encodeInvalidate(st.name, e.selfName, st.store.Version(), keys), deadline)
 }
 
 // invalidationAnswered ends a request in flight to d, and sends d's
@@ -134,9 +138,7 @@ func (e *Engine) startBatch(d invalidationDest, b *invalidationBatch) {
 
 // sendBatch sends b, a request counted in flight to d.
 func (e *Engine) sendBatch(d invalidationDest, b *invalidationBatch) {
-	ctx, cancel := context.WithDeadline(e.base, b.deadline) // Stop does not wait for it
-	b.err = e.sendInvalidation(ctx, d.st, d.m, b.keys)
-	cancel()
+	b.err = e.sendInvalidation(e.base, d.st, d.m, b.keys, b.deadline) // Stop does not wait for it
 	close(b.done)
 	e.invalidationAnswered(d)
 }

@@ -142,11 +142,9 @@ func (e *Engine) sendPushes(d invalidationDest, line *pushLine) {
 			return
 		}
 		p.mu.Unlock()
-		ctx, cancel := context.WithTimeout(e.base, pushTimeout)
-		if e.peers.push(ctx, d.m, encodeHandoff(d.st.name, e.selfName, batch)) == nil {
+		if e.peers.push(e.base, d.m, encodeHandoff(d.st.name, e.selfName, batch), time.Now().Add(pushTimeout)) == nil {
 			d.st.stats.pushesSent.Add(int64(len(batch)))
 		}
-		cancel()
 	}
 }
 
@@ -181,8 +179,9 @@ func (e *Engine) servePush(st *ksState, r handoffRequest) transport.Response {
 	return transport.Response{Status: statusOK}
 }
 
-// push sends m an opPush payload (encodeHandoff's form).
-func (p peers) push(ctx context.Context, m cluster.Member, payload []byte) error {
-	_, err := p.send(ctx, m, transport.Request{Op: opPush, Payload: payload}, time.Time{})
+// push sends m an opPush payload (encodeHandoff's form), answered by
+// deadline.
+func (p peers) push(ctx context.Context, m cluster.Member, payload []byte, deadline time.Time) error {
+	_, err := p.send(ctx, m, transport.Request{Op: opPush, Payload: payload}, deadline)
 	return err
 }

@@ -74,8 +74,8 @@ func (p peers) write(ctx context.Context, m cluster.Member, ks string, group []E
 
 // invalidate tells m to drop its copies of keys, written by owner from at
 // store version ver. payload is encodeInvalidate's, shared by every target.
-func (p peers) invalidate(ctx context.Context, m cluster.Member, payload []byte) error {
-	_, err := p.send(ctx, m, transport.Request{Op: opInvalidate, Payload: payload}, time.Time{})
+func (p peers) invalidate(ctx context.Context, m cluster.Member, payload []byte, deadline time.Time) error {
+	_, err := p.send(ctx, m, transport.Request{Op: opInvalidate, Payload: payload}, deadline)
 	return err
 }
 
