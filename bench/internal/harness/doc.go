@@ -24,7 +24,9 @@
 // Keys is the memory per cached entry. W1, W2, W4 and W5 run with a
 // DataSource latency of MissLatency.
 //
-// Every operation is timed into a per-caller histogram (package hist).
+// Every operation is timed into a per-caller histogram (package hist);
+// Puts (W1, W5) also into one of their own, since the quantiles of all
+// operations hide them among the Gets.
 // Allocations, CPU time (getrusage) and read/write system calls
 // (/proc/self/io) per operation are process-wide deltas over the workload
 // divided by its operations, so they include the server side of every node

@@ -52,6 +52,7 @@ type caller struct {
 	ops, gets, errs, putErrs atomic.Int64
 	_                        [96]byte
 	hists                    []*hist.Histogram // one per phase
+	puts                     hist.Histogram    // Puts alone, every phase
 }
 
 // mark is a snapshot of the counters at a phase boundary.
@@ -155,7 +156,11 @@ func runMix(ctx context.Context, sys sut.System, cfg Config, keys []string, src 
 					_, err = sys.Get(ctx, node, key)
 					c.gets.Add(1)
 				}
-				c.hists[p].Record(time.Since(t0))
+				took := time.Since(t0)
+				c.hists[p].Record(took)
+				if put {
+					c.puts.Record(took)
+				}
 				if err != nil {
 					c.errs.Add(1)
 					if put {
@@ -191,6 +196,13 @@ func runMix(ctx context.Context, sys sut.System, cfg Config, keys []string, src 
 		}
 	}
 	fill(&res, all, m0, m1)
+	puts := &hist.Histogram{}
+	for _, c := range ph.callers {
+		puts.Merge(&c.puts)
+	}
+	if puts.Count() > 0 {
+		res.PutP50, res.PutP99 = puts.Quantile(0.5), puts.Quantile(0.99)
+	}
 	var phases []Phase
 	for i := 1; i < len(ph.marks) && i <= spec.phases; i++ {
 		a, b := ph.marks[i-1], ph.marks[i]

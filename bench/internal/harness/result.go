@@ -54,6 +54,10 @@ type Result struct {
 	P50        time.Duration `json:"p50_ns"`
 	P99        time.Duration `json:"p99_ns"`
 	P999       time.Duration `json:"p999_ns"`
+	// PutP50 and PutP99 are the latencies of Puts alone (W1, W5), which
+	// the quantiles above mix with Gets.
+	PutP50 time.Duration `json:"put_p50_ns,omitempty"`
+	PutP99 time.Duration `json:"put_p99_ns,omitempty"`
 	// DSCalls is the number of DataSource calls during the workload.
 	DSCalls int64 `json:"datasource_calls"`
 	// HitRatio is 1 - DSCalls/Gets.

@@ -87,6 +87,16 @@ func Markdown(w io.Writer, rep *harness.Report, m Machine, command string) error
 			}
 		}
 		p("\n")
+		puts := false
+		for _, s := range rep.Systems {
+			if r, ok := s.Result(wl); ok && r.PutP50 > 0 {
+				p("- %s: Puts alone p50 %s, p99 %s.\n", s.Name, dur(r.PutP50), dur(r.PutP99))
+				puts = true
+			}
+		}
+		if puts {
+			p("\n")
+		}
 		if wl == harness.W5 {
 			p("| system | phase | seconds | Gets | ops/s | p99 | DataSource calls | hit ratio | errors (of which Put) |\n")
 			p("|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
