@@ -337,21 +337,24 @@ func TestNearCopyRenewedWhileRead(t *testing.T) {
 		require.EqualValues(t, 5, st.NearRenewals)
 		require.Equal(t, 1, c.DataSource.Fetches(hot))
 
+		// readCold reads the cold key and returns the stats once any
+		// renewal it started has finished.
+		readCold := func() engine.KeySpaceStats {
+			_, err := c.Node(0).Get(ctx, ks, cold)
+			require.NoError(t, err)
+			synctest.Wait()
+			return ksStats(t, c.Node(0))
+		}
+
 		// The cold copy (6 s old) lapsed unrenewed: its next Get forwards.
-		_, err := c.Node(0).Get(ctx, ks, cold)
-		require.NoError(t, err)
-		synctest.Wait()
-		st = ksStats(t, c.Node(0))
+		st = readCold()
 		require.EqualValues(t, 3, st.Forwarded)
 		require.EqualValues(t, 5, st.NearRenewals)
 
 		// Read only in its last pushLease (1.6 s after the forward above),
 		// the copy is served but not renewed.
 		time.Sleep(1600 * time.Millisecond)
-		_, err = c.Node(0).Get(ctx, ks, cold)
-		require.NoError(t, err)
-		synctest.Wait()
-		st = ksStats(t, c.Node(0))
+		st = readCold()
 		require.EqualValues(t, 3, st.Forwarded, "a near hit")
 		require.EqualValues(t, 5, st.NearRenewals, "a pushed copy's life left: not renewed")
 
@@ -359,16 +362,11 @@ func TestNearCopyRenewedWhileRead(t *testing.T) {
 		// lives pushLease, renews only there; a key written every few
 		// milliseconds gets a new push before).
 		time.Sleep(200 * time.Millisecond)
-		_, err = c.Node(0).Get(ctx, ks, cold)
-		require.NoError(t, err)
-		synctest.Wait()
-		st = ksStats(t, c.Node(0))
+		st = readCold()
 		require.EqualValues(t, 3, st.Forwarded, "a near hit")
 		require.EqualValues(t, 6, st.NearRenewals)
 		time.Sleep(time.Second) // past the first copy's lease, within the renewed one
-		_, err = c.Node(0).Get(ctx, ks, cold)
-		require.NoError(t, err)
-		require.EqualValues(t, 3, ksStats(t, c.Node(0)).Forwarded, "served from the renewed copy")
+		require.EqualValues(t, 3, readCold().Forwarded, "served from the renewed copy")
 	})
 }
 
