@@ -41,7 +41,7 @@ func (e *Engine) forwardGet(ctx context.Context, deadline time.Time, st *ksState
 		}
 		l = st.forwards.Lock(key)
 		l.Unlink(f)
-		if owned && st.near != nil && !l.Superseded(f) && f.Gen() == e.flushGen() && !e.cachingPaused() {
+		if owned && st.near != nil && e.nearKeepable(l, f) {
 			nearPut(st, key, val, exp, ringVersion, f.Gen())
 		}
 		// Followers join under the lock, and none can join now.

@@ -102,10 +102,7 @@ func (e *Engine) getMany(ctx context.Context, st *ksState, keys []string) (map[s
 			// does not fill the near cache: its answers carry no expiry.)
 			rest := group[:0:0]
 			for _, k := range group {
-				if v, ok, renew := nearGet(st, ring, gen, k, nil); ok {
-					if renew {
-						e.renewNear(st, k, owner, ring.Version())
-					}
+				if v, ok := e.nearGet(st, ring, gen, k, nil, owner); ok {
 					res.put(k, v, nil, true)
 				} else {
 					rest = append(rest, k)

@@ -5,7 +5,9 @@ import (
 	"math"
 	"time"
 
+	"github.com/distcache/distcache/cluster"
 	"github.com/distcache/distcache/internal/cache"
+	"github.com/distcache/distcache/internal/flight"
 	"github.com/distcache/distcache/internal/membership"
 )
 
@@ -77,22 +79,32 @@ func holderLease(st *ksState, flags uint16) time.Duration {
 const expiryUnknown = 1
 
 // nearGet appends a servable near copy of key to dst; gen is the current
-// flush generation. renew reports that the copy is due for renewal
-// (near_renew.go).
-func nearGet(st *ksState, ring *membership.Ring, gen uint64, key string, dst []byte) (_ []byte, ok, renew bool) {
+// flush generation. A copy due for renewal is renewed from owner in the
+// background (near_renew.go).
+func (e *Engine) nearGet(st *ksState, ring *membership.Ring, gen uint64, key string, dst []byte, owner cluster.Member) ([]byte, bool) {
 	ent, ok := st.near.Peek(key)
 	if !ok || ent.Negative || !nearCurrent(ent.Value, ring, gen) { // Negative: a tombstone
-		return dst, false, false
+		return dst, false
 	}
 	if !ent.ExpiresAt.IsZero() { // Fresh, spelled out: renewDue needs the same clock reading
 		now := time.Now()
 		if !now.Before(ent.ExpiresAt) {
-			return dst, false, false
+			return dst, false
 		}
-		renew = renewDue(st, ent.ExpiresAt, now)
+		if renewDue(st, ent.ExpiresAt, now) {
+			e.renewNear(st, key, owner, ring.Version())
+		}
 	}
 	st.stats.nearHits.Add(1)
-	return appendValue(dst, ent.Value[nearTagLen:]), true, renew
+	return appendValue(dst, ent.Value[nearTagLen:]), true
+}
+
+// nearKeepable reports whether the answer of a forward that led flight f
+// may be kept as a near copy: no write superseded it, and no flush or
+// pause of caching came since it started. The caller holds the key's
+// forward lock l.
+func (e *Engine) nearKeepable(l flight.Locked, f *flight.Flight) bool {
+	return !l.Superseded(f) && f.Gen() == e.flushGen() && !e.cachingPaused()
 }
 
 // nearCurrent reports whether a stored near copy was filled under ring and

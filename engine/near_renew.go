@@ -84,7 +84,7 @@ func (e *Engine) runRenewal(st *ksState, key string, owner cluster.Member, ringV
 	}
 	l := st.forwards.Lock(key)
 	l.Unlink(f)
-	if err == nil && !l.Superseded(f) && f.Gen() == e.flushGen() && !e.cachingPaused() {
+	if err == nil && e.nearKeepable(l, f) {
 		nearPut(st, key, val, exp, ringVersion, f.Gen())
 	}
 	l.Unlock()

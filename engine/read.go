@@ -63,10 +63,7 @@ func (e *Engine) GetAppend(ctx context.Context, ks, key string, dst []byte) ([]b
 		st.stats.remoteGets.Add(1)
 		if st.near != nil {
 			e.checkPause()
-			if out, ok, renew := nearGet(st, ring, e.flushGen(), key, dst); ok {
-				if renew {
-					e.renewNear(st, key, owner, ring.Version())
-				}
+			if out, ok := e.nearGet(st, ring, e.flushGen(), key, dst, owner); ok {
 				return out, nil
 			}
 		}
