@@ -70,9 +70,6 @@ func (e *Engine) invalidate(ctx context.Context, st *ksState, m cluster.Member, 
 		e.invalidationAnswered(d)
 		return err
 	}
-	// Waiting for a batch needs a timer for the deadline.
-	ctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
 	b := line.next
 	if b == nil || len(b.keys)+len(keys) > maxKeysPerRequest {
 		if b != nil {
@@ -84,12 +81,18 @@ func (e *Engine) invalidate(ctx context.Context, st *ksState, m cluster.Member, 
 		line.next = b
 	}
 	b.keys = append(b.keys, keys...)
-	if dl, ok := ctx.Deadline(); ok {
-		b.deadline = later(b.deadline, dl)
-	} else {
-		b.deadline = later(b.deadline, time.Now().Add(defaultWriteTimeout))
+	if dl, ok := ctx.Deadline(); ok && (deadline.IsZero() || dl.Before(deadline)) {
+		deadline = dl
 	}
+	if deadline.IsZero() {
+		deadline = time.Now().Add(defaultWriteTimeout)
+	}
+	b.deadline = later(b.deadline, deadline)
 	l.mu.Unlock()
+	// Waiting for a batch needs a timer for the deadline (made out of the
+	// lock, which every write's invalidations take).
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
 	select {
 	case <-b.done:
 		return b.err
